@@ -1,0 +1,29 @@
+"""Application tunables, read at call time so that override_settings works in tests."""
+
+from django.conf import settings
+
+
+def lease_seconds() -> int:
+    return settings.CRM_LEASE_SECONDS
+
+
+def send_max_attempts() -> int:
+    return settings.CRM_SEND_MAX_ATTEMPTS
+
+
+def retry_backoff(attempt: int) -> int:
+    """Seconds to wait before attempt ``attempt + 1``: exponential, capped."""
+    base = settings.CRM_RETRY_BACKOFF_SECONDS
+    return int(min(base * 2 ** max(attempt - 1, 0), settings.CRM_RETRY_BACKOFF_MAX_SECONDS))
+
+
+def sweep_pending_after_seconds() -> int:
+    return settings.CRM_SWEEP_PENDING_AFTER_SECONDS
+
+
+def blob_gc_grace_seconds() -> int:
+    return settings.CRM_BLOB_GC_GRACE_SECONDS
+
+
+def message_id_domain() -> str:
+    return settings.CRM_MESSAGE_ID_DOMAIN

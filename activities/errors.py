@@ -1,0 +1,66 @@
+"""Domain errors of the email activity, each with the stable code integrators see."""
+
+from crm.errors import ApplicationError, Conflict, InvalidTransition, ValidationFailed
+
+__all__ = [
+    "ApplicationError",
+    "AttachmentTooLarge",
+    "Conflict",
+    "InvalidAddress",
+    "InvalidHeader",
+    "InvalidTransition",
+    "LeaseConflict",
+    "NoRecipients",
+    "NotOutgoing",
+    "SenderNotAllowed",
+    "SenderNotApproved",
+    "TemplateRenderError",
+    "ValidationFailed",
+]
+
+
+class NotOutgoing(ApplicationError):
+    code = "not_outgoing"
+    http_status = 409
+
+
+class NoRecipients(ApplicationError):
+    code = "no_recipients"
+
+
+class InvalidAddress(ApplicationError):
+    code = "invalid_address"
+
+
+class InvalidHeader(ApplicationError):
+    """A header value (subject, display name) holds CR, LF or NUL or is too long."""
+
+    code = "invalid_header"
+
+
+class SenderNotAllowed(ApplicationError):
+    code = "sender_not_allowed"
+    http_status = 403
+
+
+class SenderNotApproved(ApplicationError):
+    code = "sender_not_approved"
+
+
+class AttachmentTooLarge(ApplicationError):
+    code = "attachment_too_large"
+    http_status = 413
+
+
+class TemplateRenderError(ApplicationError):
+    code = "template_error"
+
+    def __init__(self, message: str, *, line: int | None = None):
+        super().__init__(message, extra={"line": line} if line else None)
+        self.line = line
+
+
+class LeaseConflict(Conflict):
+    """A report or status write carried a missing, stale or foreign lease token."""
+
+    code = "stale_lease"

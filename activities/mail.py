@@ -1,0 +1,155 @@
+"""Building MIME messages from emails, and the outbox mail backend."""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+import uuid
+from collections import OrderedDict
+from email.mime.base import MIMEBase
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.core.mail import EmailMultiAlternatives
+from django.core.mail.backends.base import BaseEmailBackend
+from django.utils import timezone
+
+from .models import ActivityMimeAttachment, AttachmentBlob, Email, PartyRole, Priority
+
+# 57 raw bytes make one 76-character base64 line; read in multiples of that.
+_B64_LINE = 57
+_READ_CHUNK = _B64_LINE * 1024
+
+
+def _encode_blob(blob: AttachmentBlob) -> str:
+    """Base64 of the blob's bytes in 76-column lines, read from storage in chunks."""
+    lines: list[str] = []
+    with default_storage.open(blob.file.name, "rb") as fh:
+        while chunk := fh.read(_READ_CHUNK):
+            for i in range(0, len(chunk), _B64_LINE):
+                lines.append(base64.b64encode(chunk[i : i + _B64_LINE]).decode("ascii"))
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+class _EncodedBlobCache:
+    """A small LRU of encoded attachment bodies, keyed by SHA-256.
+
+    A content-addressed blob encodes to the same base64 every time, so many emails
+    carrying one template attachment share one encoding. Bounded in bytes.
+    """
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, str] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, blob: AttachmentBlob) -> str:
+        with self._lock:
+            if blob.sha256 in self._items:
+                self._items.move_to_end(blob.sha256)
+                return self._items[blob.sha256]
+        encoded = _encode_blob(blob)
+        if len(encoded) <= self.max_bytes // 4:
+            with self._lock:
+                if blob.sha256 not in self._items:
+                    self._items[blob.sha256] = encoded
+                    self._size += len(encoded)
+                while self._size > self.max_bytes and self._items:
+                    _, dropped = self._items.popitem(last=False)
+                    self._size -= len(dropped)
+        return encoded
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._size = 0
+
+
+encoded_blobs = _EncodedBlobCache()
+
+
+def attachment_part(attachment: ActivityMimeAttachment) -> MIMEBase:
+    maintype, _, subtype = attachment.mime_type.partition("/")
+    part = MIMEBase(maintype or "application", subtype or "octet-stream")
+    part.set_payload(encoded_blobs.get(attachment.blob))
+    part["Content-Transfer-Encoding"] = "base64"
+    filename: str | tuple[str, str, str] = attachment.filename
+    try:
+        attachment.filename.encode("ascii")
+    except UnicodeEncodeError:
+        filename = ("utf-8", "", attachment.filename)
+    part.add_header("Content-Disposition", "attachment", filename=filename)
+    return part
+
+
+PRIORITY_HEADERS = {
+    Priority.HIGH: {"X-Priority": "1 (Highest)", "Importance": "high"},
+    Priority.LOW: {"X-Priority": "5 (Lowest)", "Importance": "low"},
+}
+
+
+def build_message(email: Email, *, connection=None) -> EmailMultiAlternatives:
+    """The message exactly as it goes out: fixed Message-ID, both bodies, attachments.
+
+    Bcc recipients are envelope recipients only; no Bcc header is written.
+    """
+    parties = list(email.parties.all())
+    by_role: dict[str, list[str]] = {role: [] for role in PartyRole.values}
+    for party in sorted(parties, key=lambda p: (p.role, p.position, p.pk or 0)):
+        by_role[party.role].append(party.formatted)
+    from_party = next((p for p in parties if p.role == PartyRole.FROM), None)
+    from_email = from_party.formatted if from_party else email.from_address
+    headers = {"Message-ID": email.message_id}
+    if email.in_reply_to:
+        headers["In-Reply-To"] = email.in_reply_to
+        headers["References"] = (email.references + " " + email.in_reply_to).strip()
+    headers.update(PRIORITY_HEADERS.get(email.priority, {}))
+    text = email.body_text
+    if not text and email.body_html:
+        from django.utils.html import strip_tags
+
+        text = strip_tags(email.body_html)
+    message = EmailMultiAlternatives(
+        subject=email.subject,
+        body=text,
+        from_email=from_email,
+        to=by_role[PartyRole.TO],
+        cc=by_role[PartyRole.CC],
+        bcc=by_role[PartyRole.BCC],
+        headers=headers,
+        connection=connection,
+    )
+    if email.body_html:
+        message.attach_alternative(email.body_html, "text/html")
+    for attachment in email.attachments.all():
+        message.attach(attachment_part(attachment))
+    return message
+
+
+class OutboxBackend(BaseEmailBackend):
+    """Writes each message to its own ``.eml`` file in ``settings.OUTBOX_DIR``.
+
+    The embedded default's mail server: nothing leaves the machine, and the files
+    open in any mail program. Files appear whole (written aside, then renamed).
+    """
+
+    def __init__(self, *args, outbox_dir: str | os.PathLike | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.outbox_dir = Path(outbox_dir or settings.OUTBOX_DIR)
+
+    def send_messages(self, email_messages) -> int:
+        self.outbox_dir.mkdir(parents=True, exist_ok=True)
+        sent = 0
+        for message in email_messages:
+            stamp = timezone.now().strftime("%Y%m%dT%H%M%S%f")
+            name = f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
+            tmp = self.outbox_dir / f".{name}.tmp"
+            data = message.message().as_bytes(linesep="\r\n")
+            envelope = ", ".join(message.recipients()).encode()
+            tmp.write_bytes(b"X-Outbox-Envelope-To: " + envelope + b"\r\n" + data)
+            os.replace(tmp, self.outbox_dir / name)
+            sent += 1
+        return sent

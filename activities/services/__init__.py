@@ -1,0 +1,1 @@
+"""The service layer: every write and transition of the email activity."""

@@ -1,0 +1,155 @@
+"""Attachments on emails and templates, backed by the blob store."""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+import unicodedata
+from collections.abc import Iterable
+from typing import IO
+
+from django.db import transaction
+
+from crm.models import Organization, User
+
+from ..errors import InvalidTransition, ValidationFailed
+from ..models import ActivityMimeAttachment, AttachmentBlob, Email, EmailStatus, Template
+from .addresses import check_header_value
+from .blobs import blob_store, blob_touch
+
+MIME_TYPE_RE = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$"
+)
+DEFAULT_MIME_TYPE = "application/octet-stream"
+
+
+def safe_filename(name: str) -> str:
+    """A harmless file name: no directories, no control characters, at most 255 chars.
+
+    ``../../etc/passwd`` becomes ``passwd``; an empty result becomes ``attachment``.
+    """
+    name = unicodedata.normalize("NFC", name or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = name.strip().strip(".").strip()
+    if len(name) > 255:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[: 254 - len(ext)] + dot + ext) if dot and len(ext) < 20 else name[:255]
+    return name or "attachment"
+
+
+def _mime_type(filename: str, given: str | None) -> str:
+    if given:
+        given = given.split(";", 1)[0].strip().lower()
+        if not MIME_TYPE_RE.match(given):
+            raise ValidationFailed(f"{given!r} is not a valid MIME type", code="invalid_mime_type")
+        return given
+    return mimetypes.guess_type(filename)[0] or DEFAULT_MIME_TYPE
+
+
+def _check_owner(owner: Email | Template) -> None:
+    if isinstance(owner, Email):
+        status = Email.objects.filter(pk=owner.pk).values_list("status", flat=True).first()
+        if status != EmailStatus.DRAFT:
+            raise InvalidTransition(
+                f"only draft emails take attachments; this email is {status}", status=status or ""
+            )
+
+
+def _link(
+    *, owner: Email | Template, blob: AttachmentBlob, filename: str, mime_type: str, subject: str
+) -> ActivityMimeAttachment:
+    with transaction.atomic():
+        if isinstance(owner, Email):
+            # Lock the email so that a send cannot slip between the check and the insert.
+            Email.objects.select_for_update().filter(pk=owner.pk).exists()
+        _check_owner(owner)
+        if not blob_touch(blob=blob):
+            raise ValidationFailed("the stored file was removed; upload it again", code="blob_gone")
+        siblings = ActivityMimeAttachment.objects.filter(
+            **{"email" if isinstance(owner, Email) else "template": owner}
+        )
+        position = siblings.count()
+        return ActivityMimeAttachment.objects.create(
+            email=owner if isinstance(owner, Email) else None,
+            template=owner if isinstance(owner, Template) else None,
+            blob=blob,
+            filename=filename,
+            mime_type=mime_type,
+            subject=subject,
+            position=position,
+        )
+
+
+def attachment_store(
+    *,
+    owner: Email | Template,
+    source: IO[bytes] | Iterable[bytes] | bytes,
+    filename: str,
+    mime_type: str | None = None,
+    subject: str = "",
+    actor: User | None = None,
+) -> tuple[ActivityMimeAttachment, bool]:
+    """Attach bytes to a draft email or a template; return ``(attachment, reused)``.
+
+    The bytes go to the blob store (hashed while streaming, limited to the
+    organisation's ``max_attachment_bytes``); bytes already stored are reused.
+    """
+    _check_owner(owner)
+    filename = safe_filename(filename)
+    mime = _mime_type(filename, mime_type)
+    check_header_value(subject, field="attachment subject", max_length=400)
+    limit = Organization.get().max_attachment_bytes
+    blob, reused = blob_store(source=source, max_bytes=limit)
+    attachment = _link(owner=owner, blob=blob, filename=filename, mime_type=mime, subject=subject)
+    return attachment, reused
+
+
+def attachment_from_blob(
+    *,
+    owner: Email | Template,
+    sha256: str,
+    filename: str,
+    mime_type: str | None = None,
+    subject: str = "",
+    actor: User | None = None,
+) -> ActivityMimeAttachment:
+    """Attach bytes already stored, named by their SHA-256, without sending them again."""
+    blob = AttachmentBlob.objects.filter(sha256=(sha256 or "").lower()).first()
+    if blob is None:
+        raise ValidationFailed(
+            f"no stored file has the id {sha256!r}", code="unknown_attachment_id"
+        )
+    filename = safe_filename(filename)
+    check_header_value(subject, field="attachment subject", max_length=400)
+    return _link(
+        owner=owner,
+        blob=blob,
+        filename=filename,
+        mime_type=_mime_type(filename, mime_type),
+        subject=subject,
+    )
+
+
+def attachment_delete(*, attachment: ActivityMimeAttachment) -> None:
+    """Remove an attachment from a draft email or a template (the blob stays for GC)."""
+    owner = attachment.email or attachment.template
+    with transaction.atomic():
+        _check_owner(owner)
+        attachment.delete()
+
+
+def attachments_copy(*, source: Template, target: Email) -> list[ActivityMimeAttachment]:
+    """Give ``target`` the attachments of a template, reusing the same blobs."""
+    links = [
+        ActivityMimeAttachment(
+            email=target,
+            blob_id=a.blob_id,
+            filename=a.filename,
+            mime_type=a.mime_type,
+            subject=a.subject,
+            position=a.position,
+        )
+        for a in source.attachments.all()
+    ]
+    return ActivityMimeAttachment.objects.bulk_create(links)

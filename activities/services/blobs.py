@@ -1,0 +1,110 @@
+"""The content-addressed blob store: bytes kept once, keyed by SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import IO
+
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .. import conf
+from ..errors import AttachmentTooLarge
+from ..models import AttachmentBlob, blob_path
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 64 * 1024
+SPOOL_IN_MEMORY = 1024 * 1024
+
+
+def _chunks(source: IO[bytes] | Iterable[bytes] | bytes) -> Iterable[bytes]:
+    if isinstance(source, bytes | bytearray | memoryview):
+        yield bytes(source)
+    elif hasattr(source, "chunks"):
+        yield from source.chunks(CHUNK)
+    elif hasattr(source, "read"):
+        while chunk := source.read(CHUNK):
+            yield chunk
+    else:
+        yield from source
+
+
+def blob_store(
+    *, source: IO[bytes] | Iterable[bytes] | bytes, max_bytes: int
+) -> tuple[AttachmentBlob, bool]:
+    """Store bytes once; return ``(blob, reused)``.
+
+    The bytes are hashed as they stream into a spooled temporary file, so no whole
+    file sits in memory; going past ``max_bytes`` stops the read and stores nothing.
+    Two simultaneous stores of the same bytes end with one row: the unique SHA-256
+    decides, not a read-then-write.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+        for chunk in _chunks(source):
+            size += len(chunk)
+            if size > max_bytes:
+                raise AttachmentTooLarge(f"the file is larger than the limit of {max_bytes} bytes")
+            digest.update(chunk)
+            spool.write(chunk)
+        sha256 = digest.hexdigest()
+        existing = AttachmentBlob.objects.filter(sha256=sha256).first()
+        if existing is not None and default_storage.exists(existing.file.name):
+            return existing, True
+        name = blob_path(sha256)
+        if not default_storage.exists(name):
+            spool.seek(0)
+            saved = default_storage.save(name, File(spool, name=name))
+            if saved != name:  # a storage that renames on collision: keep the canonical copy
+                default_storage.delete(saved)
+    if existing is not None:
+        return existing, True  # its file was missing and has been written again
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            blob = AttachmentBlob.objects.create(
+                sha256=sha256, size=size, file=name, touched_at=now
+            )
+        return blob, False
+    except IntegrityError:
+        return AttachmentBlob.objects.get(sha256=sha256), True
+
+
+def blob_touch(*, blob: AttachmentBlob) -> bool:
+    """Mark a blob as in use now; ``False`` if it no longer exists (collected)."""
+    return AttachmentBlob.objects.filter(pk=blob.pk).update(touched_at=timezone.now()) == 1
+
+
+def blob_collect_garbage(*, grace_seconds: int | None = None, limit: int = 1000) -> int:
+    """Delete blobs that no attachment references and nobody touched for a grace period.
+
+    Storing or reusing a blob touches it first, so an upload in flight keeps its blob;
+    the delete itself re-checks both conditions in one statement.
+    """
+    grace = conf.blob_gc_grace_seconds() if grace_seconds is None else grace_seconds
+    cutoff = timezone.now() - timedelta(seconds=grace)
+    candidates = list(
+        AttachmentBlob.objects.filter(touched_at__lt=cutoff, attachments__isnull=True).values_list(
+            "pk", "file"
+        )[:limit]
+    )
+    removed = 0
+    for pk, name in candidates:
+        with transaction.atomic():
+            deleted, _ = AttachmentBlob.objects.filter(
+                pk=pk, touched_at__lt=cutoff, attachments__isnull=True
+            ).delete()
+            if deleted:
+                transaction.on_commit(lambda name=name: default_storage.delete(name))
+                removed += 1
+    if removed:
+        logger.info("removed %s unreferenced blobs", removed)
+    return removed

@@ -1,0 +1,344 @@
+"""Delivery: claim under a lease, hand the message over, record the outcome.
+
+Every claim, by a worker or an external sender, increments the email's
+``lease_token``; outcomes carry the token they were given, and a stale one changes
+nothing. The claim is committed before any network call, and the attempt is recorded
+before the message is handed over, so a crash leaves a ``sending`` row whose lease
+runs out and the sweep re-queues it with its Message-ID unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+
+from anymail.exceptions import (
+    AnymailAPIError,
+    AnymailError,
+    AnymailInvalidAddress,
+    AnymailRecipientsRefused,
+)
+from django.core.mail import get_connection
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from crm.models import OutgoingDelivery
+
+from .. import conf
+from ..errors import InvalidTransition, LeaseConflict
+from ..mail import build_message
+from ..models import Email, EmailStatus, EventKind
+from .transitions import record_event, transition
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What became of one delivery attempt."""
+
+    outcome: str  # "sent", "retry", "failed", "skipped"
+    email_id: int
+    attempts: int = 0
+    error: str = ""
+    retry_in: float | None = None  # seconds until the email is due again ("retry")
+
+
+class PermanentFailure(Exception):
+    pass
+
+
+class TransientFailure(Exception):
+    pass
+
+
+def _smtp_code_is_permanent(code: int | None) -> bool:
+    return code is not None and 500 <= int(code) < 600
+
+
+def classify_send_error(exc: BaseException) -> type[PermanentFailure] | type[TransientFailure]:
+    """Permanent: the server or provider refused this message for good (5xx, bad address).
+
+    Transient: anything that may work later (4xx, lost connection, time-out).
+    """
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return (
+            PermanentFailure
+            if codes and all(map(_smtp_code_is_permanent, codes))
+            else TransientFailure
+        )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return PermanentFailure if _smtp_code_is_permanent(exc.smtp_code) else TransientFailure
+    if isinstance(exc, AnymailRecipientsRefused | AnymailInvalidAddress):
+        return PermanentFailure
+    if isinstance(exc, AnymailAPIError):
+        status = getattr(exc, "status_code", None)
+        if status is not None and 400 <= status < 500 and status not in (408, 429):
+            return PermanentFailure
+        return TransientFailure
+    return TransientFailure
+
+
+SEND_ERRORS = (smtplib.SMTPException, AnymailError, OSError, socket.timeout)
+
+
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        parts = [
+            f"{addr}: {code} {msg.decode(errors='replace') if isinstance(msg, bytes) else msg}"
+            for addr, (code, msg) in exc.recipients.items()
+        ]
+        return "recipients refused: " + "; ".join(parts)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        msg = exc.smtp_error
+        text = msg.decode(errors="replace") if isinstance(msg, bytes) else str(msg)
+        return f"{type(exc).__name__}: {exc.smtp_code} {text}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def email_claim_for_delivery(*, email_id: int, owner: str) -> Email | None:
+    """Claim one pending email for a worker: ``pending_send`` -> ``sending``.
+
+    Returns ``None`` when the email is not due, not pending (already claimed, sent
+    or canceled), or waits for an external sender. The claim and its attempt count
+    are committed before the caller goes near the network.
+    """
+    now = timezone.now()
+    lease_until = now + timedelta(seconds=conf.lease_seconds())
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    worker_sender = Q(sender_queue__outgoing_delivery=OutgoingDelivery.WORKER) | Q(
+        sender_queue__isnull=True, sender_user__outgoing_delivery=OutgoingDelivery.WORKER
+    )
+    with transaction.atomic():
+        ids = list(
+            Email.objects.filter(
+                due, worker_sender, pk=email_id, status=EmailStatus.PENDING_SEND
+            ).values_list("pk", flat=True)
+        )
+        if not ids:
+            return None
+        claimed = Email.objects.filter(pk=email_id, status=EmailStatus.PENDING_SEND).update(
+            status=EmailStatus.SENDING,
+            lease_token=F("lease_token") + 1,
+            lease_owner=owner[:200],
+            lease_expires_at=lease_until,
+            attempts=F("attempts") + 1,
+            modified_at=now,
+        )
+        if not claimed:
+            return None  # another worker process got there first
+        email = Email.objects.get(pk=email_id)
+        record_event(
+            email_id=email_id,
+            kind=EventKind.STATUS,
+            from_status=EmailStatus.PENDING_SEND,
+            to_status=EmailStatus.SENDING,
+            actor_label=owner,
+            reason=f"claimed for delivery, attempt {email.attempts}",
+            data={"lease_token": email.lease_token, "attempt": email.attempts},
+        )
+    return email
+
+
+def email_record_sent(*, email: Email, lease_token: int, owner: str, message_id: str = "") -> Email:
+    updates = {
+        "lease_expires_at": None,
+        "lease_owner": "",
+        "last_error": "",
+        "next_attempt_at": None,
+    }
+    if message_id and not email.message_id:
+        updates["message_id"] = message_id
+    return transition(
+        email_id=email.pk,
+        to=EmailStatus.SENT,
+        allowed_from=[EmailStatus.SENDING],
+        action="record the email as sent",
+        actor_label=owner,
+        reason="handed to the mail server",
+        updates=updates,
+        lease_token=lease_token,
+        event_data={"lease_token": lease_token},
+    )
+
+
+def email_record_failure(
+    *, email: Email, lease_token: int, owner: str, error: str, permanent: bool
+) -> Email:
+    """Record a failed attempt: ``failed`` if permanent or out of attempts, else back
+    to ``pending_send`` to be retried after a backoff."""
+    error = error[:2000]
+    if permanent or email.attempts >= conf.send_max_attempts():
+        why = "permanent failure" if permanent else f"gave up after {email.attempts} attempts"
+        return transition(
+            email_id=email.pk,
+            to=EmailStatus.FAILED,
+            allowed_from=[EmailStatus.SENDING],
+            action="record the failure of",
+            actor_label=owner,
+            reason=f"{why}: {error}",
+            updates={
+                "last_error": error,
+                "lease_expires_at": None,
+                "lease_owner": "",
+                "next_attempt_at": None,
+            },
+            lease_token=lease_token,
+        )
+    retry_in = conf.retry_backoff(email.attempts)
+    return transition(
+        email_id=email.pk,
+        to=EmailStatus.PENDING_SEND,
+        allowed_from=[EmailStatus.SENDING],
+        action="record the failure of",
+        actor_label=owner,
+        reason=f"attempt {email.attempts} failed, retrying in {retry_in}s: {error}",
+        updates={
+            "last_error": error,
+            "lease_expires_at": None,
+            "lease_owner": "",
+            "next_attempt_at": timezone.now() + timedelta(seconds=retry_in),
+        },
+        lease_token=lease_token,
+        event_data={"retry_in": retry_in},
+    )
+
+
+def email_deliver(*, email_id: int, owner: str, connection=None) -> DeliveryResult:
+    """Claim, build, send and record one email. Safe to call twice: the second does nothing."""
+    email = email_claim_for_delivery(email_id=email_id, owner=owner)
+    if email is None:
+        not_before = (
+            Email.objects.filter(pk=email_id, status=EmailStatus.PENDING_SEND)
+            .values_list("next_attempt_at", flat=True)
+            .first()
+        )
+        if not_before and not_before > timezone.now():  # woke early: come back when due
+            wait = (not_before - timezone.now()).total_seconds()
+            return DeliveryResult("retry", email_id, retry_in=wait)
+        return DeliveryResult("skipped", email_id)
+    token = email.lease_token
+    try:
+        message = build_message(email, connection=connection or get_connection())
+    except OSError as exc:  # storage could not be read: may work later
+        return _record_failure(email, token, owner, f"could not read an attachment: {exc}", False)
+    # Outside any transaction: the network call.
+    try:
+        message.send(fail_silently=False)
+    except SEND_ERRORS as exc:
+        permanent = classify_send_error(exc) is PermanentFailure
+        return _record_failure(email, token, owner, describe_error(exc), permanent)
+    provider_id = ""
+    status = getattr(message, "anymail_status", None)
+    if status is not None and getattr(status, "message_id", None):
+        provider_id = str(status.message_id)
+    try:
+        email_record_sent(email=email, lease_token=token, owner=owner)
+    except (LeaseConflict, InvalidTransition):
+        _note_late_delivery(email, owner)
+        return DeliveryResult("sent", email.pk, email.attempts, "lease lost before recording")
+    if provider_id:
+        record_event(
+            email_id=email.pk,
+            kind=EventKind.NOTE,
+            actor_label=owner,
+            reason=f"provider message id {provider_id}",
+            data={"provider_message_id": provider_id},
+        )
+    return DeliveryResult("sent", email.pk, email.attempts)
+
+
+def _record_failure(
+    email: Email, token: int, owner: str, error: str, permanent: bool
+) -> DeliveryResult:
+    try:
+        updated = email_record_failure(
+            email=email, lease_token=token, owner=owner, error=error, permanent=permanent
+        )
+    except (LeaseConflict, InvalidTransition):
+        logger.warning("email %s: failure not recorded, lease lost: %s", email.pk, error)
+        return DeliveryResult("skipped", email.pk, email.attempts, error)
+    if updated.status == EmailStatus.FAILED:
+        return DeliveryResult("failed", email.pk, updated.attempts, error)
+    wait = (updated.next_attempt_at - timezone.now()).total_seconds()
+    return DeliveryResult("retry", email.pk, updated.attempts, error, retry_in=max(wait, 0))
+
+
+def _note_late_delivery(email: Email, owner: str) -> None:
+    """The message went out after this worker's lease was taken over: say so, loudly."""
+    Email.objects.filter(pk=email.pk).update(possible_duplicate=True)
+    record_event(
+        email_id=email.pk,
+        kind=EventKind.NOTE,
+        actor_label=owner,
+        reason="handed to the mail server after the lease expired; a second copy is possible",
+        data={"lease_token": email.lease_token},
+    )
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    requeued_expired: list[int]
+    due_pending: list[int]
+
+
+def delivery_sweep(*, limit: int = 1000) -> SweepResult:
+    """Return expired leases to ``pending_send`` and list the pending emails to re-enqueue.
+
+    An expired lease means the worker or external caller died, or is too slow: the
+    message may or may not have gone out, so the email is marked as a possible
+    duplicate and keeps its Message-ID for receivers to drop a second copy.
+    """
+    now = timezone.now()
+    expired = list(
+        Email.objects.filter(status=EmailStatus.SENDING, lease_expires_at__lt=now).values_list(
+            "pk", "lease_token"
+        )[:limit]
+    )
+    requeued = []
+    for email_id, token in expired:
+        try:
+            transition(
+                email_id=email_id,
+                to=EmailStatus.PENDING_SEND,
+                allowed_from=[EmailStatus.SENDING],
+                action="re-queue",
+                actor_label="sweep",
+                reason="lease expired; re-queued with the same Message-ID (possible duplicate)",
+                updates={
+                    "lease_expires_at": None,
+                    "lease_owner": "",
+                    "possible_duplicate": True,
+                    "next_attempt_at": now,
+                },
+                lease_token=token,
+            )
+            requeued.append(email_id)
+        except (LeaseConflict, InvalidTransition):
+            continue  # reported or re-claimed meanwhile
+    stale_before = now - timedelta(seconds=conf.sweep_pending_after_seconds())
+    worker_sender = Q(sender_queue__outgoing_delivery=OutgoingDelivery.WORKER) | Q(
+        sender_queue__isnull=True, sender_user__outgoing_delivery=OutgoingDelivery.WORKER
+    )
+    due = list(
+        Email.objects.filter(worker_sender, status=EmailStatus.PENDING_SEND)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=stale_before))
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if due:
+        # Push the due time forward so the next sweep leaves them to the task a while.
+        Email.objects.filter(pk__in=due, status=EmailStatus.PENDING_SEND).update(
+            next_attempt_at=now
+        )
+    worker_requeued = list(
+        Email.objects.filter(worker_sender, pk__in=requeued).values_list("pk", flat=True)
+    )
+    return SweepResult(
+        requeued_expired=requeued, due_pending=sorted(set(due) | set(worker_requeued))
+    )

@@ -1,0 +1,167 @@
+"""Rendering templates for a record, in a locked-down engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from django.db import models
+from django.template import Context, Engine, TemplateSyntaxError
+from django.template.base import VariableDoesNotExist
+
+from crm.models import Account, Contact, Queue, User
+
+from ..errors import TemplateRenderError
+from ..models import ActivityMimeAttachment, RecordType, Template
+
+MERGE_FIELDS = {
+    "contact": ("first_name", "last_name", "full_name", "email", "city"),
+    "account": ("name", "city", "email"),
+    "user": ("first_name", "last_name", "full_name", "email"),
+    "sender": ("name", "email"),
+}
+
+
+class _UnknownMergeField(str):
+    """``string_if_invalid`` that turns any unknown variable into an error."""
+
+    def __contains__(self, item: object) -> bool:
+        return item == "%s"
+
+    def __mod__(self, name: object) -> str:
+        raise VariableDoesNotExist(f"unknown merge field {{{{ {name} }}}}")
+
+
+@cache
+def _engine(autoescape: bool) -> Engine:
+    return Engine(
+        dirs=[],
+        app_dirs=False,
+        libraries={},
+        builtins=["activities.sandbox"],
+        autoescape=autoescape,
+        debug=True,  # keeps line numbers on errors
+        string_if_invalid=_UnknownMergeField("!"),
+        loaders=[("django.template.loaders.locmem.Loader", {})],
+    )
+
+
+@dataclass
+class RenderedTemplate:
+    subject: str
+    body_html: str
+    body_text: str
+    attachments: list[ActivityMimeAttachment] = field(default_factory=list)
+
+
+def _contact_fields(contact: Contact) -> dict[str, str]:
+    return {
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "full_name": contact.full_name,
+        "email": contact.email,
+        "city": contact.city,
+    }
+
+
+def _account_fields(account: Account) -> dict[str, str]:
+    return {"name": account.name, "city": account.city, "email": account.email}
+
+
+def _user_fields(user: User) -> dict[str, str]:
+    return {
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "full_name": user.full_name,
+        "email": user.email,
+    }
+
+
+def merge_context(*, regarding: models.Model | None, sender: User | Queue | None) -> dict[str, Any]:
+    """The only values a template sees: plain strings, never model instances."""
+    context: dict[str, Any] = {}
+    if isinstance(regarding, Contact):
+        context["contact"] = _contact_fields(regarding)
+        if regarding.account_id:
+            context["account"] = _account_fields(regarding.account)
+    elif isinstance(regarding, Account):
+        context["account"] = _account_fields(regarding)
+    elif isinstance(regarding, User):
+        context["user"] = _user_fields(regarding)
+    if sender is not None:
+        context["sender"] = {"name": sender.display_name, "email": sender.email or ""}
+    # Fields of the record types not in play render empty rather than fail.
+    for kind, names in MERGE_FIELDS.items():
+        context.setdefault(kind, dict.fromkeys(names, ""))
+    return context
+
+
+def _line_of(exc: Exception) -> int | None:
+    debug = getattr(exc, "template_debug", None)
+    return debug.get("line") if debug else None
+
+
+def render_string(source: str, context: dict[str, Any], *, part: str, autoescape: bool) -> str:
+    try:
+        template = _engine(autoescape).from_string(source)
+        return template.render(Context(context, autoescape=autoescape))
+    except (TemplateSyntaxError, VariableDoesNotExist) as exc:
+        line = _line_of(exc)
+        where = f"{part}, line {line}" if line else part
+        message = str(exc)
+        if isinstance(exc, VariableDoesNotExist) and exc.params:
+            message = exc.msg % exc.params
+        raise TemplateRenderError(f"template error in {where}: {message}", line=line) from exc
+
+
+RECORD_TYPE_MODELS = {
+    RecordType.CONTACT: Contact,
+    RecordType.ACCOUNT: Account,
+    RecordType.USER: User,
+}
+
+
+def template_check(*, subject: str, body_html: str, body_text: str) -> None:
+    """Compile and render a template's parts with empty merge fields; raise on errors."""
+    template_render_parts(
+        subject=subject,
+        body_html=body_html,
+        body_text=body_text,
+        context=merge_context(regarding=None, sender=None),
+    )
+
+
+def template_render_parts(
+    *, subject: str, body_html: str, body_text: str, context: dict[str, Any]
+) -> tuple[str, str, str]:
+    rendered_subject = render_string(subject, context, part="subject", autoescape=False)
+    # A subject is one header line.
+    rendered_subject = " ".join(rendered_subject.split())
+    html = render_string(body_html, context, part="HTML body", autoescape=True)
+    text = render_string(body_text, context, part="text body", autoescape=False)
+    return rendered_subject, html, text
+
+
+def template_render(
+    *, template: Template, regarding: models.Model | None, sender: User | Queue | None = None
+) -> RenderedTemplate:
+    """Render ("instantiate") a template for one record without sending anything."""
+    expected = RECORD_TYPE_MODELS.get(template.record_type)
+    if expected is not None and not isinstance(regarding, expected):
+        got = type(regarding).__name__.lower() if regarding is not None else "nothing"
+        raise TemplateRenderError(
+            f"the template {template.title!r} is for a {template.record_type} record, not {got}"
+        )
+    subject, html, text = template_render_parts(
+        subject=template.subject,
+        body_html=template.body_html,
+        body_text=template.body_text,
+        context=merge_context(regarding=regarding, sender=sender),
+    )
+    return RenderedTemplate(
+        subject=subject,
+        body_html=html,
+        body_text=text,
+        attachments=list(template.attachments.all()),
+    )

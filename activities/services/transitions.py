@@ -1,0 +1,113 @@
+"""The one way an email changes status: a compare-and-swap that writes its event."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from crm.models import User
+
+from ..errors import InvalidTransition, LeaseConflict
+from ..models import STATE_OF_STATUS, Email, EmailEvent, EmailStatus, EventKind
+
+TIMESTAMP_OF_STATUS = {
+    EmailStatus.PENDING_SEND: "queued_at",
+    EmailStatus.SENT: "sent_at",
+    EmailStatus.FAILED: "failed_at",
+    EmailStatus.RECEIVED: "received_at",
+    EmailStatus.COMPLETED: "completed_at",
+    EmailStatus.CANCELED: "canceled_at",
+}
+
+
+def record_event(
+    *,
+    email_id: int,
+    kind: str,
+    reason: str = "",
+    actor: User | None = None,
+    actor_label: str = "",
+    from_status: str = "",
+    to_status: str = "",
+    data: dict[str, Any] | None = None,
+) -> EmailEvent:
+    return EmailEvent.objects.create(
+        email_id=email_id,
+        kind=kind,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor_label=actor_label or (actor.get_username() if actor is not None else ""),
+        reason=reason,
+        data=data or {},
+    )
+
+
+def transition(
+    *,
+    email_id: int,
+    to: str,
+    allowed_from: Iterable[str],
+    action: str,
+    actor: User | None = None,
+    actor_label: str = "",
+    reason: str = "",
+    updates: dict[str, Any] | None = None,
+    lease_token: int | None = None,
+    event_data: dict[str, Any] | None = None,
+) -> Email:
+    """Move an email to ``to`` if its status is one of ``allowed_from``.
+
+    The write is conditional on the status read (and on ``lease_token`` when given),
+    so of two processes racing, exactly one wins; the loser gets ``InvalidTransition``
+    (or ``LeaseConflict``) and nothing changes. The event row is written in the same
+    transaction as the status.
+    """
+    allowed = {str(s) for s in allowed_from}
+    now = timezone.now()
+    with transaction.atomic():
+        row = Email.objects.filter(pk=email_id).values_list("status", "lease_token").first()
+        if row is None:
+            raise Email.DoesNotExist(f"email {email_id} does not exist")
+        status, current_token = row
+        if lease_token is not None and current_token != lease_token:
+            raise LeaseConflict(
+                f"cannot {action}: the lease token is stale or foreign "
+                "(the email was claimed again after this lease)",
+                extra={"status": status},
+            )
+        if status not in allowed:
+            raise InvalidTransition(
+                f"cannot {action} an email whose status is {status}", status=status
+            )
+        values: dict[str, Any] = {
+            "status": to,
+            "state": STATE_OF_STATUS[to],
+            "modified_at": now,
+            **(updates or {}),
+        }
+        if to in TIMESTAMP_OF_STATUS:
+            values.setdefault(TIMESTAMP_OF_STATUS[to], now)
+        conditions: dict[str, Any] = {"pk": email_id, "status": status}
+        if lease_token is not None:
+            conditions["lease_token"] = lease_token
+        if Email.objects.filter(**conditions).update(**values) != 1:
+            current = Email.objects.filter(pk=email_id).values_list("status", flat=True).first()
+            raise InvalidTransition(
+                f"cannot {action}: another process changed the email first (now {current})",
+                status=current or "",
+            )
+        record_event(
+            email_id=email_id,
+            kind=EventKind.STATUS,
+            from_status=status,
+            to_status=to,
+            actor=actor,
+            actor_label=actor_label,
+            reason=reason,
+            data=event_data,
+        )
+    return Email.objects.select_related("sender_user", "sender_queue").get(pk=email_id)
