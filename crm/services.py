@@ -25,31 +25,32 @@ def _full_clean(obj: Mailbox, exclude: list[str] | None = None) -> None:
         ) from exc
 
 
-def _apply(obj: Mailbox, data: dict[str, Any]) -> bool:
-    """Set fields on ``obj``; report whether the primary address changed."""
-    old_email = (obj.email or "").strip().lower() if obj.pk else ""
-    for field, value in data.items():
-        setattr(obj, field, value)
-    if "email" in data:
-        obj.email = (obj.email or "").strip()
-    new_email = (obj.email or "").strip().lower()
-    return new_email != old_email
+def _normalized(address: str | None) -> str:
+    return (address or "").strip().lower()
 
 
 def mailbox_save(*, obj: Mailbox, data: dict[str, Any] | None = None) -> Mailbox:
-    """Create or update a user or queue.
+    """Create or update a user or queue, from ``data`` or from fields already set on ``obj``.
 
-    A new or changed primary address puts the address back to ``pending_approval``
-    (an emptied address clears it), whatever ``data`` says about the approval: only
-    ``email_address_approve``/``email_address_reject`` decide it.
+    A new or changed primary address (compared with what is stored) puts the address
+    back to ``pending_approval``; an emptied one clears it. The approval itself is never
+    taken from the caller: only ``email_address_approve``/``email_address_reject`` decide it.
     """
-    data = dict(data or {})
-    data.pop("email_router_access_approval", None)
-    address_changed = _apply(obj, data)
-    if address_changed or not obj.pk:
+    stored = (
+        type(obj).objects.filter(pk=obj.pk).values("email", "email_router_access_approval").first()
+        if obj.pk
+        else None
+    )
+    for field, value in (data or {}).items():
+        if field != "email_router_access_approval":
+            setattr(obj, field, value)
+    obj.email = (obj.email or "").strip()
+    if stored is None or _normalized(stored["email"]) != _normalized(obj.email):
         obj.email_router_access_approval = (
             EmailApproval.PENDING if obj.email else EmailApproval.EMPTY
         )
+    else:
+        obj.email_router_access_approval = stored["email_router_access_approval"]
     _full_clean(obj, exclude=["password"] if isinstance(obj, User) else None)
     with transaction.atomic():
         obj.save()

@@ -35,18 +35,27 @@ class UserFactory(DjangoModelFactory):
 
     @factory.post_generation
     def permissions(self, create, extracted, **kwargs):
-        if create and extracted:
-            for codename in extracted:
-                app_label, code = codename.split(".")
-                self.user_permissions.add(
-                    Permission.objects.get(content_type__app_label=app_label, codename=code)
-                )
         if create:
+            grant(self, extracted or [])
             self.save()
 
 
 class ApproverFactory(UserFactory):
-    permissions = factory.List(["crm.approve_email_address"])
+    """A user holding crm.approve_email_address (plus any ``permissions`` given)."""
+
+    @factory.post_generation
+    def permissions(self, create, extracted, **kwargs):
+        if create:
+            grant(self, ["crm.approve_email_address", *(extracted or [])])
+            self.save()
+
+
+def grant(user: User, codenames: list[str]) -> None:
+    for codename in codenames:
+        app_label, code = codename.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=code)
+        )
 
 
 class QueueFactory(DjangoModelFactory):

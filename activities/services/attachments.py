@@ -140,16 +140,20 @@ def attachment_delete(*, attachment: ActivityMimeAttachment) -> None:
 
 
 def attachments_copy(*, source: Template, target: Email) -> list[ActivityMimeAttachment]:
-    """Give ``target`` the attachments of a template, reusing the same blobs."""
-    links = [
-        ActivityMimeAttachment(
-            email=target,
-            blob_id=a.blob_id,
-            filename=a.filename,
-            mime_type=a.mime_type,
-            subject=a.subject,
-            position=a.position,
-        )
-        for a in source.attachments.all()
-    ]
-    return ActivityMimeAttachment.objects.bulk_create(links)
+    """Give the draft ``target`` the attachments of a template, reusing the same blobs."""
+    with transaction.atomic():
+        # The same rule and lock as a single attachment: a sent email's files are fixed.
+        Email.objects.select_for_update().filter(pk=target.pk).exists()
+        _check_owner(target)
+        links = [
+            ActivityMimeAttachment(
+                email=target,
+                blob_id=a.blob_id,
+                filename=a.filename,
+                mime_type=a.mime_type,
+                subject=a.subject,
+                position=a.position,
+            )
+            for a in source.attachments.all()
+        ]
+        return ActivityMimeAttachment.objects.bulk_create(links)

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from .. import conf
 from ..errors import AttachmentTooLarge
-from ..models import AttachmentBlob, blob_path
+from ..models import ActivityMimeAttachment, AttachmentBlob, blob_path
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +56,15 @@ def blob_store(
             digest.update(chunk)
             spool.write(chunk)
         sha256 = digest.hexdigest()
+        name = blob_path(sha256)
         existing = AttachmentBlob.objects.filter(sha256=sha256).first()
+        # Touch before relying on a blob, so that the garbage collector leaves it alone
+        # until this upload links it; a blob the collector took meanwhile (the touch
+        # finds no row) is stored afresh below.
+        if existing is not None and not blob_touch(blob=existing):
+            existing = None
         if existing is not None and default_storage.exists(existing.file.name):
             return existing, True
-        name = blob_path(sha256)
         if not default_storage.exists(name):
             spool.seek(0)
             saved = default_storage.save(name, File(spool, name=name))
@@ -75,7 +80,9 @@ def blob_store(
             )
         return blob, False
     except IntegrityError:
-        return AttachmentBlob.objects.get(sha256=sha256), True
+        blob = AttachmentBlob.objects.get(sha256=sha256)
+        blob_touch(blob=blob)
+        return blob, True
 
 
 def blob_touch(*, blob: AttachmentBlob) -> bool:
@@ -86,8 +93,11 @@ def blob_touch(*, blob: AttachmentBlob) -> bool:
 def blob_collect_garbage(*, grace_seconds: int | None = None, limit: int = 1000) -> int:
     """Delete blobs that no attachment references and nobody touched for a grace period.
 
-    Storing or reusing a blob touches it first, so an upload in flight keeps its blob;
-    the delete itself re-checks both conditions in one statement.
+    Storing or reusing a blob touches it first, so an upload in flight keeps its blob.
+    Each blob is deleted under a row lock taken with the conditions re-checked: a
+    concurrent touch either comes first (the blob stays) or waits for the delete (and
+    the upload stores the bytes again). The file goes before the row commits, so an
+    upload that sees the row gone never finds a file about to vanish.
     """
     grace = conf.blob_gc_grace_seconds() if grace_seconds is None else grace_seconds
     cutoff = timezone.now() - timedelta(seconds=grace)
@@ -99,12 +109,18 @@ def blob_collect_garbage(*, grace_seconds: int | None = None, limit: int = 1000)
     removed = 0
     for pk, name in candidates:
         with transaction.atomic():
-            deleted, _ = AttachmentBlob.objects.filter(
-                pk=pk, touched_at__lt=cutoff, attachments__isnull=True
-            ).delete()
-            if deleted:
-                transaction.on_commit(lambda name=name: default_storage.delete(name))
-                removed += 1
+            locked = (
+                AttachmentBlob.objects.select_for_update()
+                .filter(pk=pk, touched_at__lt=cutoff)
+                .exists()
+            )
+            if not locked or ActivityMimeAttachment.objects.filter(blob_id=pk).exists():
+                continue
+            AttachmentBlob.objects.filter(pk=pk).delete()
+            # Inside the transaction: should the commit fail, the row outlives its file,
+            # which the next store of these bytes writes again.
+            default_storage.delete(name)
+            removed += 1
     if removed:
         logger.info("removed %s unreferenced blobs", removed)
     return removed

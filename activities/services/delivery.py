@@ -292,7 +292,9 @@ def delivery_sweep(*, limit: int = 1000) -> SweepResult:
 
     An expired lease means the worker or external caller died, or is too slow: the
     message may or may not have gone out, so the email is marked as a possible
-    duplicate and keeps its Message-ID for receivers to drop a second copy.
+    duplicate and keeps its Message-ID for receivers to drop a second copy. Re-queueing
+    revokes the lease (its token moves on), so the holder's late report is a
+    ``LeaseConflict``.
     """
     now = timezone.now()
     expired = list(
@@ -311,6 +313,8 @@ def delivery_sweep(*, limit: int = 1000) -> SweepResult:
                 actor_label="sweep",
                 reason="lease expired; re-queued with the same Message-ID (possible duplicate)",
                 updates={
+                    # Revoke the lease: the late holder's report is refused as stale.
+                    "lease_token": F("lease_token") + 1,
                     "lease_expires_at": None,
                     "lease_owner": "",
                     "possible_duplicate": True,

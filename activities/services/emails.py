@@ -398,3 +398,66 @@ def email_cancel(*, email: Email, actor: User, reason: str = "") -> Email:
         reason=reason or "canceled",
         updates={"lease_expires_at": None, "lease_owner": "", "next_attempt_at": None},
     )
+
+
+def email_create_from_template(
+    *,
+    template: Template,
+    actor: User,
+    regarding: models.Model | None,
+    sender: Sender | None = None,
+    to: Sequence[PartyInput] = (),
+    cc: Sequence[PartyInput] = (),
+    bcc: Sequence[PartyInput] = (),
+) -> Email:
+    """Create a draft rendered from ``template`` for ``regarding``.
+
+    The template's attachments are linked to the same blobs: no bytes are copied. With
+    no ``to``, a contact (or user) that the email is regarding is the recipient.
+    """
+    from .attachments import attachments_copy
+    from .templates import template_render
+
+    sender = sender if sender is not None else actor
+    rendered = template_render(template=template, regarding=regarding, sender=sender)
+    if not to and isinstance(regarding, Contact | User):
+        to = [regarding]
+    with transaction.atomic():
+        email = email_create(
+            actor=actor,
+            sender=sender,
+            subject=rendered.subject,
+            body_html=rendered.body_html,
+            body_text=rendered.body_text,
+            to=to,
+            cc=cc,
+            bcc=bcc,
+            regarding=regarding,
+            template=template,
+        )
+        attachments_copy(source=template, target=email)
+    return email
+
+
+def email_send_from_template(
+    *,
+    template: Template,
+    actor: User,
+    regarding: models.Model | None,
+    sender: Sender | None = None,
+    to: Sequence[PartyInput] = (),
+    cc: Sequence[PartyInput] = (),
+    bcc: Sequence[PartyInput] = (),
+) -> Email:
+    """Create from a template and send in one step; on any refusal nothing is kept."""
+    with transaction.atomic():
+        email = email_create_from_template(
+            template=template,
+            actor=actor,
+            regarding=regarding,
+            sender=sender,
+            to=to,
+            cc=cc,
+            bcc=bcc,
+        )
+        return email_send(email=email, actor=actor)

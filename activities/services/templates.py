@@ -33,9 +33,16 @@ class _UnknownMergeField(str):
         raise VariableDoesNotExist(f"unknown merge field {{{{ {name} }}}}")
 
 
+class _SandboxEngine(Engine):
+    # ``Engine`` adds its default builtins (load, include, extends, debug, url,
+    # csrf_token, the safe filter ...) to whatever ``builtins`` it is given; only the
+    # sandbox library may be in scope.
+    default_builtins: list[str] = []
+
+
 @cache
 def _engine(autoescape: bool) -> Engine:
-    return Engine(
+    return _SandboxEngine(
         dirs=[],
         app_dirs=False,
         libraries={},
@@ -102,11 +109,16 @@ def _line_of(exc: Exception) -> int | None:
     return debug.get("line") if debug else None
 
 
+# What a filter raises on a value it cannot handle (``{{ contact.city|divisibleby:2 }}``):
+# the template's fault, reported like a syntax error rather than as a server error.
+FILTER_ERRORS = (ValueError, TypeError, ArithmeticError, LookupError)
+
+
 def render_string(source: str, context: dict[str, Any], *, part: str, autoescape: bool) -> str:
     try:
         template = _engine(autoescape).from_string(source)
         return template.render(Context(context, autoescape=autoescape))
-    except (TemplateSyntaxError, VariableDoesNotExist) as exc:
+    except (TemplateSyntaxError, VariableDoesNotExist, *FILTER_ERRORS) as exc:
         line = _line_of(exc)
         where = f"{part}, line {line}" if line else part
         message = str(exc)
@@ -165,3 +177,24 @@ def template_render(
         body_text=text,
         attachments=list(template.attachments.all()),
     )
+
+
+def template_save(*, template: Template, actor=None) -> Template:
+    """Create or update a template after checking that every part compiles and renders."""
+    from django.core.exceptions import ValidationError
+
+    from ..errors import ValidationFailed
+
+    template_check(
+        subject=template.subject, body_html=template.body_html, body_text=template.body_text
+    )
+    try:
+        template.full_clean()
+    except ValidationError as exc:
+        raise ValidationFailed(
+            "; ".join(f"{f}: {' '.join(m)}" for f, m in exc.message_dict.items())
+        ) from exc
+    if template.pk is None and actor is not None and template.created_by_id is None:
+        template.created_by = actor
+    template.save()
+    return template

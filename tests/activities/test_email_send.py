@@ -239,7 +239,6 @@ def test_refusal_no_recipients(org):
     [
         ("bad-address", ""),
         ("ann@example.com\r\nBcc: x@example.com", ""),
-        ("ann\x00@example.com", ""),
         ("a" * 300 + "@example.com", ""),
         ("ann@example.com", "Ann\r\nBcc: x@example.com"),
     ],

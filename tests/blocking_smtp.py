@@ -1,0 +1,48 @@
+"""An SMTP server whose DATA can be held, to catch a client in the middle of a send."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .smtp import RecordingHandler, SMTPServer
+
+
+@dataclass
+class BlockingHandler(RecordingHandler):
+    """Holds the next ``block_data_times`` DATA commands until ``release`` is set.
+
+    The message has been read in full (the client sent the final ".") but not answered,
+    which is where a lost connection leaves the sender unsure whether it went out.
+    Once released, the held message is recorded like any other. The wait is a
+    coroutine so that the server keeps serving other connections meanwhile.
+    """
+
+    block_data_times: int = 0
+    entered: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    max_block_seconds: float = 60.0
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            block = self.block_data_times > 0
+            if block:
+                self.block_data_times -= 1
+        if block:
+            self.entered.set()
+            deadline = time.monotonic() + self.max_block_seconds
+            while not self.release.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        return await super().handle_DATA(server, session, envelope)
+
+
+class BlockingSMTPServer(SMTPServer):
+    def __init__(self, port: int | None = None, *, block_data_times: int = 1):
+        super().__init__(port)
+        self.handler = BlockingHandler(block_data_times=block_data_times)
+
+    def stop(self) -> None:
+        self.handler.release.set()  # a held session must not keep the server from stopping
+        super().stop()

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from crm.errors import PermissionDeniedError, ValidationFailed
+from crm.models import EmailApproval, Organization, Queue
+from crm.services import email_address_approve, email_address_reject, mailbox_save, queue_create
+from tests.factories import ApproverFactory, QueueFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_new_queue_with_address_starts_pending():
+    queue = queue_create(name="Support", email="support@example.com")
+    assert queue.email_router_access_approval == EmailApproval.PENDING
+
+
+def test_changing_a_queue_address_resets_approval_to_pending():
+    queue = QueueFactory(email_router_access_approval=EmailApproval.APPROVED)
+    mailbox_save(obj=queue, data={"email": "other@example.com"})
+    queue.refresh_from_db()
+    assert queue.email == "other@example.com"
+    assert queue.email_router_access_approval == EmailApproval.PENDING
+
+
+def test_changing_a_user_address_resets_approval_to_pending():
+    user = UserFactory(email_router_access_approval=EmailApproval.APPROVED)
+    user.email = "new@example.com"  # as a form sets it before saving
+    mailbox_save(obj=user)
+    user.refresh_from_db()
+    assert user.email_router_access_approval == EmailApproval.PENDING
+
+
+def test_same_address_in_other_case_keeps_approval():
+    queue = QueueFactory(
+        email="desk@example.com", email_router_access_approval=EmailApproval.APPROVED
+    )
+    mailbox_save(obj=queue, data={"email": " Desk@Example.com ", "name": "Renamed"})
+    queue.refresh_from_db()
+    assert queue.name == "Renamed"
+    assert queue.email_router_access_approval == EmailApproval.APPROVED
+
+
+def test_emptying_the_address_clears_approval():
+    user = UserFactory(email_router_access_approval=EmailApproval.APPROVED)
+    mailbox_save(obj=user, data={"email": ""})
+    user.refresh_from_db()
+    assert user.email_router_access_approval == EmailApproval.EMPTY
+
+
+def test_approval_cannot_be_set_through_save():
+    queue = QueueFactory(email_router_access_approval=EmailApproval.PENDING)
+    mailbox_save(obj=queue, data={"email_router_access_approval": EmailApproval.APPROVED})
+    queue.refresh_from_db()
+    assert queue.email_router_access_approval == EmailApproval.PENDING
+    queue.email_router_access_approval = EmailApproval.APPROVED  # set on the instance
+    mailbox_save(obj=queue)
+    queue.refresh_from_db()
+    assert queue.email_router_access_approval == EmailApproval.PENDING
+
+
+def test_invalid_address_is_refused_and_nothing_saved():
+    queue = QueueFactory(email="ok@example.com")
+    with pytest.raises(ValidationFailed, match="email"):
+        mailbox_save(obj=queue, data={"email": "not an address"})
+    queue.refresh_from_db()
+    assert queue.email == "ok@example.com"
+
+
+@pytest.mark.parametrize("decide", [email_address_approve, email_address_reject])
+def test_only_holders_of_the_permission_approve_or_reject(decide):
+    queue = QueueFactory(email_router_access_approval=EmailApproval.PENDING)
+    owner = UserFactory()
+    queue.members.add(owner)
+    for actor in (owner, UserFactory(is_staff=True)):  # a member, a staff outsider
+        with pytest.raises(PermissionDeniedError, match="crm.approve_email_address"):
+            decide(target=queue, actor=actor)
+        queue.refresh_from_db()
+        assert queue.email_router_access_approval == EmailApproval.PENDING
+    decide(target=queue, actor=ApproverFactory())
+    queue.refresh_from_db()
+    expected = EmailApproval.APPROVED if decide is email_address_approve else EmailApproval.REJECTED
+    assert queue.email_router_access_approval == expected
+
+
+def test_approving_a_user_without_address_is_refused():
+    user = UserFactory(email="", email_router_access_approval=EmailApproval.EMPTY)
+    with pytest.raises(ValidationFailed, match="no email address"):
+        email_address_approve(target=user, actor=ApproverFactory())
+
+
+def test_organization_is_a_single_row():
+    assert Organization.get().pk == Organization.get().pk == 1
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Organization.objects.create(pk=2)
+    assert Organization.objects.count() == 1
+
+
+def test_queue_addresses_are_unique():
+    QueueFactory(email="same@example.com")
+    with pytest.raises(ValidationFailed):
+        queue_create(name="Other", email="same@example.com")
+    assert Queue.objects.filter(email="same@example.com").count() == 1
