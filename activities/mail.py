@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import smtplib
 import threading
 import uuid
 from collections import OrderedDict
@@ -14,6 +15,8 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.backends.base import BaseEmailBackend
+from django.core.mail.backends.smtp import EmailBackend as DjangoSMTPBackend
+from django.core.mail.message import sanitize_address
 from django.utils import timezone
 
 from .models import ActivityMimeAttachment, AttachmentBlob, Email, PartyRole, Priority
@@ -153,3 +156,44 @@ class OutboxBackend(BaseEmailBackend):
             os.replace(tmp, self.outbox_dir / name)
             sent += 1
         return sent
+
+
+class SMTPBackend(DjangoSMTPBackend):
+    """Django's SMTP backend that keeps the recipients the server refused.
+
+    ``smtplib.sendmail`` raises only when every recipient is refused; when some are
+    accepted it returns the others, which Django drops. They are kept on the message
+    as ``refused_recipients`` (``{address: (code, reply)}``) so that delivery can
+    record them instead of losing them silently.
+    """
+
+    def _send(self, email_message) -> bool:
+        if not email_message.recipients():
+            return False
+        encoding = email_message.encoding or settings.DEFAULT_CHARSET
+        from_email = sanitize_address(email_message.from_email, encoding)
+        recipients = [sanitize_address(addr, encoding) for addr in email_message.recipients()]
+        message = email_message.message()
+        try:
+            refused = self.connection.sendmail(
+                from_email, recipients, message.as_bytes(linesep="\r\n")
+            )
+        except smtplib.SMTPException:
+            if not self.fail_silently:
+                raise
+            return False
+        email_message.refused_recipients = refused or {}
+        return True
+
+
+def refused_recipients(message) -> dict[str, str]:
+    """The recipients a server or provider refused while accepting the message for others."""
+    refused: dict[str, str] = {}
+    for address, (code, reply) in getattr(message, "refused_recipients", {}).items():
+        text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+        refused[address] = f"{code} {text}"
+    status = getattr(message, "anymail_status", None)
+    for address, recipient in (getattr(status, "recipients", None) or {}).items():
+        if recipient.status in ("rejected", "invalid"):
+            refused[address] = f"{recipient.status} by the provider"
+    return refused

@@ -157,6 +157,9 @@ else:
         raise ImproperlyConfigured(f"EMAIL_URL is not a valid mail URL: {exc}") from exc
     if "EMAIL_BACKEND" not in _mail:
         raise ImproperlyConfigured(f"EMAIL_URL has an unknown scheme: {EMAIL_URL!r}")
+    if _mail["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
+        # The same, but it keeps the recipients a server refuses while accepting others.
+        _mail["EMAIL_BACKEND"] = "activities.mail.SMTPBackend"
     globals().update(_mail)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="crm@example.com")
@@ -172,7 +175,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
-        "data_folder_processed": str(BROKER_DIR / "processed"),
+        "processed_folder": str(BROKER_DIR / "processed"),
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }

@@ -12,12 +12,12 @@ from .smtp import RecordingHandler, SMTPServer
 
 @dataclass
 class BlockingHandler(RecordingHandler):
-    """Holds the next ``block_data_times`` DATA commands until ``release`` is set.
+    """Holds the reply to the next ``block_data_times`` DATA commands until ``release``.
 
-    The message has been read in full (the client sent the final ".") but not answered,
-    which is where a lost connection leaves the sender unsure whether it went out.
-    Once released, the held message is recorded like any other. The wait is a
-    coroutine so that the server keeps serving other connections meanwhile.
+    The message is recorded first: the server has taken it but not yet said so, the
+    moment at which a sender that loses its connection cannot know whether the mail
+    went out (aiosmtpd drops a session whose client is gone, reply and all). The wait
+    is a coroutine so that the server keeps serving other connections meanwhile.
     """
 
     block_data_times: int = 0
@@ -30,12 +30,13 @@ class BlockingHandler(RecordingHandler):
             block = self.block_data_times > 0
             if block:
                 self.block_data_times -= 1
+        reply = await super().handle_DATA(server, session, envelope)
         if block:
             self.entered.set()
             deadline = time.monotonic() + self.max_block_seconds
             while not self.release.is_set() and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
-        return await super().handle_DATA(server, session, envelope)
+        return reply
 
 
 class BlockingSMTPServer(SMTPServer):

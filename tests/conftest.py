@@ -41,7 +41,7 @@ def smtp_server():
 @pytest.fixture
 def smtp_settings(settings, smtp_server):
     """Route Django's mail through the real in-test SMTP server."""
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_BACKEND = "activities.mail.SMTPBackend"
     settings.EMAIL_HOST = "127.0.0.1"
     settings.EMAIL_PORT = smtp_server.port
     settings.EMAIL_USE_TLS = False

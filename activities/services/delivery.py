@@ -30,7 +30,7 @@ from crm.models import OutgoingDelivery
 
 from .. import conf
 from ..errors import InvalidTransition, LeaseConflict
-from ..mail import build_message
+from ..mail import build_message, refused_recipients
 from ..models import Email, EmailStatus, EventKind
 from .transitions import record_event, transition
 
@@ -145,13 +145,27 @@ def email_claim_for_delivery(*, email_id: int, owner: str) -> Email | None:
     return email
 
 
-def email_record_sent(*, email: Email, lease_token: int, owner: str, message_id: str = "") -> Email:
+def email_record_sent(
+    *,
+    email: Email,
+    lease_token: int,
+    owner: str,
+    message_id: str = "",
+    refused: dict[str, str] | None = None,
+) -> Email:
+    """Record a message as handed over; ``refused`` lists recipients the server turned
+    down while accepting it for the others (kept in ``last_error`` and the event)."""
     updates = {
         "lease_expires_at": None,
         "lease_owner": "",
         "last_error": "",
         "next_attempt_at": None,
     }
+    reason = "handed to the mail server"
+    if refused:
+        listing = "; ".join(f"{address}: {answer}" for address, answer in refused.items())
+        updates["last_error"] = f"refused recipients: {listing}"[:2000]
+        reason = f"handed to the mail server, which refused some recipients: {listing}"
     if message_id and not email.message_id:
         updates["message_id"] = message_id
     return transition(
@@ -160,10 +174,10 @@ def email_record_sent(*, email: Email, lease_token: int, owner: str, message_id:
         allowed_from=[EmailStatus.SENDING],
         action="record the email as sent",
         actor_label=owner,
-        reason="handed to the mail server",
+        reason=reason,
         updates=updates,
         lease_token=lease_token,
-        event_data={"lease_token": lease_token},
+        event_data={"lease_token": lease_token, **({"refused": refused} if refused else {})},
     )
 
 
@@ -238,7 +252,9 @@ def email_deliver(*, email_id: int, owner: str, connection=None) -> DeliveryResu
     if status is not None and getattr(status, "message_id", None):
         provider_id = str(status.message_id)
     try:
-        email_record_sent(email=email, lease_token=token, owner=owner)
+        email_record_sent(
+            email=email, lease_token=token, owner=owner, refused=refused_recipients(message)
+        )
     except (LeaseConflict, InvalidTransition):
         _note_late_delivery(email, owner)
         return DeliveryResult("sent", email.pk, email.attempts, "lease lost before recording")
@@ -281,6 +297,33 @@ def _note_late_delivery(email: Email, owner: str) -> None:
     )
 
 
+def _give_up_after_expired_lease(email_id: int, token: int, attempts: int) -> None:
+    """Every attempt ended without an outcome (each holder died or hung): stop trying."""
+    try:
+        transition(
+            email_id=email_id,
+            to=EmailStatus.FAILED,
+            allowed_from=[EmailStatus.SENDING],
+            action="give up on",
+            actor_label="sweep",
+            reason=(
+                f"lease expired after {attempts} attempts without an outcome; gave up "
+                "(the last attempt may have been delivered)"
+            ),
+            updates={
+                "lease_token": F("lease_token") + 1,
+                "lease_expires_at": None,
+                "lease_owner": "",
+                "possible_duplicate": True,
+                "next_attempt_at": None,
+                "last_error": f"no outcome reported for {attempts} attempts (lease expired)",
+            },
+            lease_token=token,
+        )
+    except (LeaseConflict, InvalidTransition):
+        pass  # reported meanwhile
+
+
 @dataclass(frozen=True)
 class SweepResult:
     requeued_expired: list[int]
@@ -299,11 +342,14 @@ def delivery_sweep(*, limit: int = 1000) -> SweepResult:
     now = timezone.now()
     expired = list(
         Email.objects.filter(status=EmailStatus.SENDING, lease_expires_at__lt=now).values_list(
-            "pk", "lease_token"
+            "pk", "lease_token", "attempts"
         )[:limit]
     )
     requeued = []
-    for email_id, token in expired:
+    for email_id, token, attempts in expired:
+        if attempts >= conf.send_max_attempts():
+            _give_up_after_expired_lease(email_id, token, attempts)
+            continue
         try:
             transition(
                 email_id=email_id,
