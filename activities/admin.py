@@ -203,20 +203,36 @@ class ServiceErrorsAsMessagesMixin:
 # --- email ------------------------------------------------------------------------
 
 
+COMPOSE_FIELDS = (
+    "sender_user",
+    "sender_queue",
+    "subject",
+    "body_text",
+    "body_html",
+    "priority",
+    "scheduled_at",
+)
+DELIVERY_FIELDS = (
+    "status",
+    "state",
+    "direction",
+    "from_address",
+    "message_id",
+    "tracking_token",
+    "in_reply_to",
+    "attempts",
+    "last_error",
+    "possible_duplicate",
+    "lease_owner",
+    "lease_expires_at",
+)
+TIME_FIELDS = ("queued_at", "sent_at", "failed_at", "canceled_at", "created_at", "modified_at")
+
+
 class EmailAdminForm(forms.ModelForm):
     class Meta:
         model = Email
-        fields = (
-            "sender_user",
-            "sender_queue",
-            "subject",
-            "body_text",
-            "body_html",
-            "priority",
-            "scheduled_at",
-            "regarding_type",
-            "regarding_id",
-        )
+        fields = (*COMPOSE_FIELDS, "regarding_type", "regarding_id")
         help_texts = {"sender_queue": "Choose a queue to send as the queue instead of a user."}
 
     def clean_subject(self):
@@ -258,74 +274,12 @@ class EmailAdmin(ServiceErrorsAsMessagesMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     actions = ["send", "mark_as_sent", "cancel"]
     inlines = [EmailPartyInline, EmailAttachmentInline, EmailEventInline]
-    readonly_fields = (
-        "status",
-        "state",
-        "direction",
-        "from_address",
-        "message_id",
-        "tracking_token",
-        "in_reply_to",
-        "attempts",
-        "last_error",
-        "possible_duplicate",
-        "lease_owner",
-        "lease_expires_at",
-        "queued_at",
-        "sent_at",
-        "failed_at",
-        "canceled_at",
-        "created_at",
-        "modified_at",
-    )
+    readonly_fields = (*DELIVERY_FIELDS, *TIME_FIELDS)
     fieldsets = (
-        (
-            None,
-            {
-                "fields": (
-                    "sender_user",
-                    "sender_queue",
-                    "subject",
-                    "body_text",
-                    "body_html",
-                    "priority",
-                    "scheduled_at",
-                )
-            },
-        ),
+        (None, {"fields": COMPOSE_FIELDS}),
         ("Regarding", {"fields": ("regarding_type", "regarding_id")}),
-        (
-            "Delivery",
-            {
-                "fields": (
-                    "status",
-                    "state",
-                    "direction",
-                    "from_address",
-                    "message_id",
-                    "tracking_token",
-                    "in_reply_to",
-                    "attempts",
-                    "last_error",
-                    "possible_duplicate",
-                    "lease_owner",
-                    "lease_expires_at",
-                )
-            },
-        ),
-        (
-            "Times",
-            {
-                "fields": (
-                    "queued_at",
-                    "sent_at",
-                    "failed_at",
-                    "canceled_at",
-                    "created_at",
-                    "modified_at",
-                )
-            },
-        ),
+        ("Delivery", {"fields": DELIVERY_FIELDS}),
+        ("Times", {"fields": TIME_FIELDS}),
     )
     change_form_template = "admin/activities/email/change_form.html"
 

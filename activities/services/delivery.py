@@ -297,6 +297,16 @@ def _note_late_delivery(email: Email, owner: str) -> None:
     )
 
 
+# An expired lease is revoked (its token moves on, so the late holder's report is refused
+# as stale), and the email is flagged: the holder may have delivered it.
+_REVOKE_EXPIRED_LEASE = {
+    "lease_token": F("lease_token") + 1,
+    "lease_expires_at": None,
+    "lease_owner": "",
+    "possible_duplicate": True,
+}
+
+
 def _give_up_after_expired_lease(email_id: int, token: int, attempts: int) -> None:
     """Every attempt ended without an outcome (each holder died or hung): stop trying."""
     try:
@@ -311,10 +321,7 @@ def _give_up_after_expired_lease(email_id: int, token: int, attempts: int) -> No
                 "(the last attempt may have been delivered)"
             ),
             updates={
-                "lease_token": F("lease_token") + 1,
-                "lease_expires_at": None,
-                "lease_owner": "",
-                "possible_duplicate": True,
+                **_REVOKE_EXPIRED_LEASE,
                 "next_attempt_at": None,
                 "last_error": f"no outcome reported for {attempts} attempts (lease expired)",
             },
@@ -358,14 +365,7 @@ def delivery_sweep(*, limit: int = 1000) -> SweepResult:
                 action="re-queue",
                 actor_label="sweep",
                 reason="lease expired; re-queued with the same Message-ID (possible duplicate)",
-                updates={
-                    # Revoke the lease: the late holder's report is refused as stale.
-                    "lease_token": F("lease_token") + 1,
-                    "lease_expires_at": None,
-                    "lease_owner": "",
-                    "possible_duplicate": True,
-                    "next_attempt_at": now,
-                },
+                updates={**_REVOKE_EXPIRED_LEASE, "next_attempt_at": now},
                 lease_token=token,
             )
             requeued.append(email_id)

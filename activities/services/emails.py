@@ -16,7 +16,6 @@ from crm.models import Contact, EmailApproval, Organization, OutgoingDelivery, Q
 from .. import conf
 from ..errors import (
     InvalidAddress,
-    InvalidTransition,
     NoRecipients,
     NotOutgoing,
     SenderNotAllowed,
@@ -30,7 +29,7 @@ from .addresses import (
     check_header_value,
     parse_address,
 )
-from .transitions import record_event, transition
+from .transitions import record_event, require_status, transition
 
 SEND_AS_ANY_PERMISSION = "activities.send_as_any_sender"
 EDITABLE_STATUSES = (EmailStatus.DRAFT, EmailStatus.FAILED)
@@ -200,10 +199,7 @@ def email_update(*, email: Email, actor: User, **changes: Any) -> Email:
         _check_content(changes["subject"])
     with transaction.atomic():
         locked = Email.objects.select_for_update().get(pk=email.pk)
-        if locked.status not in EDITABLE_STATUSES:
-            raise InvalidTransition(
-                f"cannot edit an email whose status is {locked.status}", status=locked.status
-            )
+        require_status(locked.status, EDITABLE_STATUSES, action="edit")
         if locked.direction != Direction.OUTGOING:
             raise NotOutgoing("only outgoing email can be edited")
         _check_may_act(locked, actor)
@@ -266,10 +262,7 @@ def check_sendable(email: Email, *, actor: User, org: Organization) -> None:
     """Raise the first refusal that stops ``email`` from being queued for delivery."""
     if email.direction != Direction.OUTGOING:
         raise NotOutgoing("only outgoing email can be sent; this one is incoming")
-    if email.status not in EDITABLE_STATUSES:
-        raise InvalidTransition(
-            f"cannot send an email whose status is {email.status}", status=email.status
-        )
+    require_status(email.status, EDITABLE_STATUSES, action="send")
     parties = list(email.parties.all())
     recipients = [p for p in parties if p.role in RECIPIENT_ROLES]
     if not recipients:
@@ -364,10 +357,7 @@ def email_mark_as_sent(*, email: Email, actor: User) -> Email:
     email = Email.objects.select_related("sender_user", "sender_queue").get(pk=email.pk)
     if email.direction != Direction.OUTGOING:
         raise NotOutgoing("only outgoing email can be marked as sent; this one is incoming")
-    if email.status not in EDITABLE_STATUSES:
-        raise InvalidTransition(
-            f"cannot mark as sent an email whose status is {email.status}", status=email.status
-        )
+    require_status(email.status, EDITABLE_STATUSES, action="mark as sent")
     _check_may_act(email, actor)
     sender = email.sender
     return transition(
@@ -384,10 +374,7 @@ def email_mark_as_sent(*, email: Email, actor: User) -> Email:
 def email_cancel(*, email: Email, actor: User, reason: str = "") -> Email:
     """Withdraw a draft or an email waiting for delivery (``pending_send``)."""
     email = Email.objects.select_related("sender_user", "sender_queue").get(pk=email.pk)
-    if email.status not in CANCELABLE_STATUSES:
-        raise InvalidTransition(
-            f"cannot cancel an email whose status is {email.status}", status=email.status
-        )
+    require_status(email.status, CANCELABLE_STATUSES, action="cancel")
     _check_may_act(email, actor)
     return transition(
         email_id=email.pk,

@@ -23,6 +23,12 @@ TIMESTAMP_OF_STATUS = {
 }
 
 
+def require_status(status: str, allowed: Iterable[str], *, action: str) -> None:
+    """Refuse ``action`` (409) unless ``status`` is one of ``allowed``."""
+    if status not in {str(s) for s in allowed}:
+        raise InvalidTransition(f"cannot {action} an email whose status is {status}", status=status)
+
+
 def record_event(
     *,
     email_id: int,
@@ -79,10 +85,7 @@ def transition(
                 "(the email was claimed again after this lease)",
                 extra={"status": status},
             )
-        if status not in allowed:
-            raise InvalidTransition(
-                f"cannot {action} an email whose status is {status}", status=status
-            )
+        require_status(status, allowed, action=action)
         values: dict[str, Any] = {
             "status": to,
             "state": STATE_OF_STATUS[to],
