@@ -42,6 +42,9 @@ INSTALLED_APPS = [
     "anymail",
     "rest_framework",
     "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "crm",
     "activities",
 ]
@@ -211,12 +214,55 @@ CRM_RETRY_BACKOFF_MAX_SECONDS = env.int("CRM_RETRY_BACKOFF_MAX_SECONDS", default
 CRM_SWEEP_PENDING_AFTER_SECONDS = env.int("CRM_SWEEP_PENDING_AFTER_SECONDS", default=120)
 CRM_BLOB_GC_GRACE_SECONDS = env.int("CRM_BLOB_GC_GRACE_SECONDS", default=24 * 3600)
 
+# --- Cache (API throttling counters) ---------------------------------------------
+# Several web processes need a shared cache for throttling: CACHE_URL=redis://...
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
+# --- REST API -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "crm.api.throttling.AnonRateThrottle",
+        "crm.api.throttling.UserRateThrottle",
+    ],
+    "EXCEPTION_HANDLER": "crm.api.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+# Throttle rates ("N/second|minute|hour|day"; empty = no limit), read per request.
+CRM_API_THROTTLE_ANON = env.str("CRM_API_THROTTLE_ANON", default="60/minute")
+CRM_API_THROTTLE_USER = env.str("CRM_API_THROTTLE_USER", default="6000/minute")
+# How long a stored answer to an Idempotency-Key is kept.
+CRM_IDEMPOTENCY_TTL_SECONDS = env.int("CRM_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CRM email activity API",
+    "DESCRIPTION": "Send, track and claim email; approve sender addresses. See docs/api.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "EmailStatusEnum": "activities.models.email.EmailStatus",
+        "EmailApprovalEnum": "crm.models.EmailApproval",
+    },
 }
 
 LOGIN_URL = "admin:login"

@@ -22,7 +22,6 @@ from anymail.exceptions import (
     AnymailRecipientsRefused,
 )
 from django.core.mail import get_connection
-from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -32,6 +31,7 @@ from .. import conf
 from ..errors import InvalidTransition, LeaseConflict
 from ..mail import build_message, refused_recipients
 from ..models import Email, EmailStatus, EventKind
+from ..selectors import delivery_by
 from .transitions import record_event, transition
 
 logger = logging.getLogger(__name__)
@@ -108,41 +108,15 @@ def email_claim_for_delivery(*, email_id: int, owner: str) -> Email | None:
     or canceled), or waits for an external sender. The claim and its attempt count
     are committed before the caller goes near the network.
     """
-    now = timezone.now()
-    lease_until = now + timedelta(seconds=conf.lease_seconds())
-    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    worker_sender = Q(sender_queue__outgoing_delivery=OutgoingDelivery.WORKER) | Q(
-        sender_queue__isnull=True, sender_user__outgoing_delivery=OutgoingDelivery.WORKER
+    from .claim import claim_emails  # claim builds on this module's outcome records
+
+    claimed = claim_emails(
+        Email.objects.filter(delivery_by(OutgoingDelivery.WORKER), pk=email_id),
+        owner=owner,
+        lease_seconds=conf.lease_seconds(),
+        limit=1,
     )
-    with transaction.atomic():
-        ids = list(
-            Email.objects.filter(
-                due, worker_sender, pk=email_id, status=EmailStatus.PENDING_SEND
-            ).values_list("pk", flat=True)
-        )
-        if not ids:
-            return None
-        claimed = Email.objects.filter(pk=email_id, status=EmailStatus.PENDING_SEND).update(
-            status=EmailStatus.SENDING,
-            lease_token=F("lease_token") + 1,
-            lease_owner=owner[:200],
-            lease_expires_at=lease_until,
-            attempts=F("attempts") + 1,
-            modified_at=now,
-        )
-        if not claimed:
-            return None  # another worker process got there first
-        email = Email.objects.get(pk=email_id)
-        record_event(
-            email_id=email_id,
-            kind=EventKind.STATUS,
-            from_status=EmailStatus.PENDING_SEND,
-            to_status=EmailStatus.SENDING,
-            actor_label=owner,
-            reason=f"claimed for delivery, attempt {email.attempts}",
-            data={"lease_token": email.lease_token, "attempt": email.attempts},
-        )
-    return email
+    return claimed[0] if claimed else None
 
 
 def email_record_sent(
@@ -372,9 +346,7 @@ def delivery_sweep(*, limit: int = 1000) -> SweepResult:
         except (LeaseConflict, InvalidTransition):
             continue  # reported or re-claimed meanwhile
     stale_before = now - timedelta(seconds=conf.sweep_pending_after_seconds())
-    worker_sender = Q(sender_queue__outgoing_delivery=OutgoingDelivery.WORKER) | Q(
-        sender_queue__isnull=True, sender_user__outgoing_delivery=OutgoingDelivery.WORKER
-    )
+    worker_sender = delivery_by(OutgoingDelivery.WORKER)
     due = list(
         Email.objects.filter(worker_sender, status=EmailStatus.PENDING_SEND)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=stale_before))

@@ -1,0 +1,7 @@
+"""(to be written)"""
+
+from rest_framework.routers import DefaultRouter
+
+
+def register(router: DefaultRouter) -> None:
+    pass

@@ -1,0 +1,159 @@
+"""Claiming pending emails under a lease, for workers and external send components.
+
+Every claim increments the email's ``lease_token`` (a fencing token) and records the
+attempt, in one transaction that commits before the caller touches the network. On
+PostgreSQL the candidates are locked with ``SELECT ... FOR UPDATE SKIP LOCKED``, so
+concurrent claimers take disjoint rows without waiting; elsewhere the conditional
+``UPDATE ... WHERE status = 'pending_send'`` decides. Each call tags its rows with an
+owner of its own and reads back exactly those, so no email goes to two callers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from crm.models import OutgoingDelivery, User
+
+from .. import conf
+from ..errors import LeaseConflict, ValidationFailed
+from ..models import Email, EmailEvent, EmailStatus, EventKind
+from ..selectors import delivery_by, emails_visible_to
+from .delivery import email_record_failure, email_record_sent
+from .transitions import record_event
+
+MAX_CLAIM_BATCH = 500
+MAX_LEASE_SECONDS = 24 * 3600
+
+
+def due_now() -> Q:
+    return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())
+
+
+def claim_emails(
+    candidates: QuerySet[Email], *, owner: str, lease_seconds: int, limit: int
+) -> list[Email]:
+    """Move up to ``limit`` of ``candidates`` from ``pending_send`` to ``sending``."""
+    now = timezone.now()
+    owner = f"{owner}:{uuid.uuid4().hex[:12]}"[:200]
+    pending = candidates.filter(due_now(), status=EmailStatus.PENDING_SEND).order_by(
+        "next_attempt_at", "pk"
+    )
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            ids = list(
+                pending.select_for_update(skip_locked=True, of=("self",)).values_list(
+                    "pk", flat=True
+                )[:limit]
+            )
+        else:
+            ids = list(pending.values_list("pk", flat=True)[:limit])
+        if not ids:
+            return []
+        Email.objects.filter(pk__in=ids, status=EmailStatus.PENDING_SEND).update(
+            status=EmailStatus.SENDING,
+            lease_token=F("lease_token") + 1,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            attempts=F("attempts") + 1,
+            modified_at=now,
+        )
+        claimed = list(
+            Email.objects.filter(pk__in=ids, status=EmailStatus.SENDING, lease_owner=owner)
+            .select_related("sender_user", "sender_queue")
+            .order_by("next_attempt_at", "pk")
+        )
+        EmailEvent.objects.bulk_create(
+            EmailEvent(
+                email_id=email.pk,
+                kind=EventKind.STATUS,
+                from_status=EmailStatus.PENDING_SEND,
+                to_status=EmailStatus.SENDING,
+                actor_label=owner,
+                reason=f"claimed for delivery, attempt {email.attempts}",
+                data={"lease_token": email.lease_token, "attempt": email.attempts},
+            )
+            for email in claimed
+        )
+    return claimed
+
+
+def email_claim_batch(
+    *, actor: User, max_count: int = 50, lease_seconds: int | None = None
+) -> list[Email]:
+    """Claim pending emails for an external send component (Dynamics' BackgroundSendEmail).
+
+    Only emails the actor may see, whose sender has ``outgoing_delivery: external``.
+    """
+    if not 1 <= max_count <= MAX_CLAIM_BATCH:
+        raise ValidationFailed(f"max must be between 1 and {MAX_CLAIM_BATCH}", code="invalid")
+    lease = conf.lease_seconds() if lease_seconds is None else lease_seconds
+    if not 1 <= lease <= MAX_LEASE_SECONDS:
+        raise ValidationFailed(
+            f"lease_seconds must be between 1 and {MAX_LEASE_SECONDS}", code="invalid"
+        )
+    candidates = emails_visible_to(actor).filter(delivery_by(OutgoingDelivery.EXTERNAL))
+    return claim_emails(candidates, owner=f"api:{actor.pk}", lease_seconds=lease, limit=max_count)
+
+
+def _parse_token(lease_token: str | int | None) -> int:
+    try:
+        return int(str(lease_token))
+    except (TypeError, ValueError):
+        raise LeaseConflict("a lease_token from the claim is required") from None
+
+
+def email_report_delivery(
+    *,
+    email: Email,
+    actor: User,
+    lease_token: str | int | None,
+    outcome: str,
+    message_id: str = "",
+    error: str = "",
+    permanent: bool = True,
+) -> Email:
+    """Record what an external sender did with an email it claimed.
+
+    The lease token must be the current one and the lease must be the actor's own;
+    a missing, stale or foreign token is a ``LeaseConflict`` and changes nothing.
+    ``outcome`` is ``sent`` or ``failed``; a failure is final unless ``permanent`` is
+    false, in which case the email waits for another claim after a backoff.
+    """
+    token = _parse_token(lease_token)
+    current = Email.objects.get(pk=email.pk)
+    if current.lease_token != token or current.status != EmailStatus.SENDING:
+        raise LeaseConflict(
+            "the lease token is stale: the email was claimed again or already reported",
+            extra={"status": current.status},
+        )
+    if not current.lease_owner.startswith(f"api:{actor.pk}:"):
+        raise LeaseConflict(
+            "the lease belongs to another claimer", extra={"status": current.status}
+        )
+    owner = current.lease_owner
+    if outcome == "sent":
+        updated = email_record_sent(email=current, lease_token=token, owner=owner)
+        if message_id and message_id != updated.message_id:
+            record_event(
+                email_id=updated.pk,
+                kind=EventKind.NOTE,
+                actor=actor,
+                actor_label=owner,
+                reason=f"sender's message id {message_id}",
+                data={"provider_message_id": message_id[:255]},
+            )
+        return updated
+    if outcome == "failed":
+        return email_record_failure(
+            email=current,
+            lease_token=token,
+            owner=owner,
+            error=error or "reported as failed by the external sender",
+            permanent=permanent,
+        )
+    raise ValidationFailed("outcome must be 'sent' or 'failed'", code="invalid")

@@ -1,0 +1,48 @@
+"""The one place where errors become API responses.
+
+Domain errors (``ApplicationError``) answer with their HTTP status, ``detail`` and a
+stable ``code``; a forbidden transition (409) also carries the current ``status``.
+Django's own validation and permission errors map to 400 and 403. Anything else is a
+bug and stays a 500.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from crm.errors import ApplicationError
+
+
+def application_error_response(exc: ApplicationError) -> Response:
+    body = {"detail": exc.message, "code": exc.code}
+    for key, value in exc.extra.items():
+        if key != "errors":
+            body[key] = value
+    if "errors" in exc.extra:
+        body["errors"] = exc.extra["errors"]
+    return Response(body, status=exc.http_status)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, ApplicationError):
+        return application_error_response(exc)
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+        return Response(detail, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, exceptions.APIException):
+        data = response.data
+        if isinstance(data, dict) and "detail" in data and "code" not in data:
+            codes = exc.get_codes()
+            if isinstance(codes, str):
+                data["code"] = codes
+    return response

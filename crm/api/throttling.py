@@ -1,0 +1,27 @@
+"""DRF throttles whose rates come from settings at request time (configurable, testable)."""
+
+from django.conf import settings
+from rest_framework import throttling
+
+
+class _SettingsRate:
+    setting_name = ""
+
+    def get_rate(self):
+        return getattr(settings, self.setting_name) or None
+
+    def allow_request(self, request, view):
+        # DRF reads the rate once at construction; read it per request instead.
+        self.rate = self.get_rate()
+        if self.rate is None:
+            return True
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+
+class AnonRateThrottle(_SettingsRate, throttling.AnonRateThrottle):
+    setting_name = "CRM_API_THROTTLE_ANON"
+
+
+class UserRateThrottle(_SettingsRate, throttling.UserRateThrottle):
+    setting_name = "CRM_API_THROTTLE_USER"

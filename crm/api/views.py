@@ -1,0 +1,11 @@
+"""(to be written)"""
+
+from rest_framework.routers import DefaultRouter
+
+
+def register(router: DefaultRouter) -> None:
+    pass
+
+
+def extra_urls() -> list:
+    return []
