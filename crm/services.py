@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.core.validators import validate_slug
+from django.db import IntegrityError, models, transaction
 
-from .errors import PermissionDeniedError, ValidationFailed
-from .models import EmailApproval, Queue, User
+from .errors import Conflict, PermissionDeniedError, ValidationFailed
+from .models import Account, Contact, EmailApproval, Organization, Queue, Tag, User
 
 APPROVE_PERMISSION = "crm.approve_email_address"
 
 Mailbox = User | Queue
 
 
-def _full_clean(obj: Mailbox, exclude: list[str] | None = None) -> None:
+def _full_clean(obj: models.Model, exclude: list[str] | None = None) -> None:
     try:
         obj.full_clean(exclude=exclude)
     except ValidationError as exc:
@@ -52,9 +56,20 @@ def mailbox_save(*, obj: Mailbox, data: dict[str, Any] | None = None) -> Mailbox
     else:
         obj.email_router_access_approval = stored["email_router_access_approval"]
     _full_clean(obj, exclude=["password"] if isinstance(obj, User) else None)
-    with transaction.atomic():
-        obj.save()
+    _save_unique(obj)
     return obj
+
+
+def _save_unique(obj: models.Model) -> None:
+    # full_clean checked uniqueness; a concurrent insert of the same value can still win.
+    try:
+        with transaction.atomic():
+            obj.save()
+    except IntegrityError as exc:
+        raise Conflict(
+            f"another {obj._meta.verbose_name} with the same name or address was saved just now",
+            code="duplicate",
+        ) from exc
 
 
 def queue_create(
@@ -64,12 +79,49 @@ def queue_create(
     outgoing_delivery: str = "worker",
     members: list[User] | None = None,
 ) -> Queue:
-    queue = mailbox_save(
-        obj=Queue(), data={"name": name, "email": email, "outgoing_delivery": outgoing_delivery}
-    )
-    if members:
-        queue.members.set(members)
+    """Create a queue; its address starts ``pending_approval``."""
+    with transaction.atomic():
+        queue = mailbox_save(
+            obj=Queue(),
+            data={"name": name, "email": email, "outgoing_delivery": outgoing_delivery},
+        )
+        if members:
+            queue.members.set(members)
     return queue
+
+
+def queue_update(
+    *, queue: Queue, data: dict[str, Any], members: Iterable[User] | None = None
+) -> Queue:
+    """Change a queue's fields (as ``mailbox_save``) and, when given, replace its members."""
+    with transaction.atomic():
+        mailbox_save(obj=queue, data=data)
+        if members is not None:
+            queue.members.set(list(members))
+    return queue
+
+
+def _delete(obj: models.Model) -> None:
+    """Delete ``obj``; records that still need it (``on_delete=PROTECT``) make it a 409."""
+    try:
+        with transaction.atomic():
+            obj.delete()
+    except (models.ProtectedError, models.RestrictedError) as exc:
+        related = getattr(exc, "protected_objects", None) or getattr(exc, "restricted_objects", ())
+        counts = Counter(row._meta for row in related)
+        uses = ", ".join(
+            f"{n} {opts.verbose_name if n == 1 else opts.verbose_name_plural}"
+            for opts, n in sorted(counts.items(), key=lambda item: item[0].label)
+        )
+        raise Conflict(
+            f"{obj._meta.verbose_name} {obj} cannot be deleted: it is still used by {uses}",
+            code="protected",
+        ) from exc
+
+
+def queue_delete(*, queue: Queue) -> None:
+    """Delete a queue; one that sent emails is kept (409, code ``protected``)."""
+    _delete(queue)
 
 
 def _decide(*, target: Mailbox, actor: User, decision: str) -> Mailbox:
@@ -93,3 +145,134 @@ def email_address_approve(*, target: Mailbox, actor: User) -> Mailbox:
 def email_address_reject(*, target: Mailbox, actor: User) -> Mailbox:
     """Reject the primary address of a user or queue (needs crm.approve_email_address)."""
     return _decide(target=target, actor=actor, decision=EmailApproval.REJECTED)
+
+
+def account_save(*, account: Account, data: dict[str, Any]) -> Account:
+    """Create or update an account from ``data`` (validated by the model)."""
+    for field, value in data.items():
+        setattr(account, field, value)
+    _full_clean(account)
+    account.save()
+    return account
+
+
+def account_delete(*, account: Account) -> None:
+    """Delete an account; its contacts stay, without an account."""
+    _delete(account)
+
+
+TAG_MAX_LENGTH = 50
+
+
+def tags_named(names: Iterable[str]) -> list[Tag]:
+    """The tags with these names, created when missing; an existing tag matches in any case."""
+    wanted: dict[str, str] = {}
+    errors = []
+    for raw in names:
+        name = (raw or "").strip()
+        try:
+            validate_slug(name)
+        except ValidationError:
+            errors.append(
+                f"{raw!r} is not a tag name: use letters, digits, '-' and '_' (no spaces)"
+            )
+            continue
+        if len(name) > TAG_MAX_LENGTH:
+            errors.append(f"{name!r} is longer than {TAG_MAX_LENGTH} characters")
+            continue
+        wanted.setdefault(name.lower(), name)
+    if errors:
+        raise ValidationFailed("tags: " + " ".join(errors), extra={"errors": {"tags": errors}})
+    tags = []
+    for name in wanted.values():
+        tag = Tag.objects.filter(name__iexact=name).order_by("pk").first()
+        if tag is None:
+            tag, _ = Tag.objects.get_or_create(name=name)
+        tags.append(tag)
+    return tags
+
+
+def contact_save(
+    *, contact: Contact, data: dict[str, Any], tags: Iterable[str] | None = None
+) -> Contact:
+    """Create or update a contact from ``data``; ``tags`` (names) replaces its tags when given.
+
+    Tags are created on the fly (see ``tags_named``).
+    """
+    for field, value in data.items():
+        setattr(contact, field, value)
+    if contact.email:
+        contact.email = contact.email.strip()
+    _full_clean(contact)
+    with transaction.atomic():
+        tag_rows = tags_named(tags) if tags is not None else None
+        contact.save()
+        if tag_rows is not None:
+            contact.tags.set(tag_rows)
+    return contact
+
+
+def contact_delete(*, contact: Contact) -> None:
+    """Delete a contact; emails keep the address they were sent to."""
+    _delete(contact)
+
+
+ORGANIZATION_FIELDS = frozenset(
+    {
+        "name",
+        "require_approval_for_user_email",
+        "require_approval_for_queue_email",
+        "use_tracking_token",
+        "tracking_token_prefix",
+        "tracking_token_digits",
+        "max_attachment_bytes",
+    }
+)
+TRACKING_PREFIX_RE = re.compile(r"[A-Za-z0-9_.#-]{1,20}")
+MAX_ATTACHMENT_BYTES_CEILING = 1024**3
+
+
+def _organization_errors(org: Organization) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if not TRACKING_PREFIX_RE.fullmatch(org.tracking_token_prefix or ""):
+        errors["tracking_token_prefix"] = [
+            "use 1 to 20 letters, digits, '-', '_', '.' or '#' (no spaces or line breaks)"
+        ]
+    if not 1 <= org.tracking_token_digits <= 12:
+        errors["tracking_token_digits"] = ["must be between 1 and 12"]
+    if not 1 <= org.max_attachment_bytes <= MAX_ATTACHMENT_BYTES_CEILING:
+        errors["max_attachment_bytes"] = [
+            f"must be between 1 and {MAX_ATTACHMENT_BYTES_CEILING} bytes (1 GiB)"
+        ]
+    if not (org.name or "").strip():
+        errors["name"] = ["must not be empty"]
+    return errors
+
+
+def organization_update(*, data: dict[str, Any], actor: User) -> Organization:
+    """Change the organisation's settings (the single row); needs a staff account.
+
+    Only the fields in ``ORGANIZATION_FIELDS`` may change. The tracking-token prefix
+    goes into mail subjects, so it is a short word without spaces or line breaks.
+    """
+    if not actor.is_staff:
+        raise PermissionDeniedError(
+            "changing the organisation's settings needs a staff account (is_staff)"
+        )
+    unknown = sorted(set(data) - ORGANIZATION_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"these settings cannot be changed: {', '.join(unknown)}")
+    Organization.get()
+    with transaction.atomic():
+        org = Organization.objects.select_for_update().get(pk=Organization.SINGLETON_ID)
+        for field, value in data.items():
+            setattr(org, field, value)
+        errors = _organization_errors(org)
+        if errors:
+            raise ValidationFailed(
+                "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()),
+                extra={"errors": errors},
+            )
+        _full_clean(org)
+        org.save()
+    return org

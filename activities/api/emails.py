@@ -1,7 +1,415 @@
-"""(to be written)"""
+"""The email endpoints of API.md: CRUD, send, cancel, events, send from template, claim.
 
+Thin views: every query starts from ``emails_visible_to(request.user)`` (an email the
+caller may not see is a 404, also for actions), every change is one service call, and
+the services' errors become responses in ``crm.api.exceptions``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.urls import reverse
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.filters import OrderingFilter, SearchFilter
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
+
+from crm.api.idempotency import idempotent
+
+from ..models import Direction, Email, EmailEvent, EmailParty, EmailState, EmailStatus, Priority
+from ..selectors import email_list_queryset, emails_visible_to
+from ..services.claim import email_claim_batch, email_report_delivery
+from ..services.emails import (
+    email_cancel,
+    email_create,
+    email_delete,
+    email_send,
+    email_send_from_template,
+    email_update,
+)
+from .email_serializers import (
+    ClaimedEmailSerializer,
+    EmailCancelSerializer,
+    EmailClaimResponseSerializer,
+    EmailClaimSerializer,
+    EmailDeliveryResultSerializer,
+    EmailErrorSerializer,
+    EmailEventSerializer,
+    EmailSendFromTemplateSerializer,
+    EmailSendResultSerializer,
+    EmailSendSerializer,
+    EmailSerializer,
+    EmailWriteSerializer,
+)
+from .fields import RECORD_MODELS
+
+MAX_SEARCH_TERMS = 10
+MAX_ID = 2**63 - 1
+
+# --- documented error answers -----------------------------------------------------------
+
+_ERROR_TEXT = {
+    400: "invalid input: `{field: [messages]}` or `{detail, code}` naming the cause",
+    401: "not authenticated",
+    403: "not allowed; `detail` names what is missing (e.g. `sender_not_allowed`)",
+    404: "no such email, or not one the caller may see",
+    409: "the email's current status forbids it: `{detail, code, status}`",
+    413: "the request body is too large",
+    415: "unsupported media type",
+    422: "the Idempotency-Key was already used for a different request",
+    429: "throttled",
+}
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    answers = {}
+    for code in (401, 429, *codes):
+        body = OpenApiTypes.OBJECT if code == 400 else EmailErrorSerializer
+        answers[code] = OpenApiResponse(body, description=_ERROR_TEXT[code])
+    return answers
+
+
+IDEMPOTENT = (400, 409, 422)
+
+# The router's own pattern would leave ``/emails/0.5/`` to Django's HTML 404; this one
+# lets every id reach the view, which answers a JSON 404. The schema still says integer.
+LOOKUP_ANY = r"[^/]+"
+EMAIL_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="the email's id")
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "repeat the request with the same key and body to get the first answer again "
+        "(1 to 255 printable characters); the same key with another body is a 422"
+    ),
+)
+
+
+# --- list filters -----------------------------------------------------------------------
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IntegerFilter(filters.NumberFilter):
+    """An id: a whole number (``NumberFilter`` would take ``1.5`` as 1)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 0)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+
+class EmailFilter(filters.FilterSet):
+    status = filters.MultipleChoiceFilter(
+        choices=EmailStatus.choices, help_text="repeat for several: ?status=draft&status=failed"
+    )
+    state = filters.ChoiceFilter(choices=EmailState.choices)
+    direction = filters.ChoiceFilter(choices=Direction.choices)
+    priority = filters.MultipleChoiceFilter(choices=Priority.choices)
+    sender_queue = IntegerFilter(field_name="sender_queue_id", help_text="queue id")
+    sender_user = IntegerFilter(field_name="sender_user_id", help_text="user id")
+    template = IntegerFilter(field_name="template_id", help_text="template id")
+    regarding_type = filters.ChoiceFilter(
+        choices=[(name, name) for name in RECORD_MODELS],
+        method="filter_regarding_type",
+        help_text="with regarding_id: the emails about one record",
+    )
+    regarding_id = IntegerFilter(field_name="regarding_id")
+    possible_duplicate = filters.BooleanFilter()
+    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    sent_after = filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="gte")
+    sent_before = filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="lt")
+
+    class Meta:
+        model = Email
+        fields: list[str] = []
+
+    def filter_regarding_type(self, queryset: QuerySet[Email], name: str, value: str):
+        content_type = ContentType.objects.get_for_model(RECORD_MODELS[value])
+        return queryset.filter(regarding_type=content_type)
+
+
+class EmailSearchFilter(SearchFilter):
+    """``?search=``: every term in the subject or in a party's address or name.
+
+    Parties are matched by ``EXISTS`` rather than a join, so an email with several
+    matching parties is listed once and no ``DISTINCT`` is needed.
+    """
+
+    search_description = "words to find in the subject or in the addresses and names of parties"
+
+    def filter_queryset(self, request: Request, queryset: QuerySet[Email], view) -> QuerySet:
+        for term in self.get_search_terms(request)[:MAX_SEARCH_TERMS]:
+            parties = EmailParty.objects.filter(email=OuterRef("pk")).filter(
+                Q(address__icontains=term) | Q(name__icontains=term)
+            )
+            queryset = queryset.filter(Q(subject__icontains=term) | Exists(parties))
+        return queryset
+
+
+class StableOrderingFilter(OrderingFilter):
+    """Ordering with ``id`` as the last key, so pages never overlap or skip rows."""
+
+    def get_ordering(self, request: Request, queryset: QuerySet, view) -> list[str]:
+        ordering = list(super().get_ordering(request, queryset, view) or [])
+        if ordering and not any(key.lstrip("-") in ("id", "pk") for key in ordering):
+            ordering.append("-id" if ordering[-1].startswith("-") else "id")
+        return ordering
+
+
+# --- the viewset ------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List the emails the caller may see",
+        responses={200: EmailSerializer(many=True), **errors(400, 404)},
+    ),
+    retrieve=extend_schema(
+        summary="One email",
+        parameters=[EMAIL_ID],
+        responses={200: EmailSerializer, **errors(404)},
+    ),
+)
+class EmailViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    queryset = Email.objects.none()  # the real one is per caller: get_queryset
+    serializer_class = EmailSerializer
+    filter_backends = [filters.DjangoFilterBackend, EmailSearchFilter, StableOrderingFilter]
+    filterset_class = EmailFilter
+    ordering_fields = ["created_at", "sent_at", "subject", "id"]
+    ordering = ["-created_at", "-id"]
+    parser_classes = [JSONParser]
+    lookup_value_regex = LOOKUP_ANY
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Email]:
+        emails = emails_visible_to(self.request.user)
+        if self.action in ("list", "retrieve"):
+            return email_list_queryset(emails)
+        return emails
+
+    def filter_queryset(self, queryset: QuerySet[Email]) -> QuerySet[Email]:
+        # List parameters filter the list only; a detail or action URL names its email.
+        if self.action != "list":
+            return queryset
+        return super().filter_queryset(queryset)
+
+    def _email_response(self, email_id: int, http_status: int) -> Response:
+        email = email_list_queryset(Email.objects.filter(pk=email_id)).get()
+        data = EmailSerializer(email, context=self.get_serializer_context()).data
+        return Response(data, status=http_status)
+
+    # --- create, edit, delete -------------------------------------------------------
+
+    @extend_schema(
+        summary="Create a draft",
+        parameters=[IDEMPOTENCY_KEY],
+        request=EmailWriteSerializer,
+        responses={201: EmailSerializer, **errors(*IDEMPOTENT, 403, 415)},
+    )
+    @idempotent
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = EmailWriteSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        email = email_create(actor=request.user, **serializer.validated_data)
+        return self._email_response(email.pk, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Edit a draft or failed email",
+        parameters=[EMAIL_ID],
+        description="Only `draft` and `failed` emails are editable; any other status is a 409.",
+        request=EmailWriteSerializer,
+        responses={200: EmailSerializer, **errors(400, 403, 404, 409, 415)},
+    )
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        email = self.get_object()
+        serializer = EmailWriteSerializer(
+            data=request.data, partial=True, context={"request": request}
+        )
+        serializer.is_valid(raise_exception=True)
+        email_update(email=email, actor=request.user, **serializer.validated_data)
+        return self._email_response(email.pk, status.HTTP_200_OK)
+
+    @extend_schema(
+        summary="Delete an email",
+        parameters=[EMAIL_ID],
+        description=(
+            "Any status but `pending_send` and `sending` (409: cancel a pending email first). "
+            "Needs to be allowed to act for the sender, or `activities.delete_email`."
+        ),
+        responses={204: None, **errors(403, 404, 409)},
+    )
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        email_delete(email=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    # --- actions --------------------------------------------------------------------
+
+    @extend_schema(
+        summary="Send, or mark as sent",
+        parameters=[EMAIL_ID, IDEMPOTENCY_KEY],
+        description=(
+            "`issue_send: true` (default) queues the email for delivery: 202 `pending_send`. "
+            "`issue_send: false` marks it as sent without delivering anything: 200 `sent`. "
+            "Refusals name the cause with a `code`: `not_outgoing` and `invalid_status` (409), "
+            "`no_recipients`, `invalid_address`, `invalid_header`, `sender_not_approved` (400), "
+            "`sender_not_allowed` (403)."
+        ),
+        request=EmailSendSerializer,
+        responses={
+            202: EmailSendResultSerializer,
+            200: EmailSendResultSerializer,
+            **errors(*IDEMPOTENT, 403, 404, 415),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def send(self, request: Request, pk: str | None = None) -> Response:
+        email = self.get_object()
+        serializer = EmailSendSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = email_send(
+            email=email,
+            actor=request.user,
+            issue_send=serializer.validated_data["issue_send"],
+            tracking_token=serializer.validated_data.get("tracking_token"),
+        )
+        queued = result.status == EmailStatus.PENDING_SEND
+        return Response(
+            {"id": result.pk, "subject": result.subject, "status": result.status},
+            status=status.HTTP_202_ACCEPTED if queued else status.HTTP_200_OK,
+        )
+
+    @extend_schema(
+        summary="Cancel a draft or pending email",
+        parameters=[EMAIL_ID, IDEMPOTENCY_KEY],
+        request=EmailCancelSerializer,
+        responses={200: EmailSerializer, **errors(*IDEMPOTENT, 403, 404, 415)},
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        email = self.get_object()
+        serializer = EmailCancelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        email_cancel(email=email, actor=request.user, **serializer.validated_data)
+        return self._email_response(email.pk, status.HTTP_200_OK)
+
+    @extend_schema(
+        summary="What happened to the email, oldest first",
+        parameters=[EMAIL_ID],
+        responses={200: EmailEventSerializer(many=True), **errors(404)},
+    )
+    @action(detail=True, methods=["get"], serializer_class=EmailEventSerializer, filter_backends=[])
+    def events(self, request: Request, pk: str | None = None) -> Response:
+        email = self.get_object()
+        events = EmailEvent.objects.filter(email=email).order_by("created_at", "id")
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(EmailEventSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Create from a template and send in one step",
+        parameters=[IDEMPOTENCY_KEY],
+        description="A template error is a 400 naming the line (`code: template_error`, `line`).",
+        request=EmailSendFromTemplateSerializer,
+        responses={202: EmailSerializer, **errors(*IDEMPOTENT, 403, 415)},
+    )
+    @action(detail=False, methods=["post"], url_path="send-from-template")
+    @idempotent
+    def send_from_template(self, request: Request) -> Response:
+        serializer = EmailSendFromTemplateSerializer(
+            data=request.data, context={"request": request}
+        )
+        serializer.is_valid(raise_exception=True)
+        email = email_send_from_template(actor=request.user, **serializer.validated_data)
+        return self._email_response(email.pk, status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Claim pending emails for an external send component",
+        parameters=[IDEMPOTENCY_KEY],
+        description=(
+            "Takes up to `max` pending emails that the caller may see and whose sender has "
+            "`outgoing_delivery: external`; they are now `sending`, leased to the caller "
+            "until `lease_expires_at`. Report each outcome to `delivery-result` with its "
+            "`lease_token`. No email is handed to two callers."
+        ),
+        request=EmailClaimSerializer,
+        responses={200: EmailClaimResponseSerializer, **errors(*IDEMPOTENT, 415)},
+    )
+    @action(detail=False, methods=["post"])
+    @idempotent
+    def claim(self, request: Request) -> Response:
+        serializer = EmailClaimSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        claimed = email_claim_batch(
+            actor=request.user,
+            max_count=serializer.validated_data["max"],
+            lease_seconds=serializer.validated_data.get("lease_seconds"),
+        )
+        by_id = email_list_queryset(Email.objects.filter(pk__in=[e.pk for e in claimed])).in_bulk()
+        context = {
+            **self.get_serializer_context(),
+            "api_root": request.build_absolute_uri(reverse("api-root")),
+        }
+        results = ClaimedEmailSerializer(
+            [by_id[e.pk] for e in claimed if e.pk in by_id], many=True, context=context
+        ).data
+        return Response({"results": results}, status=status.HTTP_200_OK)
+
+    @extend_schema(
+        summary="Report the outcome of a claimed email",
+        parameters=[EMAIL_ID, IDEMPOTENCY_KEY],
+        description=(
+            "`outcome: sent` records the email as sent; `failed` records the failure (final "
+            "unless `permanent: false`, which lets it be claimed again after a backoff). A "
+            "missing, stale or foreign `lease_token` is a 409 (`stale_lease`) and changes "
+            "nothing."
+        ),
+        request=EmailDeliveryResultSerializer,
+        responses={200: EmailSerializer, **errors(*IDEMPOTENT, 404, 415)},
+    )
+    @action(detail=True, methods=["post"], url_path="delivery-result")
+    @idempotent
+    def delivery_result(self, request: Request, pk: str | None = None) -> Response:
+        email = self.get_object()
+        serializer = EmailDeliveryResultSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        email_report_delivery(
+            email=email,
+            actor=request.user,
+            lease_token=data["lease_token"],
+            outcome=data["outcome"],
+            message_id=data.get("message_id", ""),
+            error=data.get("error", ""),
+            permanent=data["permanent"],
+        )
+        return self._email_response(email.pk, status.HTTP_200_OK)
 
 
 def register(router: DefaultRouter) -> None:
-    pass
+    router.register("emails", EmailViewSet, basename="email")

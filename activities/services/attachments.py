@@ -10,12 +10,14 @@ from typing import IO
 
 from django.db import transaction
 
+from crm.errors import PermissionDeniedError
 from crm.models import Organization, User
 
 from ..errors import InvalidTransition, ValidationFailed
 from ..models import ActivityMimeAttachment, AttachmentBlob, Email, EmailStatus, Template
 from .addresses import check_header_value
 from .blobs import blob_store, blob_touch
+from .emails import _check_may_act
 
 MIME_TYPE_RE = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$"
@@ -56,6 +58,25 @@ def _check_owner(owner: Email | Template) -> None:
             )
 
 
+def _check_actor(owner: Email | Template, actor: User | None) -> None:
+    """Refuse an actor who may not change this owner's files (403).
+
+    For an email the rule of ``email_update``: the sender, a member of the sending
+    queue, or a holder of ``send_as_any_sender``. For a template: staff. ``None`` is
+    the system (demo data, tasks) and is not checked.
+    """
+    if actor is None:
+        return
+    if isinstance(owner, Template):
+        if not actor.is_staff:
+            raise PermissionDeniedError(
+                "changing a template's attachments needs a staff account (is_staff)"
+            )
+        return
+    email = Email.objects.select_related("sender_user", "sender_queue").get(pk=owner.pk)
+    _check_may_act(email, actor)
+
+
 def _link(
     *, owner: Email | Template, blob: AttachmentBlob, filename: str, mime_type: str, subject: str
 ) -> ActivityMimeAttachment:
@@ -93,9 +114,12 @@ def attachment_store(
     """Attach bytes to a draft email or a template; return ``(attachment, reused)``.
 
     The bytes go to the blob store (hashed while streaming, limited to the
-    organisation's ``max_attachment_bytes``); bytes already stored are reused.
+    organisation's ``max_attachment_bytes``); bytes already stored are reused. An
+    ``actor`` must be allowed to change the owner (``_check_actor``); the email's
+    status is checked first (409), then the actor (403), before any byte is read.
     """
     _check_owner(owner)
+    _check_actor(owner, actor)
     filename = safe_filename(filename)
     mime = _mime_type(filename, mime_type)
     check_header_value(subject, field="attachment subject", max_length=400)
@@ -109,17 +133,41 @@ def attachment_from_blob(
     *,
     owner: Email | Template,
     sha256: str,
-    filename: str,
+    filename: str | None = None,
     mime_type: str | None = None,
     subject: str = "",
     actor: User | None = None,
 ) -> ActivityMimeAttachment:
-    """Attach bytes already stored, named by their SHA-256, without sending them again."""
+    """Attach bytes already stored, named by their SHA-256, without sending them again.
+
+    An ``actor`` who is not staff may only reuse bytes they can already see (attached
+    to a template or to an email visible to them): a hash is not a key to content
+    someone else stored, so any other blob is refused as unknown. Without ``filename``
+    (and ``mime_type``) those of such an attachment are used, else ``attachment``.
+    """
+    from ..selectors import attachments_visible_to
+
     blob = AttachmentBlob.objects.filter(sha256=(sha256 or "").lower()).first()
+    seen = ActivityMimeAttachment.objects.none()
+    if blob is not None:
+        seen = (
+            ActivityMimeAttachment.objects.all()
+            if actor is None or actor.is_staff
+            else attachments_visible_to(actor)
+        ).filter(blob=blob)
+        if not (actor is None or actor.is_staff or seen.exists()):
+            blob = None
     if blob is None:
         raise ValidationFailed(
             f"no stored file has the id {sha256!r}", code="unknown_attachment_id"
         )
+    _check_owner(owner)
+    _check_actor(owner, actor)
+    if filename is None:
+        named = seen.order_by("id").values("filename", "mime_type").first()
+        filename = named["filename"] if named else "attachment"
+        if named and mime_type is None:
+            mime_type = named["mime_type"]
     filename = safe_filename(filename)
     check_header_value(subject, field="attachment subject", max_length=400)
     return _link(
@@ -131,11 +179,19 @@ def attachment_from_blob(
     )
 
 
-def attachment_delete(*, attachment: ActivityMimeAttachment) -> None:
-    """Remove an attachment from a draft email or a template (the blob stays for GC)."""
+def attachment_delete(*, attachment: ActivityMimeAttachment, actor: User | None = None) -> None:
+    """Remove an attachment from a draft email or a template (the blob stays for GC).
+
+    Any other status of the email is refused (409); an ``actor`` must be allowed to
+    change the owner (403), as for adding.
+    """
     owner = attachment.email or attachment.template
     with transaction.atomic():
+        if isinstance(owner, Email):
+            # As in ``_link``: a send cannot slip between the check and the delete.
+            Email.objects.select_for_update().filter(pk=owner.pk).exists()
         _check_owner(owner)
+        _check_actor(owner, actor)
         attachment.delete()
 
 

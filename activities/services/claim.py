@@ -100,11 +100,13 @@ def email_claim_batch(
     return claim_emails(candidates, owner=f"api:{actor.pk}", lease_seconds=lease, limit=max_count)
 
 
-def _parse_token(lease_token: str | int | None) -> int:
+def _parse_token(lease_token: str | int | None, *, status: str) -> int:
     try:
         return int(str(lease_token))
     except (TypeError, ValueError):
-        raise LeaseConflict("a lease_token from the claim is required") from None
+        raise LeaseConflict(
+            "a lease_token from the claim is required", extra={"status": status}
+        ) from None
 
 
 def email_report_delivery(
@@ -124,8 +126,8 @@ def email_report_delivery(
     ``outcome`` is ``sent`` or ``failed``; a failure is final unless ``permanent`` is
     false, in which case the email waits for another claim after a backoff.
     """
-    token = _parse_token(lease_token)
     current = Email.objects.get(pk=email.pk)
+    token = _parse_token(lease_token, status=current.status)
     if current.lease_token != token or current.status != EmailStatus.SENDING:
         raise LeaseConflict(
             "the lease token is stale: the email was claimed again or already reported",

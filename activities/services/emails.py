@@ -16,6 +16,7 @@ from crm.models import Contact, EmailApproval, Organization, OutgoingDelivery, Q
 from .. import conf
 from ..errors import (
     InvalidAddress,
+    InvalidTransition,
     NoRecipients,
     NotOutgoing,
     SenderNotAllowed,
@@ -34,6 +35,9 @@ from .transitions import record_event, require_status, transition
 SEND_AS_ANY_PERMISSION = "activities.send_as_any_sender"
 EDITABLE_STATUSES = (EmailStatus.DRAFT, EmailStatus.FAILED)
 CANCELABLE_STATUSES = (EmailStatus.DRAFT, EmailStatus.PENDING_SEND)
+# A worker or an external sender may hold these: deleting would race the delivery.
+UNDELETABLE_STATUSES = (EmailStatus.PENDING_SEND, EmailStatus.SENDING)
+DELETE_ANY_PERMISSION = "activities.delete_email"
 SUBJECT_MAX_LENGTH = 400
 RECIPIENT_ROLES = (PartyRole.TO, PartyRole.CC, PartyRole.BCC)
 
@@ -146,15 +150,18 @@ def email_create(
     priority: str = Priority.NORMAL,
     template: Template | None = None,
     in_reply_to: str = "",
+    tracking_token: str = "",
     scheduled_at: datetime | None = None,
 ) -> Email:
     """Create an outgoing draft. ``sender`` defaults to the acting user.
 
+    The actor must be allowed to send as ``sender`` (``SenderNotAllowed``, as at send).
     Every address and header value is checked first; on any refusal nothing is written.
     """
     _check_content(subject)
-    if in_reply_to:
-        check_header_value(in_reply_to, field="In-Reply-To", max_length=255)
+    _check_reply_headers(in_reply_to=in_reply_to, tracking_token=tracking_token)
+    if sender is not None:
+        _check_may_send_as(actor, sender)
     with transaction.atomic():
         email = Email.objects.create(
             subject=subject,
@@ -165,6 +172,7 @@ def email_create(
             priority=priority,
             template=template,
             in_reply_to=in_reply_to,
+            tracking_token=tracking_token,
             scheduled_at=scheduled_at,
             created_by=actor,
             **_sender_fields(sender if sender is not None else actor),
@@ -183,26 +191,49 @@ def email_create(
     return email
 
 
-EDITABLE_FIELDS = {"subject", "body_html", "body_text", "priority", "scheduled_at", "template"}
+EDITABLE_FIELDS = {
+    "subject",
+    "body_html",
+    "body_text",
+    "priority",
+    "scheduled_at",
+    "template",
+    "in_reply_to",
+    "tracking_token",
+}
+
+
+def _check_reply_headers(*, in_reply_to: str = "", tracking_token: str = "") -> None:
+    if in_reply_to:
+        check_header_value(in_reply_to, field="In-Reply-To", max_length=255)
+    if tracking_token:
+        check_header_value(tracking_token, field="tracking token", max_length=40)
 
 
 def email_update(*, email: Email, actor: User, **changes: Any) -> Email:
     """Edit a draft or failed email (any other status: ``InvalidTransition``).
 
     ``to``/``cc``/``bcc`` replace that role's recipients; ``sender`` and ``regarding``
-    take records.
+    take records. The actor must be allowed to act for the current sender and, when
+    ``sender`` changes, for the new one (``SenderNotAllowed``).
     """
     unknown = set(changes) - EDITABLE_FIELDS - {"to", "cc", "bcc", "sender", "regarding"}
     if unknown:
         raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
     if "subject" in changes:
         _check_content(changes["subject"])
+    _check_reply_headers(
+        in_reply_to=changes.get("in_reply_to") or "",
+        tracking_token=changes.get("tracking_token") or "",
+    )
     with transaction.atomic():
         locked = Email.objects.select_for_update().get(pk=email.pk)
         require_status(locked.status, EDITABLE_STATUSES, action="edit")
         if locked.direction != Direction.OUTGOING:
             raise NotOutgoing("only outgoing email can be edited")
         _check_may_act(locked, actor)
+        if changes.get("sender") is not None:
+            _check_may_send_as(actor, changes["sender"])
         fields = {k: v for k, v in changes.items() if k in EDITABLE_FIELDS}
         if "sender" in changes:
             fields.update(_sender_fields(changes["sender"]))
@@ -234,6 +265,10 @@ def _check_may_act(email: Email, actor: User) -> None:
     sender = email.sender
     if sender is None:
         raise SenderNotAllowed("the email has no sender")
+    _check_may_send_as(actor, sender)
+
+
+def _check_may_send_as(actor: User, sender: Sender) -> None:
     if not _may_send_as(actor, sender):
         if isinstance(sender, Queue):
             raise SenderNotAllowed(
@@ -385,6 +420,32 @@ def email_cancel(*, email: Email, actor: User, reason: str = "") -> Email:
         reason=reason or "canceled",
         updates={"lease_expires_at": None, "lease_owner": "", "next_attempt_at": None},
     )
+
+
+def email_delete(*, email: Email, actor: User) -> None:
+    """Delete an email with its parties, events and attachment links.
+
+    Refused (``InvalidTransition``) while a worker or an external sender may hold it
+    (``pending_send``, ``sending``): cancel it first. The actor must be allowed to act
+    for the sender, or hold ``activities.delete_email`` (needed for an email without a
+    sender). The blobs stay for the garbage collector.
+    """
+    with transaction.atomic():
+        # Locked so that a concurrent claim cannot move it to sending under our feet.
+        locked = (
+            Email.objects.select_for_update(of=("self",))
+            .select_related("sender_user", "sender_queue")
+            .get(pk=email.pk)
+        )
+        if locked.status in UNDELETABLE_STATUSES:
+            raise InvalidTransition(
+                f"cannot delete an email whose status is {locked.status}: it is queued for "
+                "or in delivery (cancel a pending email first)",
+                status=locked.status,
+            )
+        if not actor.has_perm(DELETE_ANY_PERMISSION):
+            _check_may_act(locked, actor)
+        locked.delete()
 
 
 def email_create_from_template(

@@ -198,3 +198,13 @@ def template_save(*, template: Template, actor=None) -> Template:
         template.created_by = actor
     template.save()
     return template
+
+
+def template_delete(*, template: Template, actor: User | None = None) -> None:
+    """Delete a template and its attachment links.
+
+    Emails made from it keep their content and lose only the link (``SET_NULL``); the
+    blobs stay (``PROTECT``), shared with those emails' own attachments, and the
+    garbage collector removes any that nothing references any more.
+    """
+    template.delete()

@@ -2,14 +2,16 @@
 
 Domain errors (``ApplicationError``) answer with their HTTP status, ``detail`` and a
 stable ``code``; a forbidden transition (409) also carries the current ``status``.
-Django's own validation and permission errors map to 400 and 403. Anything else is a
-bug and stays a 500.
+Django's own validation and permission errors map to 400 and 403, a delete refused by
+``on_delete=PROTECT`` to 409, a record that vanished mid-request to 404. Anything else is a bug and stays a 500.
 """
 
 from __future__ import annotations
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -32,11 +34,18 @@ def exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
         return application_error_response(exc)
     if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
-        return Response(detail, status=status.HTTP_400_BAD_REQUEST)
+        if hasattr(exc, "error_dict"):
+            return Response(exc.message_dict, status=status.HTTP_400_BAD_REQUEST)
+        body = {"detail": " ".join(exc.messages), "code": "invalid"}
+        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, ProtectedError | RestrictedError):
+        # A delete that other records still need: a conflict, not a server error.
+        body = {"detail": f"still referenced by other records: {exc.args[0]}", "code": "protected"}
+        return Response(body, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
-    elif isinstance(exc, Http404):
+    elif isinstance(exc, Http404 | ObjectDoesNotExist):
+        # Also a record deleted by another request between the lookup and the service.
         exc = exceptions.NotFound()
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, exceptions.APIException):

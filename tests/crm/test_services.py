@@ -3,10 +3,19 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, transaction
 
-from crm.errors import PermissionDeniedError, ValidationFailed
-from crm.models import EmailApproval, Organization, Queue
-from crm.services import email_address_approve, email_address_reject, mailbox_save, queue_create
-from tests.factories import ApproverFactory, QueueFactory, UserFactory
+from crm.errors import Conflict, PermissionDeniedError, ValidationFailed
+from crm.models import Contact, EmailApproval, Organization, Queue, Tag
+from crm.services import (
+    contact_save,
+    email_address_approve,
+    email_address_reject,
+    mailbox_save,
+    organization_update,
+    queue_create,
+    queue_delete,
+    queue_update,
+)
+from tests.factories import ApproverFactory, EmailFactory, QueueFactory, TagFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -102,3 +111,41 @@ def test_queue_addresses_are_unique():
     with pytest.raises(ValidationFailed):
         queue_create(name="Other", email="same@example.com")
     assert Queue.objects.filter(email="same@example.com").count() == 1
+
+
+def test_organization_update_needs_a_staff_actor_and_changes_nothing_otherwise():
+    org = Organization.get()
+    with pytest.raises(PermissionDeniedError, match="is_staff"):
+        organization_update(data={"use_tracking_token": False}, actor=UserFactory(is_staff=False))
+    with pytest.raises(ValidationFailed, match="modified_at"):
+        organization_update(data={"modified_at": None}, actor=UserFactory(is_staff=True))
+    org.refresh_from_db()
+    assert org.use_tracking_token is True
+
+
+def test_a_queue_update_that_fails_changes_neither_fields_nor_members():
+    alice, bob = UserFactory(), UserFactory()
+    queue = QueueFactory(name="Desk", email="desk@example.com", members=[alice])
+    with pytest.raises(ValidationFailed, match="email"):
+        queue_update(queue=queue, data={"name": "New", "email": "bad"}, members=[bob])
+    queue.refresh_from_db()
+    assert queue.name == "Desk"
+    assert list(queue.members.all()) == [alice]
+
+
+def test_deleting_a_queue_that_sent_email_is_a_conflict_naming_the_emails():
+    queue = QueueFactory(name="Desk")
+    EmailFactory(sender_user=None, sender_queue=queue)
+    with pytest.raises(Conflict, match="still used by 1 email$") as caught:
+        queue_delete(queue=queue)
+    assert caught.value.code == "protected"
+    assert Queue.objects.filter(pk=queue.pk).exists()
+
+
+def test_contact_tags_are_created_once_and_matched_in_any_case():
+    TagFactory(name="VIP")
+    contact = contact_save(
+        contact=Contact(), data={"last_name": "Lee"}, tags=["vip", "New", "new", " new "]
+    )
+    assert sorted(t.name for t in contact.tags.all()) == ["New", "VIP"]
+    assert Tag.objects.count() == 2

@@ -1,0 +1,65 @@
+"""Serializers of the template endpoints (``templates/``)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from ..models import ActivityMimeAttachment, Template
+from .fields import RecordRefField
+
+
+class TemplateAttachmentSerializer(serializers.ModelSerializer):
+    size = serializers.IntegerField(source="blob.size", read_only=True)
+    attachment_id = serializers.CharField(
+        source="blob.sha256", read_only=True, help_text="SHA-256 of the bytes (hex)"
+    )
+
+    class Meta:
+        model = ActivityMimeAttachment
+        fields = ["id", "filename", "mime_type", "size", "attachment_id", "subject"]
+        read_only_fields = fields
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    """Reads and writes; writes go through ``template_save``, which checks the syntax."""
+
+    attachments = TemplateAttachmentSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Template
+        fields = [
+            "id",
+            "title",
+            "description",
+            "record_type",
+            "language",
+            "subject",
+            "body_html",
+            "body_text",
+            "attachments",
+            "created_at",
+            "modified_at",
+        ]
+        read_only_fields = ["id", "attachments", "created_at", "modified_at"]
+
+
+class InstantiateSerializer(serializers.Serializer):
+    regarding = RecordRefField(
+        types=("contact", "account", "user"),
+        required=False,
+        allow_null=True,
+        help_text="the record to fill the merge fields from; may be omitted for a global template",
+    )
+    sender = RecordRefField(
+        types=("user", "queue"),
+        required=False,
+        allow_null=True,
+        help_text="whose {{ sender.* }} fields to use; defaults to the acting user",
+    )
+
+
+class RenderedTemplateSerializer(serializers.Serializer):
+    subject = serializers.CharField()
+    body_html = serializers.CharField(allow_blank=True)
+    body_text = serializers.CharField(allow_blank=True)
+    attachments = TemplateAttachmentSerializer(many=True)

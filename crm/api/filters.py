@@ -1,0 +1,115 @@
+"""Query-parameter filters whose bad values are a 400 naming the parameter, never ignored.
+
+django-filter's own ``BooleanFilter`` drops a value it does not understand and its
+``NumberFilter`` takes ``1.5`` for an id; these refuse them instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from django import forms
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.filters import OrderingFilter, SearchFilter
+
+TRUE_VALUES = frozenset({"true", "1", "yes"})
+FALSE_VALUES = frozenset({"false", "0", "no"})
+
+
+class _StrictBooleanField(forms.Field):
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        text = str(value).strip().lower()
+        if text in TRUE_VALUES:
+            return True
+        if text in FALSE_VALUES:
+            return False
+        raise forms.ValidationError("expected true or false", code="invalid")
+
+
+class StrictBooleanFilter(filters.BooleanFilter):
+    """``true``/``false`` (also ``1``/``0``, ``yes``/``no``); anything else is a 400."""
+
+    field_class = _StrictBooleanField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", forms.TextInput)
+        super().__init__(*args, **kwargs)
+
+
+MAX_ID = 2**63 - 1  # a BigAutoField; larger values overflow the database driver
+
+
+class IdFilter(filters.NumberFilter):
+    """A record id: a positive integer (at most a 64-bit one)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+
+class _DateOrDateTimeField(forms.Field):
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        text = str(value).strip()
+        try:
+            moment = parse_datetime(text)
+            day = None if moment else parse_date(text)
+        except ValueError:
+            moment = day = None
+        if day is not None:
+            moment = datetime.combine(day, time.min)
+        if moment is None:
+            raise forms.ValidationError(
+                "expected a date (2026-01-01) or a date and time (2026-01-01T08:00:00Z)",
+                code="invalid",
+            )
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment)
+        return moment
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "description": "a date (the start of that day) or an ISO 8601 date and time",
+        "example": "2026-01-01",
+    }
+)
+class DateOrDateTimeFilter(filters.Filter):
+    field_class = _DateOrDateTimeField
+
+
+# The schema type of the filters above, for drf-spectacular.
+extend_schema_field(OpenApiTypes.BOOL)(StrictBooleanFilter)
+extend_schema_field(OpenApiTypes.INT)(IdFilter)
+
+
+class StableOrderingFilter(OrderingFilter):
+    """``?ordering=`` as DRF's, with the primary key last so that pages never overlap."""
+
+    def get_ordering(self, request, queryset, view):
+        ordering = list(super().get_ordering(request, queryset, view) or [])
+        if not any(field.lstrip("-") in ("pk", "id") for field in ordering):
+            ordering.append("pk")
+        return ordering
+
+
+class NamedSearchFilter(SearchFilter):
+    """``?search=`` as DRF's, but a bad term (a NUL character) is ``{"search": [...]}``."""
+
+    def get_search_terms(self, request):
+        try:
+            return super().get_search_terms(request)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({self.search_param: exc.detail}) from exc

@@ -1,0 +1,148 @@
+"""Serializers of the CRM records: shapes and types only; the rules live in crm.services."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+from crm.models import Account, Contact, Organization, Queue, User
+
+# --- Error answers, for the schema --------------------------------------------
+
+
+class ApiErrorSerializer(serializers.Serializer):
+    """What every refusal carries: ``detail``, and usually a stable ``code``."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField(required=False)
+
+
+class ConflictErrorSerializer(ApiErrorSerializer):
+    status = serializers.CharField(required=False, help_text="the current status, for a 409")
+
+
+ERROR_DESCRIPTIONS = {
+    400: "invalid input: {field: [messages]} or {detail, code, errors}",
+    401: "not signed in (no or a wrong token)",
+    403: "the permission named in detail is missing (or the CSRF token, for a session)",
+    404: "no such record (or page)",
+    409: "the current state forbids it",
+    413: "the upload is over the limit",
+    415: "unsupported media type: send JSON",
+    422: "this Idempotency-Key was already used for a different request",
+    429: "too many requests (throttled)",
+}
+
+
+def errors(*statuses: int) -> dict[int, OpenApiResponse]:
+    """Schema responses for the given error statuses (401 and 429 are always included)."""
+    answers = {}
+    for status in sorted({*statuses, 401, 429}):
+        if status == 400:
+            response = OpenApiTypes.OBJECT
+        elif status == 409:
+            response = ConflictErrorSerializer
+        else:
+            response = ApiErrorSerializer
+        answers[status] = OpenApiResponse(response=response, description=ERROR_DESCRIPTIONS[status])
+    return answers
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="send it as: Authorization: Token <token>")
+
+
+# --- Records ---------------------------------------------------------------------
+
+
+class UserSerializer(serializers.ModelSerializer):
+    full_name = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = User
+        fields = [
+            "id",
+            "username",
+            "email",
+            "full_name",
+            "email_router_access_approval",
+            "outgoing_delivery",
+        ]
+        read_only_fields = fields
+
+
+class QueueSerializer(serializers.ModelSerializer):
+    members = serializers.PrimaryKeyRelatedField(
+        many=True, queryset=User.objects.all(), required=False, help_text="user ids"
+    )
+
+    class Meta:
+        model = Queue
+        fields = [
+            "id",
+            "name",
+            "email",
+            "email_router_access_approval",
+            "outgoing_delivery",
+            "members",
+            "created_at",
+        ]
+        read_only_fields = ["id", "email_router_access_approval", "created_at"]
+
+
+class OrganizationSerializer(serializers.ModelSerializer):
+    # Not trimmed: a prefix with a line break is refused, not silently repaired.
+    tracking_token_prefix = serializers.CharField(
+        max_length=20, trim_whitespace=False, required=False
+    )
+
+    class Meta:
+        model = Organization
+        fields = [
+            "name",
+            "require_approval_for_user_email",
+            "require_approval_for_queue_email",
+            "use_tracking_token",
+            "tracking_token_prefix",
+            "tracking_token_digits",
+            "max_attachment_bytes",
+            "modified_at",
+        ]
+        read_only_fields = ["modified_at"]
+
+
+class AccountSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Account
+        fields = ["id", "name", "email", "city", "website", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class TagNamesField(serializers.ListField):
+    """Tag names; unknown names become new tags."""
+
+    child = serializers.CharField(max_length=50)
+
+    def to_representation(self, data):
+        return [tag.name for tag in data.all()]
+
+
+class ContactSerializer(serializers.ModelSerializer):
+    tags = TagNamesField(required=False, max_length=100)
+
+    class Meta:
+        model = Contact
+        fields = [
+            "id",
+            "first_name",
+            "last_name",
+            "email",
+            "account",
+            "city",
+            "tags",
+            "do_not_email",
+            "do_not_bulk_email",
+            "created_at",
+        ]
+        read_only_fields = ["id", "created_at"]
