@@ -72,14 +72,22 @@ def _save_unique(obj: models.Model) -> None:
         ) from exc
 
 
+def _require_staff(actor: User | None, what: str) -> None:
+    """Refuse ``what`` to a non-staff actor; ``None`` is the system (commands, tasks)."""
+    if actor is not None and not actor.is_staff:
+        raise PermissionDeniedError(f"{what} needs a staff account (is_staff)")
+
+
 def queue_create(
     *,
     name: str,
     email: str,
     outgoing_delivery: str = "worker",
     members: list[User] | None = None,
+    actor: User | None = None,
 ) -> Queue:
-    """Create a queue; its address starts ``pending_approval``."""
+    """Create a queue (staff only); its address starts ``pending_approval``."""
+    _require_staff(actor, "creating a queue")
     with transaction.atomic():
         queue = mailbox_save(
             obj=Queue(),
@@ -91,9 +99,16 @@ def queue_create(
 
 
 def queue_update(
-    *, queue: Queue, data: dict[str, Any], members: Iterable[User] | None = None
+    *,
+    queue: Queue,
+    data: dict[str, Any],
+    members: Iterable[User] | None = None,
+    actor: User | None = None,
 ) -> Queue:
-    """Change a queue's fields (as ``mailbox_save``) and, when given, replace its members."""
+    """Change a queue's fields (as ``mailbox_save``) and, when given, replace its members.
+
+    Staff only."""
+    _require_staff(actor, "changing a queue")
     with transaction.atomic():
         mailbox_save(obj=queue, data=data)
         if members is not None:
@@ -119,8 +134,9 @@ def _delete(obj: models.Model) -> None:
         ) from exc
 
 
-def queue_delete(*, queue: Queue) -> None:
-    """Delete a queue; one that sent emails is kept (409, code ``protected``)."""
+def queue_delete(*, queue: Queue, actor: User | None = None) -> None:
+    """Delete a queue (staff only); one that sent emails is kept (409, code ``protected``)."""
+    _require_staff(actor, "deleting a queue")
     _delete(queue)
 
 
@@ -255,10 +271,7 @@ def organization_update(*, data: dict[str, Any], actor: User) -> Organization:
     Only the fields in ``ORGANIZATION_FIELDS`` may change. The tracking-token prefix
     goes into mail subjects, so it is a short word without spaces or line breaks.
     """
-    if not actor.is_staff:
-        raise PermissionDeniedError(
-            "changing the organisation's settings needs a staff account (is_staff)"
-        )
+    _require_staff(actor, "changing the organisation's settings")
     unknown = sorted(set(data) - ORGANIZATION_FIELDS)
     if unknown:
         raise ValidationFailed(f"these settings cannot be changed: {', '.join(unknown)}")

@@ -247,6 +247,7 @@ REST_FRAMEWORK = {
 # Throttle rates ("N/second|minute|hour|day"; empty = no limit), read per request.
 CRM_API_THROTTLE_ANON = env.str("CRM_API_THROTTLE_ANON", default="60/minute")
 CRM_API_THROTTLE_USER = env.str("CRM_API_THROTTLE_USER", default="6000/minute")
+CRM_API_THROTTLE_LOGIN = env.str("CRM_API_THROTTLE_LOGIN", default="10/minute")
 # How long a stored answer to an Idempotency-Key is kept.
 CRM_IDEMPOTENCY_TTL_SECONDS = env.int("CRM_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
 

@@ -213,3 +213,23 @@ def test_ids_are_integers_and_times_iso_8601_with_time_zone(user):
     modified = client.get("/api/v1/organization/").json()["modified_at"]
     assert datetime.fromisoformat(modified).tzinfo is not None
     assert Queue.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_token_endpoint_is_throttled_per_client_address(settings):
+    from django.core.cache import cache
+
+    from tests.factories import UserFactory
+
+    cache.clear()
+    settings.CRM_API_THROTTLE_LOGIN = "3/minute"
+    UserFactory(username="guess-me")
+    client = APIClient()
+    answers = [
+        client.post(
+            "/api/v1/auth/token/", {"username": "guess-me", "password": f"try{i}"}
+        ).status_code
+        for i in range(5)
+    ]
+    assert answers == [400, 400, 400, 429, 429]
+    cache.clear()

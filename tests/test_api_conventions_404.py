@@ -5,7 +5,9 @@ from tests.factories import UserFactory
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("path", ["/api/v1/emails/0.5/", "/api/v1/no-such-thing/", "/api/v1/emails/1/x/"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/emails/0.5/", "/api/v1/no-such-thing/", "/api/v1/emails/1/x/"]
+)
 def test_unknown_api_urls_answer_json_404(path):
     response = client_for(UserFactory()).get(path)
     assert response.status_code == 404

@@ -28,38 +28,56 @@ def test_schema_is_valid_openapi_without_warnings(tmp_path):
     schema = yaml.safe_load(target.read_text())
     paths = set(schema["paths"])
     for path in (
-        "/api/v1/emails/", "/api/v1/emails/{id}/send/", "/api/v1/emails/claim/",
-        "/api/v1/emails/{id}/delivery-result/", "/api/v1/attachments/",
-        "/api/v1/templates/{id}/instantiate/", "/api/v1/queues/{id}/approve/",
-        "/api/v1/organization/", "/api/v1/bulk-sends/",
+        "/api/v1/emails/",
+        "/api/v1/emails/{id}/send/",
+        "/api/v1/emails/claim/",
+        "/api/v1/emails/{id}/delivery-result/",
+        "/api/v1/attachments/",
+        "/api/v1/templates/{id}/instantiate/",
+        "/api/v1/queues/{id}/approve/",
+        "/api/v1/organization/",
+        "/api/v1/bulk-sends/",
     ):
         assert path in paths, f"{path} is not in the schema"
 
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_schemathesis_finds_no_server_error_and_no_schema_violation(live_server, settings, tmp_path):
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(
+    live_server, settings, tmp_path
+):
     settings.DEBUG = True
     settings.CRM_API_THROTTLE_USER = ""
     settings.CRM_API_THROTTLE_ANON = ""
     call_command("load_demo_data")
     token = Token.objects.create(user=User.objects.get(username="admin"))
     command = [
-        str(Path(sys.executable).with_name("schemathesis")), "run",
+        str(Path(sys.executable).with_name("schemathesis")),
+        "run",
         f"{live_server.url}/api/schema/",
-        "--header", f"Authorization: Token {token.key}",
-        "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,"
+        "--header",
+        f"Authorization: Token {token.key}",
+        "--checks",
+        "not_a_server_error,response_schema_conformance,status_code_conformance,"
         "content_type_conformance",
-        "--max-examples", str(SCHEMATHESIS_EXAMPLES),
+        "--max-examples",
+        str(SCHEMATHESIS_EXAMPLES),
         # Bulk sending answers 501 until the bulk issue lands.
-        "--exclude-path-regex", "^/api/v1/bulk-sends/",
-        "--seed", "20261121",
-        "--generation-database", "none",
-        "--workers", "1",
-        "--request-timeout", "30",
+        "--exclude-path-regex",
+        "^/api/v1/bulk-sends/",
+        "--seed",
+        "20261121",
+        "--generation-database",
+        "none",
+        "--workers",
+        "1",
+        "--request-timeout",
+        "30",
         "--no-color",
-        "--report", "junit",
-        "--report-dir", str(tmp_path),
+        "--report",
+        "junit",
+        "--report-dir",
+        str(tmp_path),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     print(result.stdout[-20000:])

@@ -33,6 +33,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from crm.api.idempotency import idempotent
+from crm.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
 from crm.models import Organization
 
 from ..errors import AttachmentTooLarge
@@ -55,30 +56,19 @@ from .attachment_serializers import (
     AttachmentSerializer,
     AttachmentUploadSerializer,
 )
-from .problems import (
-    BAD_REQUEST,
-    LOOKUP_ANY,
-    NO_PAGE,
-    NOT_FOUND,
-    UNAUTHORIZED,
-    ConflictProblemSerializer,
-    problem,
-)
 from .uploads import base64_chunks, check_request_size, upload_handlers
 
-CONFLICT = problem(
-    "the email is not a draft: only draft emails and templates take or lose attachments",
-    ConflictProblemSerializer,
-)
-FORBIDDEN = problem(
-    "not allowed to change this email (sender_not_allowed: not its sender or a member of "
-    "its queue) or template (permission_denied: needs staff)"
-)
-TOO_LARGE = problem(
-    "attachment_too_large: the file is over Organization.max_attachment_bytes (JSON bodies "
-    "also over DATA_UPLOAD_MAX_MEMORY_SIZE)"
-)
-UNSUPPORTED = problem("unsupported_media_type: send application/json or multipart/form-data")
+# The refusals of these endpoints, documented (for now) without 429.
+ERRORS = {
+    "conflict": "the email is not a draft: only draft emails and templates take or lose "
+    "attachments",
+    "forbidden": "not allowed to change this email (sender_not_allowed: not its sender or a "
+    "member of its queue) or template (permission_denied: needs staff)",
+    "content_too_large": "attachment_too_large: the file is over "
+    "Organization.max_attachment_bytes (JSON bodies also over DATA_UPLOAD_MAX_MEMORY_SIZE)",
+    "unsupported_media_type": "unsupported_media_type: send application/json or "
+    "multipart/form-data",
+}
 
 
 def content_disposition(filename: str) -> str:
@@ -133,27 +123,16 @@ JSON_CREATE = PolymorphicProxySerializer(
         summary="List the attachments you may see",
         description="Attachments of templates, and of the emails visible to you. Filter "
         "with `object_type` (email, template) and `object_id`.",
-        responses={
-            200: AttachmentSerializer(many=True),
-            400: BAD_REQUEST,
-            401: UNAUTHORIZED,
-            404: NO_PAGE,
-        },
+        responses={200: AttachmentSerializer(many=True), **errors(400, 404, **ERRORS)},
     ),
     retrieve=extend_schema(
         summary="Get an attachment",
-        responses={200: AttachmentSerializer, 401: UNAUTHORIZED, 404: NOT_FOUND},
+        responses={200: AttachmentSerializer, **errors(404, **ERRORS)},
     ),
     destroy=extend_schema(
         summary="Remove an attachment from a draft email or a template",
         description="The stored bytes stay until the garbage collector finds them unused.",
-        responses={
-            204: None,
-            401: UNAUTHORIZED,
-            403: FORBIDDEN,
-            404: NOT_FOUND,
-            409: CONFLICT,
-        },
+        responses={204: None, **errors(403, 404, 409, **ERRORS)},
     ),
 )
 class AttachmentViewSet(
@@ -235,13 +214,7 @@ class AttachmentViewSet(
         },
         responses={
             201: AttachmentCreatedSerializer,
-            400: BAD_REQUEST,
-            401: UNAUTHORIZED,
-            403: FORBIDDEN,
-            404: NOT_FOUND,
-            409: CONFLICT,
-            413: TOO_LARGE,
-            415: UNSUPPORTED,
+            **errors(*IDEMPOTENT, 403, 404, 413, 415, **ERRORS),
         },
         examples=[
             OpenApiExample(
@@ -316,8 +289,7 @@ class AttachmentViewSet(
         "`Content-Disposition: attachment`, never for display inline.",
         responses={
             (200, "*/*"): OpenApiResponse(OpenApiTypes.BINARY, description="the bytes"),
-            401: UNAUTHORIZED,
-            404: NOT_FOUND,
+            **errors(404, **ERRORS),
         },
     )
     @action(detail=True, methods=["get"])

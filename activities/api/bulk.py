@@ -13,10 +13,14 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from .fields import RecordRefField
-from .problems import LOOKUP_ANY, NOT_FOUND, UNAUTHORIZED, problem
+from crm.api.schema import LOOKUP_ANY, errors
 
-NOT_IMPLEMENTED = problem("not_implemented: bulk sending is not yet available")
+from .fields import RecordRefField
+
+# Every call answers 501 for now; documented without 429.
+ERRORS = {
+    "not_implemented": "not_implemented: bulk sending is not yet available",
+}
 BODY = {"detail": "bulk sending is not yet available", "code": "not_implemented"}
 ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="the bulk job")
 
@@ -42,20 +46,20 @@ class BulkSendSerializer(serializers.Serializer):
         summary="Start a bulk send (not yet available)",
         description='Planned: 202 `{"id", "status": "queued"}`. For now: 501.',
         request=BulkSendSerializer,
-        responses={401: UNAUTHORIZED, 501: NOT_IMPLEMENTED},
+        responses=errors(501, **ERRORS),
     ),
     retrieve=extend_schema(
         summary="Progress of a bulk send (not yet available)",
         description="Planned: id, status, total, created, sent, failed, skipped, "
         "started_at, finished_at. For now: 501.",
         parameters=[ID],
-        responses={401: UNAUTHORIZED, 404: NOT_FOUND, 501: NOT_IMPLEMENTED},
+        responses=errors(404, 501, **ERRORS),
     ),
     cancel=extend_schema(
         summary="Cancel a bulk send (not yet available)",
         parameters=[ID],
         request=None,
-        responses={401: UNAUTHORIZED, 404: NOT_FOUND, 501: NOT_IMPLEMENTED},
+        responses=errors(404, 501, **ERRORS),
     ),
 )
 class BulkSendViewSet(viewsets.ViewSet):

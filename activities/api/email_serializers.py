@@ -237,14 +237,6 @@ class EmailEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class EmailErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField()
-    status = serializers.CharField(
-        required=False, help_text="the email's current status (on a 409 for a transition)"
-    )
-
-
 class EmailSendResultSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     subject = serializers.CharField(allow_blank=True, help_text="final, with the tracking token")

@@ -17,7 +17,6 @@ from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
     extend_schema_field,
     extend_schema_view,
@@ -31,6 +30,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from crm.api.idempotency import idempotent
+from crm.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
 
 from ..models import Direction, Email, EmailEvent, EmailParty, EmailState, EmailStatus, Priority
 from ..selectors import email_list_queryset, emails_visible_to
@@ -49,7 +49,6 @@ from .email_serializers import (
     EmailClaimResponseSerializer,
     EmailClaimSerializer,
     EmailDeliveryResultSerializer,
-    EmailErrorSerializer,
     EmailEventSerializer,
     EmailSendFromTemplateSerializer,
     EmailSendResultSerializer,
@@ -62,34 +61,8 @@ from .fields import RECORD_MODELS
 MAX_SEARCH_TERMS = 10
 MAX_ID = 2**63 - 1
 
-# --- documented error answers -----------------------------------------------------------
+# --- documented parameters and statuses -------------------------------------------------
 
-_ERROR_TEXT = {
-    400: "invalid input: `{field: [messages]}` or `{detail, code}` naming the cause",
-    401: "not authenticated",
-    403: "not allowed; `detail` names what is missing (e.g. `sender_not_allowed`)",
-    404: "no such email, or not one the caller may see",
-    409: "the email's current status forbids it: `{detail, code, status}`",
-    413: "the request body is too large",
-    415: "unsupported media type",
-    422: "the Idempotency-Key was already used for a different request",
-    429: "throttled",
-}
-
-
-def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    answers = {}
-    for code in (401, 429, *codes):
-        body = OpenApiTypes.OBJECT if code == 400 else EmailErrorSerializer
-        answers[code] = OpenApiResponse(body, description=_ERROR_TEXT[code])
-    return answers
-
-
-IDEMPOTENT = (400, 409, 422)
-
-# The router's own pattern would leave ``/emails/0.5/`` to Django's HTML 404; this one
-# lets every id reach the view, which answers a JSON 404. The schema still says integer.
-LOOKUP_ANY = r"[^/]+"
 EMAIL_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="the email's id")
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",

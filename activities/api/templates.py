@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
@@ -12,76 +12,49 @@ from rest_framework.routers import DefaultRouter
 
 from crm.api.idempotency import idempotent
 from crm.api.permissions import StaffForWrites
+from crm.api.schema import IDEMPOTENT, LOOKUP_ANY, TEMPLATE_ERROR, errors
 
 from ..models import ActivityMimeAttachment, Template
 from ..selectors import templates_visible_to
 from ..services.templates import template_delete, template_render, template_save
-from .problems import (
-    BAD_REQUEST,
-    LOOKUP_ANY,
-    NO_PAGE,
-    NOT_FOUND,
-    UNAUTHORIZED,
-    TemplateProblemSerializer,
-    problem,
-)
 from .template_serializers import (
     InstantiateSerializer,
     RenderedTemplateSerializer,
     TemplateSerializer,
 )
 
-STAFF_ONLY = problem("writing templates needs a staff account (is_staff)")
-TEMPLATE_ERROR = OpenApiResponse(
-    TemplateProblemSerializer,
-    description=(
-        "invalid input, or a template error naming the part and the line: "
-        '{"detail": "template error in HTML body, line 3: ...", "code": "template_error", '
-        '"line": 3}'
-    ),
-)
+# The refusals of these endpoints, documented (for now) without 429. The 400 of a
+# write or a rendering may be a template error; a list's 400 is a bad filter.
+ERRORS = {
+    "forbidden": "writing templates needs a staff account (is_staff)",
+}
+WRITE_ERRORS = {**ERRORS, "bad_request": TEMPLATE_ERROR}
 
 
 @extend_schema_view(
     list=extend_schema(
         summary="List templates",
-        responses={
-            200: TemplateSerializer(many=True),
-            400: BAD_REQUEST,
-            401: UNAUTHORIZED,
-            404: NO_PAGE,
-        },
+        responses={200: TemplateSerializer(many=True), **errors(400, 404, **ERRORS)},
     ),
     retrieve=extend_schema(
         summary="Get a template",
-        responses={200: TemplateSerializer, 401: UNAUTHORIZED, 404: NOT_FOUND},
+        responses={200: TemplateSerializer, **errors(404, **ERRORS)},
     ),
     create=extend_schema(
         summary="Create a template (staff)",
         description="The subject and bodies must compile and render; a template error is "
         "a 400 that names the part and the line. Accepts `Idempotency-Key`.",
-        responses={
-            201: TemplateSerializer,
-            400: TEMPLATE_ERROR,
-            401: UNAUTHORIZED,
-            403: STAFF_ONLY,
-        },
+        responses={201: TemplateSerializer, **errors(*IDEMPOTENT, 403, **WRITE_ERRORS)},
     ),
     partial_update=extend_schema(
         summary="Change a template (staff)",
-        responses={
-            200: TemplateSerializer,
-            400: TEMPLATE_ERROR,
-            401: UNAUTHORIZED,
-            403: STAFF_ONLY,
-            404: NOT_FOUND,
-        },
+        responses={200: TemplateSerializer, **errors(400, 403, 404, **WRITE_ERRORS)},
     ),
     destroy=extend_schema(
         summary="Delete a template (staff)",
         description="Emails made from it keep their content and attachments; only their "
         "link to the template is cleared.",
-        responses={204: None, 401: UNAUTHORIZED, 403: STAFF_ONLY, 404: NOT_FOUND},
+        responses={204: None, **errors(403, 404, **ERRORS)},
     ),
 )
 class TemplateViewSet(
@@ -143,12 +116,7 @@ class TemplateViewSet(
     @extend_schema(
         summary="Render a template for one record without sending",
         request=InstantiateSerializer,
-        responses={
-            200: RenderedTemplateSerializer,
-            400: TEMPLATE_ERROR,
-            401: UNAUTHORIZED,
-            404: NOT_FOUND,
-        },
+        responses={200: RenderedTemplateSerializer, **errors(400, 404, **WRITE_ERRORS)},
     )
     @action(detail=True, methods=["post"])
     def instantiate(self, request, pk=None):

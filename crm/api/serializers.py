@@ -2,51 +2,11 @@
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
 from crm.models import Account, Contact, Organization, Queue, User
 
-# --- Error answers, for the schema --------------------------------------------
-
-
-class ApiErrorSerializer(serializers.Serializer):
-    """What every refusal carries: ``detail``, and usually a stable ``code``."""
-
-    detail = serializers.CharField()
-    code = serializers.CharField(required=False)
-
-
-class ConflictErrorSerializer(ApiErrorSerializer):
-    status = serializers.CharField(required=False, help_text="the current status, for a 409")
-
-
-ERROR_DESCRIPTIONS = {
-    400: "invalid input: {field: [messages]} or {detail, code, errors}",
-    401: "not signed in (no or a wrong token)",
-    403: "the permission named in detail is missing (or the CSRF token, for a session)",
-    404: "no such record (or page)",
-    409: "the current state forbids it",
-    413: "the upload is over the limit",
-    415: "unsupported media type: send JSON",
-    422: "this Idempotency-Key was already used for a different request",
-    429: "too many requests (throttled)",
-}
-
-
-def errors(*statuses: int) -> dict[int, OpenApiResponse]:
-    """Schema responses for the given error statuses (401 and 429 are always included)."""
-    answers = {}
-    for status in sorted({*statuses, 401, 429}):
-        if status == 400:
-            response = OpenApiTypes.OBJECT
-        elif status == 409:
-            response = ConflictErrorSerializer
-        else:
-            response = ApiErrorSerializer
-        answers[status] = OpenApiResponse(response=response, description=ERROR_DESCRIPTIONS[status])
-    return answers
+# --- The API token ---------------------------------------------------------------
 
 
 class TokenSerializer(serializers.Serializer):

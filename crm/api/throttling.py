@@ -25,3 +25,10 @@ class AnonRateThrottle(_SettingsRate, throttling.AnonRateThrottle):
 
 class UserRateThrottle(_SettingsRate, throttling.UserRateThrottle):
     setting_name = "CRM_API_THROTTLE_USER"
+
+
+class LoginRateThrottle(_SettingsRate, throttling.AnonRateThrottle):
+    """Attempts to get a token, per client address: password guessing is slowed down."""
+
+    scope = "login"
+    setting_name = "CRM_API_THROTTLE_LOGIN"

@@ -1,7 +1,6 @@
 """The REST API under /api/v1/: each module registers its viewsets on one router."""
 
 from django.urls import include, path
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from activities.api import attachments as attachment_api
@@ -15,7 +14,7 @@ for module in (crm_api, email_api, template_api, attachment_api, bulk_api):
     module.register(router)
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", crm_api.ObtainAuthTokenView.as_view(), name="api-token"),
     *crm_api.extra_urls(),
     path("", include(router.urls)),
 ]

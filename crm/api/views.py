@@ -12,6 +12,7 @@ from django_filters import rest_framework as filters
 from drf_spectacular.extensions import OpenApiViewExtension
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -30,6 +31,7 @@ from .filters import (
 )
 from .idempotency import idempotent
 from .permissions import CanApproveEmailAddresses, StaffForDeletes, StaffForWrites
+from .schema import IDEMPOTENT, LOOKUP_ANY, errors
 from .serializers import (
     AccountSerializer,
     ContactSerializer,
@@ -37,13 +39,10 @@ from .serializers import (
     QueueSerializer,
     TokenSerializer,
     UserSerializer,
-    errors,
 )
+from .throttling import LoginRateThrottle
 
 FILTER_BACKENDS = [filters.DjangoFilterBackend, NamedSearchFilter, StableOrderingFilter]
-# Any id-shaped path segment (also "1.5") reaches the view and gets a JSON 404, rather
-# than the router's default pattern that leaves dotted ones to Django's HTML 404.
-LOOKUP = "[^/]+"
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
     str,
@@ -124,7 +123,7 @@ class _ApprovalActions:
     retrieve=extend_schema(summary="A user", responses={200: UserSerializer, **errors(404)}),
 )
 class UserViewSet(_ApprovalActions, viewsets.ReadOnlyModelViewSet):
-    lookup_value_regex = LOOKUP
+    lookup_value_regex = LOOKUP_ANY
     queryset = User.objects.all()
     serializer_class = UserSerializer
     filter_backends = FILTER_BACKENDS
@@ -169,7 +168,7 @@ class UserViewSet(_ApprovalActions, viewsets.ReadOnlyModelViewSet):
     create=extend_schema(
         summary="Create a queue (staff); its address starts pending approval",
         parameters=[IDEMPOTENCY_HEADER],
-        responses={201: QueueSerializer, **errors(400, 403, 409, 415, 422)},
+        responses={201: QueueSerializer, **errors(*IDEMPOTENT, 403, 415)},
     ),
     partial_update=extend_schema(
         summary="Change a queue (staff); a new address goes back to pending approval",
@@ -181,7 +180,7 @@ class UserViewSet(_ApprovalActions, viewsets.ReadOnlyModelViewSet):
     ),
 )
 class QueueViewSet(_ApprovalActions, viewsets.ModelViewSet):
-    lookup_value_regex = LOOKUP
+    lookup_value_regex = LOOKUP_ANY
     queryset = Queue.objects.prefetch_related("members")
     serializer_class = QueueSerializer
     permission_classes = [IsAuthenticated, StaffForWrites]
@@ -199,7 +198,7 @@ class QueueViewSet(_ApprovalActions, viewsets.ModelViewSet):
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        queue = services.queue_create(**serializer.validated_data)
+        queue = services.queue_create(**serializer.validated_data, actor=request.user)
         return self._answer(queue, status.HTTP_201_CREATED)
 
     def partial_update(self, request, *args, **kwargs):
@@ -208,11 +207,11 @@ class QueueViewSet(_ApprovalActions, viewsets.ModelViewSet):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         members = data.pop("members", None)
-        services.queue_update(queue=queue, data=data, members=members)
+        services.queue_update(queue=queue, data=data, members=members, actor=request.user)
         return self._answer(queue)
 
     def destroy(self, request, *args, **kwargs):
-        services.queue_delete(queue=self.get_object())
+        services.queue_delete(queue=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
@@ -280,7 +279,7 @@ class OrganizationView(APIView):
     create=extend_schema(
         summary="Create an account",
         parameters=[IDEMPOTENCY_HEADER],
-        responses={201: AccountSerializer, **errors(400, 403, 409, 415, 422)},
+        responses={201: AccountSerializer, **errors(*IDEMPOTENT, 403, 415)},
     ),
     partial_update=extend_schema(
         summary="Change an account",
@@ -292,7 +291,7 @@ class OrganizationView(APIView):
     ),
 )
 class AccountViewSet(viewsets.ModelViewSet):
-    lookup_value_regex = LOOKUP
+    lookup_value_regex = LOOKUP_ANY
     queryset = Account.objects.all()
     serializer_class = AccountSerializer
     permission_classes = [IsAuthenticated, StaffForDeletes]
@@ -330,7 +329,7 @@ class AccountViewSet(viewsets.ModelViewSet):
     create=extend_schema(
         summary="Create a contact; unknown tag names become new tags",
         parameters=[IDEMPOTENCY_HEADER],
-        responses={201: ContactSerializer, **errors(400, 403, 409, 415, 422)},
+        responses={201: ContactSerializer, **errors(*IDEMPOTENT, 403, 415)},
     ),
     partial_update=extend_schema(
         summary="Change a contact; tags, when given, replace the contact's tags",
@@ -341,7 +340,7 @@ class AccountViewSet(viewsets.ModelViewSet):
     ),
 )
 class ContactViewSet(viewsets.ModelViewSet):
-    lookup_value_regex = LOOKUP
+    lookup_value_regex = LOOKUP_ANY
     queryset = Contact.objects.prefetch_related("tags")
     serializer_class = ContactSerializer
     permission_classes = [IsAuthenticated, StaffForDeletes]
@@ -397,6 +396,12 @@ class ObtainAuthTokenSchema(OpenApiViewExtension):
             pass
 
         return DocumentedObtainAuthToken
+
+
+class ObtainAuthTokenView(ObtainAuthToken):
+    """DRF's obtain-token view, throttled per client address (DRF's own is not)."""
+
+    throttle_classes = [LoginRateThrottle]
 
 
 # --- Wiring ------------------------------------------------------------------------

@@ -149,3 +149,22 @@ def test_contact_tags_are_created_once_and_matched_in_any_case():
     )
     assert sorted(t.name for t in contact.tags.all()) == ["New", "VIP"]
     assert Tag.objects.count() == 2
+
+
+@pytest.mark.parametrize("operation", ["create", "update", "delete"])
+def test_only_staff_manage_queues(operation):
+    from crm.services import queue_delete, queue_update
+
+    queue = QueueFactory(name="Desk")
+    outsider = UserFactory(is_staff=False)
+    calls = {
+        "create": lambda actor: queue_create(name="New", email="new@example.com", actor=actor),
+        "update": lambda actor: queue_update(queue=queue, data={"name": "Renamed"}, actor=actor),
+        "delete": lambda actor: queue_delete(queue=queue, actor=actor),
+    }
+    with pytest.raises(PermissionDeniedError, match="staff"):
+        calls[operation](outsider)
+    assert list(Queue.objects.values_list("name", flat=True)) == ["Desk"]
+    calls[operation](UserFactory(is_staff=True))
+    expected = {"create": {"Desk", "New"}, "update": {"Renamed"}, "delete": set()}[operation]
+    assert set(Queue.objects.values_list("name", flat=True)) == expected
