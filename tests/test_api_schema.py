@@ -82,3 +82,14 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     print(result.stdout[-20000:])
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
+
+
+@pytest.mark.django_db
+def test_swagger_ui_is_served_from_local_assets(client):
+    page = client.get("/api/docs/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html
+    assert "cdn." not in html and "unpkg" not in html
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 200 and b"openapi: 3" in schema.content

@@ -34,6 +34,7 @@ from .fields import (
     PartyOutSerializer,
     RecordRefField,
     RecordRefSerializer,
+    party_representation,
 )
 
 MAX_RECIPIENTS_PER_ROLE = 500
@@ -90,16 +91,6 @@ def attachment_representation(attachment: ActivityMimeAttachment) -> dict[str, A
         "size": attachment.blob.size,
         "attachment_id": attachment.blob.sha256,
         "subject": attachment.subject,
-    }
-
-
-def party_representation(party) -> dict[str, Any]:
-    return {
-        "address": party.address,
-        "name": party.name,
-        "contact": party.contact_id,
-        "user": party.user_id,
-        "queue": party.queue_id,
     }
 
 
@@ -252,14 +243,9 @@ def _recipients() -> serializers.ListField:
     )
 
 
-class EmailWriteSerializer(serializers.Serializer):
-    """Create (``POST emails/``) or edit (``PATCH emails/{id}/``) a draft."""
+class _AddressedSerializer(serializers.Serializer):
+    """Sender and recipients, and a template limited to those the user may see."""
 
-    subject = serializers.CharField(
-        required=False, allow_blank=True, max_length=SUBJECT_MAX_LENGTH, trim_whitespace=False
-    )
-    body_html = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    body_text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     sender = RecordRefField(
         types=SENDER_TYPES,
         required=False,
@@ -268,6 +254,22 @@ class EmailWriteSerializer(serializers.Serializer):
     to = _recipients()
     cc = _recipients()
     bcc = _recipients()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None and "template" in self.fields:
+            self.fields["template"].queryset = templates_visible_to(request.user)
+
+
+class EmailWriteSerializer(_AddressedSerializer):
+    """Create (``POST emails/``) or edit (``PATCH emails/{id}/``) a draft."""
+
+    subject = serializers.CharField(
+        required=False, allow_blank=True, max_length=SUBJECT_MAX_LENGTH, trim_whitespace=False
+    )
+    body_html = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    body_text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     regarding = RecordRefField(required=False, allow_null=True)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
     template = serializers.PrimaryKeyRelatedField(
@@ -276,12 +278,6 @@ class EmailWriteSerializer(serializers.Serializer):
     in_reply_to = serializers.CharField(required=False, allow_blank=True, max_length=255)
     tracking_token = serializers.CharField(required=False, allow_blank=True, max_length=40)
     scheduled_at = serializers.DateTimeField(required=False, allow_null=True)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        request = self.context.get("request")
-        if request is not None:
-            self.fields["template"].queryset = templates_visible_to(request.user)
 
 
 class EmailSendSerializer(serializers.Serializer):
@@ -297,23 +293,9 @@ class EmailCancelSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=1000)
 
 
-class EmailSendFromTemplateSerializer(serializers.Serializer):
+class EmailSendFromTemplateSerializer(_AddressedSerializer):
     template = serializers.PrimaryKeyRelatedField(queryset=Template.objects.all())
     regarding = RecordRefField(required=False, allow_null=True, default=None)
-    sender = RecordRefField(
-        types=SENDER_TYPES,
-        required=False,
-        help_text="a user or a queue; the acting user if left out",
-    )
-    to = _recipients()
-    cc = _recipients()
-    bcc = _recipients()
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        request = self.context.get("request")
-        if request is not None:
-            self.fields["template"].queryset = templates_visible_to(request.user)
 
 
 class EmailClaimSerializer(serializers.Serializer):

@@ -67,6 +67,17 @@ class RecordRefField(serializers.Field):
         return record
 
 
+def party_representation(party) -> dict[str, Any]:
+    """A recipient as the API shows it."""
+    return {
+        "address": party.address,
+        "name": party.name,
+        "contact": party.contact_id,
+        "user": party.user_id,
+        "queue": party.queue_id,
+    }
+
+
 class PartyOutSerializer(serializers.Serializer):
     address = serializers.CharField()
     name = serializers.CharField(allow_blank=True)
@@ -100,13 +111,7 @@ class PartyField(serializers.Field):
     """
 
     def to_representation(self, party) -> dict[str, Any]:
-        return {
-            "address": party.address,
-            "name": party.name,
-            "contact": party.contact_id,
-            "user": party.user_id,
-            "queue": party.queue_id,
-        }
+        return party_representation(party)
 
     def to_internal_value(self, data: Any) -> str | dict[str, Any]:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from crm.models import Account, Contact, Organization, Queue, User
+from crm.services import ORGANIZATION_FIELDS
 
 # --- The API token ---------------------------------------------------------------
 
@@ -60,13 +61,7 @@ class OrganizationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Organization
         fields = [
-            "name",
-            "require_approval_for_user_email",
-            "require_approval_for_queue_email",
-            "use_tracking_token",
-            "tracking_token_prefix",
-            "tracking_token_digits",
-            "max_attachment_bytes",
+            *ORGANIZATION_FIELDS,
             "modified_at",
         ]
         read_only_fields = ["modified_at"]

@@ -110,7 +110,27 @@ class ContactFilter(filters.FilterSet):
 
 
 class _ApprovalActions:
-    """``{id}/approve/`` and ``{id}/reject/`` for users and queues."""
+    """``{id}/approve/`` and ``{id}/reject/`` for users and queues.
+
+    Their schema (summary, the record's serializer) is set on each viewset with
+    ``approval_schema``.
+    """
+
+    @action(
+        detail=True,
+        methods=["post"],
+        permission_classes=[IsAuthenticated, CanApproveEmailAddresses],
+    )
+    def approve(self, request, pk=None):
+        return self._decide(request, services.email_address_approve)
+
+    @action(
+        detail=True,
+        methods=["post"],
+        permission_classes=[IsAuthenticated, CanApproveEmailAddresses],
+    )
+    def reject(self, request, pk=None):
+        return self._decide(request, services.email_address_reject)
 
     def _decide(self, request, decide):
         target = self.get_object()
@@ -118,7 +138,21 @@ class _ApprovalActions:
         return Response(self.get_serializer(self.get_queryset().get(pk=target.pk)).data)
 
 
+def approval_schema(kind: str, serializer) -> dict:
+    """The schema of the approve/reject actions of a viewset of ``kind`` records."""
+    responses = {200: serializer, **errors(400, 403, 404)}
+    return {
+        "approve": extend_schema(
+            summary=f"Approve a {kind}'s email address", request=None, responses=responses
+        ),
+        "reject": extend_schema(
+            summary=f"Reject a {kind}'s email address", request=None, responses=responses
+        ),
+    }
+
+
 @extend_schema_view(
+    **approval_schema("user", UserSerializer),
     list=extend_schema(summary="List users", responses={200: UserSerializer, **errors(400, 404)}),
     retrieve=extend_schema(summary="A user", responses={200: UserSerializer, **errors(404)}),
 )
@@ -132,37 +166,12 @@ class UserViewSet(_ApprovalActions, viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["id", "username", "email", "last_name", "first_name"]
     ordering = ["username"]
 
-    @extend_schema(
-        summary="Approve a user's email address",
-        request=None,
-        responses={200: UserSerializer, **errors(400, 403, 404)},
-    )
-    @action(
-        detail=True,
-        methods=["post"],
-        permission_classes=[IsAuthenticated, CanApproveEmailAddresses],
-    )
-    def approve(self, request, pk=None):
-        return self._decide(request, services.email_address_approve)
-
-    @extend_schema(
-        summary="Reject a user's email address",
-        request=None,
-        responses={200: UserSerializer, **errors(400, 403, 404)},
-    )
-    @action(
-        detail=True,
-        methods=["post"],
-        permission_classes=[IsAuthenticated, CanApproveEmailAddresses],
-    )
-    def reject(self, request, pk=None):
-        return self._decide(request, services.email_address_reject)
-
 
 # --- Queues ----------------------------------------------------------------------
 
 
 @extend_schema_view(
+    **approval_schema("queue", QueueSerializer),
     list=extend_schema(summary="List queues", responses={200: QueueSerializer, **errors(400, 404)}),
     retrieve=extend_schema(summary="A queue", responses={200: QueueSerializer, **errors(404)}),
     create=extend_schema(
@@ -213,32 +222,6 @@ class QueueViewSet(_ApprovalActions, viewsets.ModelViewSet):
     def destroy(self, request, *args, **kwargs):
         services.queue_delete(queue=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-    @extend_schema(
-        summary="Approve a queue's email address",
-        request=None,
-        responses={200: QueueSerializer, **errors(400, 403, 404)},
-    )
-    @action(
-        detail=True,
-        methods=["post"],
-        permission_classes=[IsAuthenticated, CanApproveEmailAddresses],
-    )
-    def approve(self, request, pk=None):
-        return self._decide(request, services.email_address_approve)
-
-    @extend_schema(
-        summary="Reject a queue's email address",
-        request=None,
-        responses={200: QueueSerializer, **errors(400, 403, 404)},
-    )
-    @action(
-        detail=True,
-        methods=["post"],
-        permission_classes=[IsAuthenticated, CanApproveEmailAddresses],
-    )
-    def reject(self, request, pk=None):
-        return self._decide(request, services.email_address_reject)
 
 
 # --- The organisation --------------------------------------------------------------
