@@ -9,11 +9,13 @@ on which they are a party themselves. Contacts and accounts have no owners, so
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, Q, QuerySet
+from typing import Any
 
-from crm.models import User
+from django.db.models import Count, Prefetch, Q, QuerySet
 
-from .models import ActivityMimeAttachment, Email, EmailParty, Template
+from crm.models import Contact, User
+
+from .models import ActivityMimeAttachment, BulkSend, Email, EmailParty, EmailStatus, Template
 
 
 def emails_visible_to(user: User) -> QuerySet[Email]:
@@ -68,3 +70,56 @@ def attachments_visible_to(user: User) -> QuerySet[ActivityMimeAttachment]:
     return attachments.filter(
         Q(template__isnull=False) | Q(email__in=emails_visible_to(user).values("pk"))
     )
+
+
+# --- bulk sends ----------------------------------------------------------------------
+
+BULK_QUERY_KEYS = ("account", "city", "tag", "created_after", "created_before")
+
+
+def contacts_matching(query: dict[str, Any]) -> QuerySet[Contact]:
+    """The contacts a bulk job's (already validated) query selects, in id order."""
+    contacts = Contact.objects.all()
+    if query.get("account") is not None:
+        contacts = contacts.filter(account_id=query["account"])
+    if query.get("city"):
+        contacts = contacts.filter(city__iexact=query["city"])
+    if query.get("tag"):
+        contacts = contacts.filter(tags__name__iexact=query["tag"])
+    if query.get("created_after"):
+        contacts = contacts.filter(created_at__gte=query["created_after"])
+    if query.get("created_before"):
+        contacts = contacts.filter(created_at__lt=query["created_before"])
+    return contacts.order_by("pk")
+
+
+def bulk_sends_visible_to(user: User) -> QuerySet[BulkSend]:
+    """Staff see every job; others the jobs they started or that send as them or
+    as a queue they are a member of."""
+    jobs = BulkSend.objects.select_related("template", "sender_user", "sender_queue")
+    if not user.is_authenticated:
+        return jobs.none()
+    if user.is_staff:
+        return jobs
+    return jobs.filter(
+        Q(created_by=user) | Q(sender_user=user) | Q(sender_queue__in=user.queues.values("pk"))
+    )
+
+
+def bulk_send_progress(job: BulkSend) -> dict[str, Any]:
+    """Counters of a job; ``sent`` and ``failed`` are counted from its emails."""
+    by_status = dict(
+        Email.objects.filter(bulk_send=job)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    return {
+        "total": job.total,
+        "created": job.created,
+        "sent": by_status.get(EmailStatus.SENT, 0),
+        "failed": by_status.get(EmailStatus.FAILED, 0),
+        "canceled": by_status.get(EmailStatus.CANCELED, 0),
+        "skipped": job.skipped,
+        "skipped_by_reason": job.skipped_by_reason,
+    }

@@ -1,4 +1,5 @@
 from .attachment import ActivityMimeAttachment, AttachmentBlob, blob_path
+from .bulk import BulkSend, BulkSendStatus, SkipReason
 from .email import (
     STATE_OF_STATUS,
     Direction,
@@ -17,6 +18,8 @@ __all__ = [
     "STATE_OF_STATUS",
     "ActivityMimeAttachment",
     "AttachmentBlob",
+    "BulkSend",
+    "BulkSendStatus",
     "Direction",
     "Email",
     "EmailEvent",
@@ -27,6 +30,7 @@ __all__ = [
     "PartyRole",
     "Priority",
     "RecordType",
+    "SkipReason",
     "Template",
     "blob_path",
 ]

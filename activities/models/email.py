@@ -94,6 +94,18 @@ class Email(models.Model):
         on_delete=models.SET_NULL,
         related_name="emails",
     )
+    # For bulk mail: the job and the contact it was written for; (job, contact) is
+    # unique, so a job that resumes never writes a contact's email twice.
+    bulk_send = models.ForeignKey(
+        "activities.BulkSend",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="emails",
+    )
+    bulk_contact = models.ForeignKey(
+        "crm.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
@@ -135,6 +147,11 @@ class Email(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["message_id"], condition=~Q(message_id=""), name="email_message_id_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["bulk_send", "bulk_contact"],
+                condition=Q(bulk_send__isnull=False),
+                name="email_bulk_send_contact_unique",
             ),
         ]
 

@@ -161,7 +161,7 @@ def email_create(
     _check_content(subject)
     _check_reply_headers(in_reply_to=in_reply_to, tracking_token=tracking_token)
     if sender is not None:
-        _check_may_send_as(actor, sender)
+        check_may_send_as(actor, sender)
     with transaction.atomic():
         email = Email.objects.create(
             subject=subject,
@@ -233,7 +233,7 @@ def email_update(*, email: Email, actor: User, **changes: Any) -> Email:
             raise NotOutgoing("only outgoing email can be edited")
         _check_may_act(locked, actor)
         if changes.get("sender") is not None:
-            _check_may_send_as(actor, changes["sender"])
+            check_may_send_as(actor, changes["sender"])
         fields = {k: v for k, v in changes.items() if k in EDITABLE_FIELDS}
         if "sender" in changes:
             fields.update(_sender_fields(changes["sender"]))
@@ -265,10 +265,10 @@ def _check_may_act(email: Email, actor: User) -> None:
     sender = email.sender
     if sender is None:
         raise SenderNotAllowed("the email has no sender")
-    _check_may_send_as(actor, sender)
+    check_may_send_as(actor, sender)
 
 
-def _check_may_send_as(actor: User, sender: Sender) -> None:
+def check_may_send_as(actor: User, sender: Sender) -> None:
     if not _may_send_as(actor, sender):
         if isinstance(sender, Queue):
             raise SenderNotAllowed(
@@ -280,7 +280,7 @@ def _check_may_send_as(actor: User, sender: Sender) -> None:
         )
 
 
-def _check_sender_approved(sender: Sender, org: Organization) -> None:
+def check_sender_approved(sender: Sender, org: Organization) -> None:
     if isinstance(sender, Queue):
         required, kind = org.require_approval_for_queue_email, "queue"
     else:
@@ -312,7 +312,7 @@ def check_sendable(email: Email, *, actor: User, org: Organization) -> None:
     check_address(sender.email or "", field=f"the sender's address ({sender.display_name})")
     check_display_name(sender.display_name, field="the sender's display name")
     _check_may_act(email, actor)
-    _check_sender_approved(sender, org)
+    check_sender_approved(sender, org)
 
 
 def _tracked_subject(email: Email, org: Organization, token: str | None) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -114,10 +115,11 @@ def _line_of(exc: Exception) -> int | None:
 FILTER_ERRORS = (ValueError, TypeError, ArithmeticError, LookupError)
 
 
-def render_string(source: str, context: dict[str, Any], *, part: str, autoescape: bool) -> str:
+@contextmanager
+def _template_errors(part: str):
+    """Turn what compiling or rendering ``part`` raises into a ``TemplateRenderError``."""
     try:
-        template = _engine(autoescape).from_string(source)
-        return template.render(Context(context, autoescape=autoescape))
+        yield
     except (TemplateSyntaxError, VariableDoesNotExist, *FILTER_ERRORS) as exc:
         line = _line_of(exc)
         where = f"{part}, line {line}" if line else part
@@ -125,6 +127,29 @@ def render_string(source: str, context: dict[str, Any], *, part: str, autoescape
         if isinstance(exc, VariableDoesNotExist) and exc.params:
             message = exc.msg % exc.params
         raise TemplateRenderError(f"template error in {where}: {message}", line=line) from exc
+
+
+class CompiledTemplate:
+    """A template's subject and bodies compiled once, rendered for many records."""
+
+    PARTS = (("subject", False), ("HTML body", True), ("text body", False))
+
+    def __init__(self, *, subject: str, body_html: str, body_text: str):
+        self._compiled = []
+        for (part, autoescape), source in zip(
+            self.PARTS, (subject, body_html, body_text), strict=True
+        ):
+            with _template_errors(part):
+                self._compiled.append((part, autoescape, _engine(autoescape).from_string(source)))
+
+    def render(self, context: dict[str, Any]) -> tuple[str, str, str]:
+        out = []
+        for part, autoescape, template in self._compiled:
+            with _template_errors(part):
+                out.append(template.render(Context(context, autoescape=autoescape)))
+        subject, html, text = out
+        # A subject is one header line.
+        return " ".join(subject.split()), html, text
 
 
 RECORD_TYPE_MODELS = {
@@ -147,12 +172,9 @@ def template_check(*, subject: str, body_html: str, body_text: str) -> None:
 def template_render_parts(
     *, subject: str, body_html: str, body_text: str, context: dict[str, Any]
 ) -> tuple[str, str, str]:
-    rendered_subject = render_string(subject, context, part="subject", autoescape=False)
-    # A subject is one header line.
-    rendered_subject = " ".join(rendered_subject.split())
-    html = render_string(body_html, context, part="HTML body", autoescape=True)
-    text = render_string(body_text, context, part="text body", autoescape=False)
-    return rendered_subject, html, text
+    return CompiledTemplate(subject=subject, body_html=body_html, body_text=body_text).render(
+        context
+    )
 
 
 def template_render(

@@ -1,0 +1,404 @@
+"""Bulk email (Dynamics' SendBulkMail): one template to every contact a query selects.
+
+A job is checked when it starts (the sender rules of a single send), then a task walks
+the contacts in id order, one chunk at a time. Each chunk is one transaction that
+writes its emails, parties, attachment links and events with one statement per table,
+advances the job's cursor (``last_contact_id``) and counters, and re-checks that the
+job is still running; delivery is queued after it commits. A run that dies resumes
+after the cursor, and the unique (job, contact) constraint makes a second email for a
+contact impossible. Cancel stops creation (the next chunk sees it) and withdraws the
+emails no sender has claimed yet.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, time, timedelta
+from email.utils import make_msgid
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import models, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from crm.models import Account, Contact, Organization, OutgoingDelivery, Queue, User
+
+from .. import conf
+from ..errors import ApplicationError, InvalidAddress, InvalidTransition, ValidationFailed
+from ..models import (
+    ActivityMimeAttachment,
+    BulkSend,
+    BulkSendStatus,
+    Direction,
+    Email,
+    EmailEvent,
+    EmailParty,
+    EmailStatus,
+    EventKind,
+    PartyRole,
+    RecordType,
+    SkipReason,
+    Template,
+)
+from ..selectors import BULK_QUERY_KEYS, contacts_matching
+from .addresses import check_address, check_display_name
+from .emails import check_may_send_as, check_sender_approved
+from .templates import CompiledTemplate, merge_context
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_SIZE = 500
+Sender = User | Queue
+
+
+def _moment(value: Any, key: str) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time.min)
+    elif isinstance(value, str) and (parsed := parse_datetime(value) or parse_date(value)):
+        moment = parsed if isinstance(parsed, datetime) else datetime.combine(parsed, time.min)
+    else:
+        raise ValidationFailed(f"query {key}: expected an ISO date or date-time, got {value!r}")
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
+
+
+def bulk_query_clean(query: dict[str, Any] | None) -> dict[str, Any]:
+    """Validate a job's contact query; returns it in a form ``contacts_matching`` reads."""
+    query = dict(query or {})
+    unknown = sorted(set(query) - set(BULK_QUERY_KEYS))
+    if unknown:
+        raise ValidationFailed(
+            f"unknown query keys: {', '.join(unknown)} (known: {', '.join(BULK_QUERY_KEYS)})"
+        )
+    clean: dict[str, Any] = {}
+    if query.get("account") is not None:
+        account = query["account"]
+        if isinstance(account, bool) or not isinstance(account, int):
+            raise ValidationFailed("query account: expected an account id")
+        if not Account.objects.filter(pk=account).exists():
+            raise ValidationFailed(f"query account: there is no account with id {account}")
+        clean["account"] = account
+    for key in ("city", "tag"):
+        if query.get(key) not in (None, ""):
+            if not isinstance(query[key], str) or len(query[key]) > 100:
+                raise ValidationFailed(f"query {key}: expected a text of at most 100 characters")
+            clean[key] = query[key]
+    for key in ("created_after", "created_before"):
+        if query.get(key) not in (None, ""):
+            clean[key] = _moment(query[key], key).isoformat()
+    return clean
+
+
+def bulk_send_start(
+    *,
+    template: Template,
+    sender: Sender,
+    query: dict[str, Any] | None,
+    actor: User,
+    regarding: models.Model | None = None,
+) -> BulkSend:
+    """Check and queue a bulk job; its run starts once the transaction commits.
+
+    The sender must pass the rules of a single send: the actor may send as it, it has a
+    valid address, and it is approved where the organisation requires it.
+    """
+    if template.record_type not in (RecordType.CONTACT, RecordType.GLOBAL):
+        raise ValidationFailed(
+            f"bulk mail goes to contacts: the template {template.title!r} is for "
+            f"{template.record_type} records"
+        )
+    clean = bulk_query_clean(query)
+    check_address(sender.email or "", field=f"the sender's address ({sender.display_name})")
+    check_may_send_as(actor, sender)
+    check_sender_approved(sender, Organization.get())
+    CompiledTemplate(
+        subject=template.subject, body_html=template.body_html, body_text=template.body_text
+    )
+    with transaction.atomic():
+        job = BulkSend.objects.create(
+            template=template,
+            sender_user=sender if isinstance(sender, User) else None,
+            sender_queue=sender if isinstance(sender, Queue) else None,
+            query=clean,
+            regarding_type=ContentType.objects.get_for_model(regarding) if regarding else None,
+            regarding_id=regarding.pk if regarding else None,
+            total=contacts_matching(clean).count(),
+            created_by=actor,
+        )
+        transaction.on_commit(lambda: _enqueue_run(job.pk))
+    return job
+
+
+def _enqueue_run(job_id: int) -> None:
+    from ..tasks import enqueue_bulk_send_run
+
+    enqueue_bulk_send_run(job_id)
+
+
+def bulk_send_cancel(*, job: BulkSend, actor: User, reason: str = "") -> BulkSend:
+    """Stop a queued or running job and withdraw its emails that nobody has claimed.
+
+    Emails already claimed (``sending``) or sent are not touched. After this returns,
+    the job writes no more emails: each chunk re-checks the status in its transaction.
+    """
+    if actor is not None and not actor.is_staff:
+        sender = job.sender
+        if job.created_by_id != actor.pk and sender is not None:
+            check_may_send_as(actor, sender)
+    now = timezone.now()
+    with transaction.atomic():
+        changed = BulkSend.objects.filter(
+            pk=job.pk, status__in=[BulkSendStatus.QUEUED, BulkSendStatus.RUNNING]
+        ).update(status=BulkSendStatus.CANCELED, canceled_at=now, finished_at=now)
+        if not changed:
+            current = BulkSend.objects.values_list("status", flat=True).get(pk=job.pk)
+            raise InvalidTransition(f"cannot cancel a bulk job that is {current}", status=current)
+        # Locked, so that a claimer (which skips locked rows) cannot take one meanwhile.
+        withdrawn_ids = list(
+            Email.objects.select_for_update()
+            .filter(bulk_send=job, status=EmailStatus.PENDING_SEND)
+            .values_list("pk", flat=True)
+        )
+        Email.objects.filter(pk__in=withdrawn_ids).update(
+            status=EmailStatus.CANCELED,
+            state="canceled",
+            canceled_at=now,
+            modified_at=now,
+            next_attempt_at=None,
+        )
+        EmailEvent.objects.bulk_create(
+            EmailEvent(
+                email_id=email_id,
+                kind=EventKind.STATUS,
+                from_status=EmailStatus.PENDING_SEND,
+                to_status=EmailStatus.CANCELED,
+                actor=actor,
+                actor_label=actor.get_username() if actor else "",
+                reason=reason or f"bulk job {job.pk} canceled",
+            )
+            for email_id in withdrawn_ids
+        )
+    return BulkSend.objects.get(pk=job.pk)
+
+
+def bulk_send_run(*, job_id: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> BulkSend:
+    """Write the job's emails chunk by chunk; resumes after ``last_contact_id``.
+
+    Safe to call again for the same job (a redelivered task, a restarted worker): it
+    continues where the last committed chunk ended.
+    """
+    now = timezone.now()
+    BulkSend.objects.filter(pk=job_id, status=BulkSendStatus.QUEUED).update(
+        status=BulkSendStatus.RUNNING, started_at=now, heartbeat_at=now
+    )
+    job = BulkSend.objects.select_related("template", "sender_user", "sender_queue").get(pk=job_id)
+    if job.status != BulkSendStatus.RUNNING:
+        return job
+    try:
+        run = _Run(job)
+        while True:
+            written = run.chunk(chunk_size)
+            if written is None:  # canceled meanwhile
+                break
+            if written == 0:
+                BulkSend.objects.filter(pk=job_id, status=BulkSendStatus.RUNNING).update(
+                    status=BulkSendStatus.COMPLETED, finished_at=timezone.now()
+                )
+                break
+    except ApplicationError as exc:
+        # The template or the sender went bad after the start: stop with the reason;
+        # the emails already written stay and are delivered.
+        logger.warning("bulk job %s failed: %s", job_id, exc.message)
+        BulkSend.objects.filter(pk=job_id, status=BulkSendStatus.RUNNING).update(
+            status=BulkSendStatus.FAILED, finished_at=timezone.now(), error=exc.message[:2000]
+        )
+    return BulkSend.objects.get(pk=job_id)
+
+
+class _Run:
+    """The state of one run of a job: the compiled template, sender, attachments."""
+
+    def __init__(self, job: BulkSend):
+        self.job = job
+        template = job.template
+        self.compiled = CompiledTemplate(
+            subject=template.subject, body_html=template.body_html, body_text=template.body_text
+        )
+        self.sender = job.sender
+        self.org = Organization.get()
+        self.sender_party = {
+            "address": self.sender.email,
+            "name": check_display_name(self.sender.display_name),
+            "queue_id": self.sender.pk if isinstance(self.sender, Queue) else None,
+            "user_id": self.sender.pk if isinstance(self.sender, User) else None,
+        }
+        self.attachments = list(
+            template.attachments.values("blob_id", "filename", "mime_type", "subject", "position")
+        )
+        self.worker_delivery = self.sender.outgoing_delivery == OutgoingDelivery.WORKER
+        self.domain = conf.message_id_domain()
+
+    def chunk(self, size: int) -> int | None:
+        """Write one chunk; the number of contacts it covered, or ``None`` if canceled."""
+        job = self.job
+        now = timezone.now()
+        with transaction.atomic():
+            # A write first: it serializes with cancel and with a second run of the same
+            # job (a row lock on PostgreSQL, the write lock on SQLite); the cursor is read
+            # after it, so two runs never take the same contacts.
+            if not BulkSend.objects.filter(pk=job.pk, status=BulkSendStatus.RUNNING).update(
+                heartbeat_at=now
+            ):
+                return None
+            cursor, by_reason = BulkSend.objects.values_list(
+                "last_contact_id", "skipped_by_reason"
+            ).get(pk=job.pk)
+            contacts = list(
+                contacts_matching(job.query).filter(pk__gt=cursor).select_related("account")[:size]
+            )
+            if not contacts:
+                return 0
+            recipients, skips = self._eligible(contacts)
+            emails = self._write(recipients, now)
+            by_reason = dict(by_reason)
+            for reason, count in skips.items():
+                by_reason[reason] = by_reason.get(reason, 0) + count
+            BulkSend.objects.filter(pk=job.pk).update(
+                last_contact_id=contacts[-1].pk,
+                created=models.F("created") + len(emails),
+                skipped=models.F("skipped") + sum(skips.values()),
+                skipped_by_reason=by_reason,
+            )
+            ids = [email.pk for email in emails]
+            if self.worker_delivery and ids:
+                transaction.on_commit(lambda: _enqueue_chunk(ids))
+        return len(contacts)
+
+    def _eligible(self, contacts: list[Contact]) -> tuple[list[Contact], dict[str, int]]:
+        skips: dict[str, int] = {}
+        addresses = {c.email.strip().lower() for c in contacts if c.email}
+        taken = {
+            a.lower()
+            for a in EmailParty.objects.filter(
+                email__bulk_send=self.job, role=PartyRole.TO, address__in=addresses
+            ).values_list("address", flat=True)
+        }
+        recipients = []
+        for contact in contacts:
+            address = contact.email.strip().lower()
+            reason = None
+            if not address:
+                reason = SkipReason.NO_ADDRESS
+            elif contact.do_not_bulk_email or contact.do_not_email:
+                reason = SkipReason.DO_NOT_BULK_EMAIL
+            elif address in taken:
+                reason = SkipReason.DUPLICATE_ADDRESS
+            else:
+                try:
+                    check_address(contact.email)
+                except InvalidAddress:
+                    reason = SkipReason.NO_ADDRESS
+            if reason:
+                skips[reason] = skips.get(reason, 0) + 1
+                continue
+            taken.add(address)
+            recipients.append(contact)
+        return recipients, skips
+
+    def _write(self, recipients: list[Contact], now: datetime) -> list[Email]:
+        job, sender = self.job, self.sender
+        emails = []
+        for contact in recipients:
+            subject, html, text = self.compiled.render(
+                merge_context(regarding=contact, sender=sender)
+            )
+            emails.append(
+                Email(
+                    subject=subject[:400],
+                    body_html=html,
+                    body_text=text,
+                    direction=Direction.OUTGOING,
+                    status=EmailStatus.PENDING_SEND,
+                    state="completed",
+                    sender_user=job.sender_user,
+                    sender_queue=job.sender_queue,
+                    from_address=sender.email,
+                    from_name=sender.display_name,
+                    regarding_type_id=job.regarding_type_id,
+                    regarding_id=job.regarding_id,
+                    template_id=job.template_id,
+                    message_id=make_msgid(domain=self.domain),
+                    bulk_send_id=job.pk,
+                    bulk_contact=contact,
+                    created_by_id=job.created_by_id,
+                    queued_at=now,
+                    next_attempt_at=now,
+                )
+            )
+        if not emails:
+            return []
+        emails = Email.objects.bulk_create(emails)
+        if self.org.use_tracking_token:
+            prefix, digits = self.org.tracking_token_prefix, self.org.tracking_token_digits
+            for email in emails:
+                email.tracking_token = f"{prefix}:{email.pk:0{digits}d}"
+                email.subject = f"{email.subject} {email.tracking_token}".strip()[:400]
+            Email.objects.bulk_update(emails, ["subject", "tracking_token"])
+        parties = []
+        for email, contact in zip(emails, recipients, strict=True):
+            parties.append(EmailParty(email=email, role=PartyRole.FROM, **self.sender_party))
+            parties.append(
+                EmailParty(
+                    email=email,
+                    role=PartyRole.TO,
+                    address=contact.email.strip(),
+                    name=_header_safe(contact.full_name)[:200],
+                    contact=contact,
+                )
+            )
+        EmailParty.objects.bulk_create(parties)
+        if self.attachments:
+            ActivityMimeAttachment.objects.bulk_create(
+                ActivityMimeAttachment(email=email, **spec)
+                for email in emails
+                for spec in self.attachments
+            )
+        EmailEvent.objects.bulk_create(
+            EmailEvent(
+                email=email,
+                kind=EventKind.STATUS,
+                to_status=EmailStatus.PENDING_SEND,
+                actor_id=job.created_by_id,
+                actor_label=f"bulk job {job.pk}",
+                reason=f"written by bulk job {job.pk} and accepted for delivery",
+            )
+            for email in emails
+        )
+        return emails
+
+
+def _header_safe(text: str) -> str:
+    """A name for a header: line breaks and NUL become spaces (a contact's data)."""
+    return " ".join(text.replace("\x00", " ").split())
+
+
+def _enqueue_chunk(ids: list[int]) -> None:
+    from ..tasks import enqueue_deliver_email_chunk
+
+    enqueue_deliver_email_chunk(ids)
+
+
+def bulk_sends_to_resume() -> list[int]:
+    """Jobs whose run seems lost: queued and never started, or running without a
+    heartbeat for a lease period (the worker died). Running them again is safe."""
+    now = timezone.now()
+    not_started = now - timedelta(seconds=conf.sweep_pending_after_seconds())
+    silent = now - timedelta(seconds=conf.lease_seconds())
+    return list(
+        BulkSend.objects.filter(
+            models.Q(status=BulkSendStatus.QUEUED, created_at__lt=not_started)
+            | models.Q(status=BulkSendStatus.RUNNING, heartbeat_at__lt=silent)
+        ).values_list("pk", flat=True)
+    )
