@@ -57,10 +57,18 @@ def _moment(value: Any, key: str) -> datetime:
         moment = value
     elif isinstance(value, date):
         moment = datetime.combine(value, time.min)
-    elif isinstance(value, str) and (parsed := parse_datetime(value) or parse_date(value)):
-        moment = parsed if isinstance(parsed, datetime) else datetime.combine(parsed, time.min)
     else:
-        raise ValidationFailed(f"query {key}: expected an ISO date or date-time, got {value!r}")
+        try:  # parse_* answer None for another shape and raise for an impossible date
+            parsed = (
+                (parse_datetime(value) or parse_date(value)) if isinstance(value, str) else None
+            )
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise ValidationFailed(
+                f"query {key}: expected an ISO date or date-time, got {value!r}"
+            ) from None
+        moment = parsed if isinstance(parsed, datetime) else datetime.combine(parsed, time.min)
     return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
 
 

@@ -1,4 +1,4 @@
-"""templates/ and bulk-sends/ over the REST API, with real token authentication."""
+"""templates/ over the REST API, with real token authentication."""
 
 from __future__ import annotations
 
@@ -460,50 +460,6 @@ def test_instantiate_an_unknown_template_is_404(member):
     answer = client_for(member).post("/api/v1/templates/999999/instantiate/", {}, format="json")
 
     assert answer.status_code == 404
-
-
-# --- Bulk sends (not yet available) ---------------------------------------------------
-
-BULK_BODY = {
-    "template": 1,
-    "sender": {"type": "user", "id": 1},
-    "query": {"city": "Oslo"},
-    "regarding": None,
-}
-
-
-def test_bulk_send_endpoints_answer_501_until_bulk_sending_exists(member):
-    client = client_for(member)
-    expected = {"detail": "bulk sending is not yet available", "code": "not_implemented"}
-
-    answers = [
-        client.post("/api/v1/bulk-sends/", BULK_BODY, format="json"),
-        client.get("/api/v1/bulk-sends/1/"),
-        client.post("/api/v1/bulk-sends/1/cancel/", {}, format="json"),
-    ]
-
-    assert [a.status_code for a in answers] == [501, 501, 501]
-    assert all(a.json() == expected for a in answers)
-    assert Email.objects.count() == 0
-
-
-def test_bulk_send_endpoints_refuse_anonymous_requests():
-    anonymous = client_for(None)
-
-    answers = [
-        anonymous.post("/api/v1/bulk-sends/", BULK_BODY, format="json"),
-        anonymous.get("/api/v1/bulk-sends/1/"),
-        anonymous.post("/api/v1/bulk-sends/1/cancel/", {}, format="json"),
-    ]
-
-    assert [a.status_code for a in answers] == [401, 401, 401]
-
-
-def test_bulk_send_with_an_id_that_is_not_a_number_is_a_json_404(member):
-    answer = client_for(member).post("/api/v1/bulk-sends/null,null/cancel/", {}, format="json")
-
-    assert answer.status_code == 404
-    assert answer.json()["code"] == "not_found"
 
 
 def test_a_template_id_that_is_not_a_number_is_a_json_404(member):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.db import connection
@@ -164,10 +164,10 @@ def test_the_query_selects_by_city_tag_and_creation_time(org, sender, template, 
         if tagged:
             contact.tags.add(vip)
         made[contact.pk] = name
-        from datetime import datetime, timezone as tz
+        from datetime import datetime
 
         type(contact).objects.filter(pk=contact.pk).update(
-            created_at=datetime(2026, 1, 1, tzinfo=tz.utc) + timedelta(days=day)
+            created_at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=day)
         )
     job = bulk_send_run(job_id=start(template, sender, query).pk)
     assert {made[e.bulk_contact_id] for e in Email.objects.filter(bulk_send=job)} == expected
