@@ -50,6 +50,15 @@ STATUS_COLOURS = {
 }
 
 
+def coloured_status(obj, colours: dict[str, str]) -> str:
+    """An object's status label in its colour (emails and bulk jobs)."""
+    return format_html(
+        '<strong style="color:{}">{}</strong>',
+        colours.get(obj.status, "#555"),
+        obj.get_status_display(),
+    )
+
+
 def _as_form_error(exc: ApplicationError) -> forms.ValidationError:
     return forms.ValidationError(exc.message, code=exc.code)
 
@@ -313,11 +322,7 @@ class EmailAdmin(ServiceErrorsAsMessagesMixin, admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):
-        return format_html(
-            '<strong style="color:{}">{}</strong>',
-            STATUS_COLOURS.get(obj.status, "#555"),
-            obj.get_status_display(),
-        )
+        return coloured_status(obj, STATUS_COLOURS)
 
     @admin.display(description="sender")
     def sender_display(self, obj):
@@ -649,11 +654,7 @@ class BulkSendAdmin(ReadOnlyAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):
-        return format_html(
-            '<strong style="color:{}">{}</strong>',
-            BULK_STATUS_COLOURS.get(obj.status, "#555"),
-            obj.get_status_display(),
-        )
+        return coloured_status(obj, BULK_STATUS_COLOURS)
 
     @admin.display(description="sender")
     def sender_display(self, obj):

@@ -65,7 +65,13 @@ def test_the_list_shows_each_jobs_progress(org, admin_client, admin_user, suppor
 
     assert response.status_code == 200
     row = next(r for r in response.context["cl"].result_list if r.pk == job.pk)
-    assert (row.total, row.created, row.sent_count, row.failed_count, row.skipped) == (6, 5, 3, 2, 1)
+    assert (row.total, row.created, row.sent_count, row.failed_count, row.skipped) == (
+        6,
+        5,
+        3,
+        2,
+        1,
+    )
     html = response.content.decode()
     for column in ("column-total", "column-created", "column-sent", "column-failed"):
         assert column in html
