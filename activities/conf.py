@@ -27,3 +27,7 @@ def blob_gc_grace_seconds() -> int:
 
 def message_id_domain() -> str:
     return settings.CRM_MESSAGE_ID_DOMAIN
+
+
+def bulk_chunk_size() -> int:
+    return settings.CRM_BULK_CHUNK_SIZE

@@ -213,6 +213,8 @@ CRM_RETRY_BACKOFF_SECONDS = env.int("CRM_RETRY_BACKOFF_SECONDS", default=30)
 CRM_RETRY_BACKOFF_MAX_SECONDS = env.int("CRM_RETRY_BACKOFF_MAX_SECONDS", default=3600)
 CRM_SWEEP_PENDING_AFTER_SECONDS = env.int("CRM_SWEEP_PENDING_AFTER_SECONDS", default=120)
 CRM_BLOB_GC_GRACE_SECONDS = env.int("CRM_BLOB_GC_GRACE_SECONDS", default=24 * 3600)
+# Contacts a bulk job writes per transaction (and emails per delivery task).
+CRM_BULK_CHUNK_SIZE = env.int("CRM_BULK_CHUNK_SIZE", default=500)
 
 # --- Cache (API throttling counters) ---------------------------------------------
 # Several web processes need a shared cache for throttling: CACHE_URL=redis://...

@@ -48,7 +48,6 @@ from .templates import CompiledTemplate, merge_context
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_SIZE = 500
 Sender = User | Queue
 
 
@@ -191,12 +190,13 @@ def bulk_send_cancel(*, job: BulkSend, actor: User, reason: str = "") -> BulkSen
     return BulkSend.objects.get(pk=job.pk)
 
 
-def bulk_send_run(*, job_id: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> BulkSend:
+def bulk_send_run(*, job_id: int, chunk_size: int | None = None) -> BulkSend:
     """Write the job's emails chunk by chunk; resumes after ``last_contact_id``.
 
     Safe to call again for the same job (a redelivered task, a restarted worker): it
     continues where the last committed chunk ended.
     """
+    chunk_size = chunk_size or conf.bulk_chunk_size()
     now = timezone.now()
     BulkSend.objects.filter(pk=job_id, status=BulkSendStatus.QUEUED).update(
         status=BulkSendStatus.RUNNING, started_at=now, heartbeat_at=now
