@@ -20,6 +20,7 @@ from django.core.mail.message import sanitize_address
 from django.utils import timezone
 
 from .models import ActivityMimeAttachment, AttachmentBlob, Email, PartyRole, Priority
+from .services.suppression import unsubscribe_url
 
 # 57 raw bytes make one 76-character base64 line; read in multiples of that.
 _B64_LINE = 57
@@ -110,6 +111,10 @@ def build_message(email: Email, *, connection=None) -> EmailMultiAlternatives:
         headers["In-Reply-To"] = email.in_reply_to
         headers["References"] = (email.references + " " + email.in_reply_to).strip()
     headers.update(PRIORITY_HEADERS.get(email.priority, {}))
+    if email.bulk_send_id:
+        # RFC 2369 and RFC 8058: mail clients offer "unsubscribe" and POST to the link.
+        headers["List-Unsubscribe"] = f"<{unsubscribe_url(email.pk)}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     text = email.body_text
     if not text and email.body_html:
         from django.utils.html import strip_tags

@@ -8,7 +8,6 @@ import socket
 from datetime import datetime
 
 from celery import shared_task
-from django.core.mail import get_connection
 from kombu.exceptions import OperationalError
 
 from .services import blobs, bulk, delivery
@@ -22,10 +21,10 @@ def _owner(task) -> str:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def deliver_email(self, email_id: int) -> str:
-    result = delivery.email_deliver(email_id=email_id, owner=_owner(self))
-    if result.outcome == "retry":
-        raise self.retry(countdown=result.retry_in)
-    return result.outcome
+    result = delivery.deliver_chunk(email_ids=[email_id], owner=_owner(self))
+    if result.rest or result.retries:  # the sender's rate, or try again after a backoff
+        raise self.retry(countdown=result.rest_in if result.rest else result.retries[0][1])
+    return next(iter(result.outcomes))
 
 
 def enqueue_deliver_email(email_id: int, *, eta: datetime | None = None) -> None:
@@ -71,21 +70,12 @@ def enqueue_bulk_send_run(job_id: int) -> None:
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def deliver_email_chunk(self, email_ids: list[int]) -> dict[str, int]:
     """Deliver a chunk of emails over one connection; each outcome is recorded apart."""
-    outcomes: dict[str, int] = {}
-    connection = get_connection()
-    try:
-        for email_id in email_ids:
-            result = delivery.email_deliver(
-                email_id=email_id, owner=_owner(self), connection=connection
-            )
-            outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
-            if result.outcome == "retry":
-                # The connection may be what failed: the next email opens a fresh one.
-                connection.close()
-                deliver_email.apply_async((email_id,), countdown=result.retry_in)
-    finally:
-        connection.close()
-    return outcomes
+    result = delivery.deliver_chunk(email_ids=email_ids, owner=_owner(self))
+    for email_id, wait in result.retries:
+        deliver_email.apply_async((email_id,), countdown=wait)
+    if result.rest:  # the sender's rate or a slow-down: the rest goes later, untried
+        deliver_email_chunk.apply_async((result.rest,), countdown=result.rest_in)
+    return result.outcomes
 
 
 def enqueue_deliver_email_chunk(email_ids: list[int]) -> None:

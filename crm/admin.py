@@ -63,7 +63,16 @@ class UserAdmin(ApprovalActionsMixin, DjangoUserAdmin):
     readonly_fields = ("email_router_access_approval",)
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
-        ("Email", {"fields": ("email_router_access_approval", "outgoing_delivery")}),
+        (
+            "Email",
+            {
+                "fields": (
+                    "email_router_access_approval",
+                    "outgoing_delivery",
+                    "send_rate_per_minute",
+                )
+            },
+        ),
     )
 
 
@@ -85,6 +94,7 @@ class QueueAdmin(ApprovalActionsMixin, admin.ModelAdmin):
         "email",
         "email_router_access_approval",
         "outgoing_delivery",
+        "send_rate_per_minute",
         "members",
         "created_at",
     )

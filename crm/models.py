@@ -29,6 +29,12 @@ class Mailbox(models.Model):
     outgoing_delivery = models.CharField(
         max_length=10, choices=OutgoingDelivery.choices, default=OutgoingDelivery.WORKER
     )
+    send_rate_per_minute = models.PositiveIntegerField(
+        "send rate (messages per minute)",
+        default=0,
+        help_text="At most this many messages a minute from this address, across all "
+        "workers; 0 for no limit.",
+    )
 
     class Meta:
         abstract = True

@@ -83,6 +83,7 @@ def queue_create(
     name: str,
     email: str,
     outgoing_delivery: str = "worker",
+    send_rate_per_minute: int = 0,
     members: list[User] | None = None,
     actor: User | None = None,
 ) -> Queue:
@@ -91,7 +92,12 @@ def queue_create(
     with transaction.atomic():
         queue = mailbox_save(
             obj=Queue(),
-            data={"name": name, "email": email, "outgoing_delivery": outgoing_delivery},
+            data={
+                "name": name,
+                "email": email,
+                "outgoing_delivery": outgoing_delivery,
+                "send_rate_per_minute": send_rate_per_minute,
+            },
         )
         if members:
             queue.members.set(members)

@@ -168,6 +168,8 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="crm@example.com")
 # The domain used in Message-IDs that this application creates.
 CRM_MESSAGE_ID_DOMAIN = env.str("CRM_MESSAGE_ID_DOMAIN", default="crm.localhost")
+# The address recipients reach this server at: links in mail (unsubscribe) start with it.
+CRM_PUBLIC_URL = env.str("CRM_PUBLIC_URL", default="http://127.0.0.1:8000")
 
 # --- Celery ---------------------------------------------------------------------
 # The embedded default needs no server: kombu's file-system transport under the data

@@ -247,7 +247,12 @@ def test_changing_queue_address_in_admin_resets_approval(admin_client):
     queue = QueueFactory(email_router_access_approval=EmailApproval.APPROVED)
     response = admin_client.post(
         reverse("admin:crm_queue_change", args=[queue.pk]),
-        {"name": queue.name, "email": "new-address@example.com", "outgoing_delivery": "worker"},
+        {
+            "name": queue.name,
+            "email": "new-address@example.com",
+            "outgoing_delivery": "worker",
+            "send_rate_per_minute": 0,
+        },
     )
     assert response.status_code == 302
     queue.refresh_from_db()

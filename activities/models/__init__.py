@@ -12,6 +12,8 @@ from .email import (
     PartyRole,
     Priority,
 )
+from .rate import SendRateState
+from .suppression import SuppressedAddress, SuppressionReason
 from .template import RecordType, Template
 
 __all__ = [
@@ -30,7 +32,10 @@ __all__ = [
     "PartyRole",
     "Priority",
     "RecordType",
+    "SendRateState",
     "SkipReason",
+    "SuppressedAddress",
+    "SuppressionReason",
     "Template",
     "blob_path",
 ]

@@ -106,6 +106,8 @@ class Email(models.Model):
     bulk_contact = models.ForeignKey(
         "crm.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # When the recipient followed this email's unsubscribe link (RFC 8058); set once.
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
 
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)

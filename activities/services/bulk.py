@@ -44,6 +44,7 @@ from ..models import (
 from ..selectors import BULK_QUERY_KEYS, contacts_matching
 from .addresses import check_address, check_display_name
 from .emails import check_may_send_as, check_sender_approved
+from .suppression import suppressed_among
 from .templates import CompiledTemplate, merge_context
 
 logger = logging.getLogger(__name__)
@@ -293,6 +294,7 @@ class _Run:
                 email__bulk_send=self.job, role=PartyRole.TO, address__in=addresses
             ).values_list("address", flat=True)
         }
+        suppressed = suppressed_among(addresses)
         recipients = []
         for contact in contacts:
             address = contact.email.strip().lower()
@@ -301,6 +303,8 @@ class _Run:
                 reason = SkipReason.NO_ADDRESS
             elif contact.do_not_bulk_email or contact.do_not_email:
                 reason = SkipReason.DO_NOT_BULK_EMAIL
+            elif address in suppressed:
+                reason = SkipReason.SUPPRESSED
             elif address in taken:
                 reason = SkipReason.DUPLICATE_ADDRESS
             else:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import smtplib
 import socket
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from anymail.exceptions import (
@@ -32,6 +34,7 @@ from ..errors import InvalidTransition, LeaseConflict
 from ..mail import build_message, refused_recipients
 from ..models import Email, EmailStatus, EventKind
 from ..selectors import delivery_by
+from . import ratelimit
 from .transitions import record_event, transition
 
 logger = logging.getLogger(__name__)
@@ -241,6 +244,97 @@ def email_deliver(*, email_id: int, owner: str, connection=None) -> DeliveryResu
             data={"provider_message_id": provider_id},
         )
     return DeliveryResult("sent", email.pk, email.attempts)
+
+
+# A worker sleeps for a rate-limited sender's next slot up to this long; a longer wait
+# hands the rest of the chunk to a later task, so the worker is free meanwhile.
+MAX_INLINE_WAIT_SECONDS = 2.0
+
+
+@dataclass
+class ChunkResult:
+    """What became of a chunk: outcomes by kind, and what the caller must schedule."""
+
+    outcomes: dict[str, int] = field(default_factory=dict)
+    retries: list[tuple[int, float]] = field(default_factory=list)  # (email id, seconds)
+    rest: list[int] = field(default_factory=list)  # not tried: deliver these later
+    rest_in: float = 0.0  # seconds until ``rest`` may be tried
+
+    def count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+
+def _senders_of(email_ids: list[int]) -> dict[int, tuple[str | None, int]]:
+    """Each email's rate-limit key and its sender's rate, in one query."""
+    rows = Email.objects.filter(pk__in=email_ids).values_list(
+        "pk",
+        "sender_queue_id",
+        "sender_user_id",
+        "sender_queue__send_rate_per_minute",
+        "sender_user__send_rate_per_minute",
+    )
+    return {
+        pk: (
+            ratelimit.sender_key(queue_id=queue_id, user_id=user_id),
+            (queue_rate if queue_id else user_rate) or 0,
+        )
+        for pk, queue_id, user_id, queue_rate, user_rate in rows
+    }
+
+
+def deliver_chunk(
+    *,
+    email_ids: list[int],
+    owner: str,
+    connection=None,
+    sleep: Callable[[float], None] = time.sleep,
+    max_inline_wait: float = MAX_INLINE_WAIT_SECONDS,
+) -> ChunkResult:
+    """Deliver emails in order over one connection, each outcome recorded on its own.
+
+    The sender's rate holds across workers (``ratelimit.take_slot`` per message for a
+    limited sender, once per chunk for the others, to see a pause). A temporary failure
+    pauses the sender and stops the chunk: that email is retried after its backoff, the
+    rest waits out the pause (``rest``/``rest_in``) without spending attempts.
+    """
+    result = ChunkResult()
+    senders = _senders_of(email_ids)
+    own_connection = connection is None
+    connection = connection or get_connection()
+    checked: set[str] = set()  # senders without a rate: pause already checked
+    slowed: set[str] = set()
+    try:
+        for index, email_id in enumerate(email_ids):
+            key, rate = senders.get(email_id, (None, 0))
+            while key and (rate or key not in checked):
+                slot = ratelimit.take_slot(key, rate)
+                checked.add(key)
+                if slot.slowed:
+                    slowed.add(key)
+                if slot.wait <= 0:
+                    break
+                if slot.wait > max_inline_wait:
+                    result.rest, result.rest_in = email_ids[index:], slot.wait
+                    return result
+                sleep(slot.wait)
+            outcome = email_deliver(email_id=email_id, owner=owner, connection=connection)
+            result.count(outcome.outcome)
+            if outcome.outcome == "sent" and key in slowed:
+                ratelimit.recovered(key)
+                slowed.discard(key)
+            if outcome.outcome != "retry":
+                continue
+            result.retries.append((email_id, outcome.retry_in or 0.0))
+            if outcome.error and key:  # a failed attempt, not an email that was not due
+                connection.close()  # the connection may be what failed
+                pause = ratelimit.slow_down(key, outcome.error)
+                result.rest = email_ids[index + 1 :]
+                result.rest_in = pause if result.rest else 0.0
+                return result
+    finally:
+        if own_connection or result.rest:
+            connection.close()
+    return result
 
 
 def _record_failure(

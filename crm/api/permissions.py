@@ -30,3 +30,10 @@ class CanApproveEmailAddresses(permissions.BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return bool(request.user and request.user.has_perm(APPROVE_PERMISSION))
+
+
+class StaffOnly(permissions.BasePermission):
+    message = "this needs a staff account (is_staff)"
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_staff)

@@ -46,6 +46,7 @@ class QueueSerializer(serializers.ModelSerializer):
             "email",
             "email_router_access_approval",
             "outgoing_delivery",
+            "send_rate_per_minute",
             "members",
             "created_at",
         ]

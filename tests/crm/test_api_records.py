@@ -151,6 +151,7 @@ def test_staff_create_a_queue_whose_address_starts_pending(staff, ordinary):
             "name": "Support",
             "email": "support@example.com",
             "outgoing_delivery": "external",
+            "send_rate_per_minute": 30,
             "members": [ordinary.pk, staff.pk],
             "email_router_access_approval": "approved",  # read-only: ignored
         },
@@ -164,10 +165,12 @@ def test_staff_create_a_queue_whose_address_starts_pending(staff, ordinary):
         "email": "support@example.com",
         "email_router_access_approval": "pending_approval",
         "outgoing_delivery": "external",
+        "send_rate_per_minute": 30,
         "members": sorted([ordinary.pk, staff.pk]),
         "created_at": body["created_at"],
     }
     assert queue.email_router_access_approval == EmailApproval.PENDING
+    assert queue.send_rate_per_minute == 30
     assert set(queue.members.all()) == {ordinary, staff}
 
 
