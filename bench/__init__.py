@@ -1,0 +1,1 @@
+"""The benchmark of BENCH.md: `bin/bench` (see docs/bench.md)."""
