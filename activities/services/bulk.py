@@ -22,7 +22,7 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from crm.models import Account, Contact, Organization, OutgoingDelivery, Queue, User
+from crm.models import Account, Organization, OutgoingDelivery, Queue, User
 
 from .. import conf
 from ..errors import ApplicationError, InvalidAddress, InvalidTransition, ValidationFailed
@@ -44,8 +44,9 @@ from ..models import (
 from ..selectors import BULK_QUERY_KEYS, contacts_matching
 from .addresses import check_address, check_display_name
 from .emails import check_may_send_as, check_sender_approved
+from .rows import RowWriter, allocate_ids
 from .suppression import suppressed_among
-from .templates import CompiledTemplate, merge_context
+from .templates import CompiledTemplate, merge_context_of, sender_fields
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +227,22 @@ def bulk_send_run(*, job_id: int, chunk_size: int | None = None) -> BulkSend:
     return BulkSend.objects.get(pk=job_id)
 
 
+# The columns of a contact (and its account) that a chunk reads: rows, not instances.
+_CONTACT_COLUMNS = (
+    "pk",
+    "first_name",
+    "last_name",
+    "email",
+    "city",
+    "do_not_bulk_email",
+    "do_not_email",
+    "account_id",
+    "account__name",
+    "account__city",
+    "account__email",
+)
+
+
 class _Run:
     """The state of one run of a job: the compiled template, sender, attachments."""
 
@@ -237,14 +254,12 @@ class _Run:
         )
         self.sender = job.sender
         self.org = Organization.get()
-        self.sender_party = {
-            "address": self.sender.email,
-            "name": check_display_name(self.sender.display_name),
-            "queue_id": self.sender.pk if isinstance(self.sender, Queue) else None,
-            "user_id": self.sender.pk if isinstance(self.sender, User) else None,
-        }
+        self.sender_fields = sender_fields(self.sender)
+        self.sender_name = check_display_name(self.sender.display_name)
         self.attachments = list(
-            template.attachments.values("blob_id", "filename", "mime_type", "subject", "position")
+            template.attachments.order_by("position", "pk").values_list(
+                "blob_id", "filename", "mime_type", "subject", "position"
+            )
         )
         self.worker_delivery = self.sender.outgoing_delivery == OutgoingDelivery.WORKER
         self.domain = conf.message_id_domain()
@@ -265,29 +280,30 @@ class _Run:
                 "last_contact_id", "skipped_by_reason"
             ).get(pk=job.pk)
             contacts = list(
-                contacts_matching(job.query).filter(pk__gt=cursor).select_related("account")[:size]
+                contacts_matching(job.query)
+                .filter(pk__gt=cursor)
+                .values_list(*_CONTACT_COLUMNS)[:size]
             )
             if not contacts:
                 return 0
             recipients, skips = self._eligible(contacts)
-            emails = self._write(recipients, now)
+            ids = self._write(recipients, now)
             by_reason = dict(by_reason)
             for reason, count in skips.items():
                 by_reason[reason] = by_reason.get(reason, 0) + count
             BulkSend.objects.filter(pk=job.pk).update(
-                last_contact_id=contacts[-1].pk,
-                created=models.F("created") + len(emails),
+                last_contact_id=contacts[-1][0],
+                created=models.F("created") + len(ids),
                 skipped=models.F("skipped") + sum(skips.values()),
                 skipped_by_reason=by_reason,
             )
-            ids = [email.pk for email in emails]
             if self.worker_delivery and ids:
                 transaction.on_commit(lambda: _enqueue_chunk(ids))
         return len(contacts)
 
-    def _eligible(self, contacts: list[Contact]) -> tuple[list[Contact], dict[str, int]]:
+    def _eligible(self, contacts: list[tuple]) -> tuple[list[tuple], dict[str, int]]:
         skips: dict[str, int] = {}
-        addresses = {c.email.strip().lower() for c in contacts if c.email}
+        addresses = {row[3].strip().lower() for row in contacts if row[3]}
         taken = {
             a.lower()
             for a in EmailParty.objects.filter(
@@ -296,12 +312,13 @@ class _Run:
         }
         suppressed = suppressed_among(addresses)
         recipients = []
-        for contact in contacts:
-            address = contact.email.strip().lower()
+        for row in contacts:
+            _, _, _, email, _, do_not_bulk_email, do_not_email = row[:7]
+            address = email.strip().lower()
             reason = None
             if not address:
                 reason = SkipReason.NO_ADDRESS
-            elif contact.do_not_bulk_email or contact.do_not_email:
+            elif do_not_bulk_email or do_not_email:
                 reason = SkipReason.DO_NOT_BULK_EMAIL
             elif address in suppressed:
                 reason = SkipReason.SUPPRESSED
@@ -309,86 +326,115 @@ class _Run:
                 reason = SkipReason.DUPLICATE_ADDRESS
             else:
                 try:
-                    check_address(contact.email)
+                    check_address(email)
                 except InvalidAddress:
                     reason = SkipReason.NO_ADDRESS
             if reason:
                 skips[reason] = skips.get(reason, 0) + 1
                 continue
             taken.add(address)
-            recipients.append(contact)
+            recipients.append(row)
         return recipients, skips
 
-    def _write(self, recipients: list[Contact], now: datetime) -> list[Email]:
-        job, sender = self.job, self.sender
-        emails = []
-        for contact in recipients:
-            subject, html, text = self.compiled.render(
-                merge_context(regarding=contact, sender=sender)
-            )
-            emails.append(
-                Email(
-                    subject=subject[:400],
-                    body_html=html,
-                    body_text=text,
-                    direction=Direction.OUTGOING,
-                    status=EmailStatus.PENDING_SEND,
-                    state="completed",
-                    sender_user=job.sender_user,
-                    sender_queue=job.sender_queue,
-                    from_address=sender.email,
-                    from_name=sender.display_name,
-                    regarding_type_id=job.regarding_type_id,
-                    regarding_id=job.regarding_id,
-                    template_id=job.template_id,
-                    message_id=make_msgid(domain=self.domain),
-                    bulk_send_id=job.pk,
-                    bulk_contact=contact,
-                    created_by_id=job.created_by_id,
-                    queued_at=now,
-                    next_attempt_at=now,
-                )
-            )
-        if not emails:
+    def _write(self, recipients: list[tuple], now: datetime) -> list[int]:
+        """Render and write the chunk's emails: one statement per table."""
+        if not recipients:
             return []
-        emails = Email.objects.bulk_create(emails)
-        if self.org.use_tracking_token:
-            prefix, digits = self.org.tracking_token_prefix, self.org.tracking_token_digits
-            for email in emails:
-                email.tracking_token = f"{prefix}:{email.pk:0{digits}d}"
-                email.subject = f"{email.subject} {email.tracking_token}".strip()[:400]
-            Email.objects.bulk_update(emails, ["subject", "tracking_token"])
-        parties = []
-        for email, contact in zip(emails, recipients, strict=True):
-            parties.append(EmailParty(email=email, role=PartyRole.FROM, **self.sender_party))
-            parties.append(
-                EmailParty(
-                    email=email,
-                    role=PartyRole.TO,
-                    address=contact.email.strip(),
-                    name=_header_safe(contact.full_name)[:200],
-                    contact=contact,
+        job, sender = self.job, self.sender
+        ids = allocate_ids(Email, len(recipients))
+        org = self.org
+        emails, parties, links, events = [], [], [], []
+        for email_id, row in zip(ids, recipients, strict=True):
+            contact_id, first, last, address, city, _, _, account_id = row[:8]
+            full_name = f"{first} {last}".strip()
+            subject, html, text = self.compiled.render(
+                merge_context_of(
+                    contact={
+                        "first_name": first,
+                        "last_name": last,
+                        "full_name": full_name,
+                        "email": address,
+                        "city": city,
+                    },
+                    account=(
+                        {"name": row[8], "city": row[9], "email": row[10]} if account_id else None
+                    ),
+                    sender=self.sender_fields,
                 )
             )
-        EmailParty.objects.bulk_create(parties)
-        if self.attachments:
-            ActivityMimeAttachment.objects.bulk_create(
-                ActivityMimeAttachment(email=email, **spec)
-                for email in emails
-                for spec in self.attachments
+            token = ""
+            if org.use_tracking_token:
+                token = f"{org.tracking_token_prefix}:{email_id:0{org.tracking_token_digits}d}"
+                subject = f"{subject[: 399 - len(token)]} {token}".strip()
+            emails.append(
+                (
+                    email_id,
+                    subject[:400],
+                    html,
+                    text,
+                    make_msgid(domain=self.domain),
+                    token,
+                    contact_id,
+                )
             )
-        EmailEvent.objects.bulk_create(
-            EmailEvent(
-                email=email,
-                kind=EventKind.STATUS,
-                to_status=EmailStatus.PENDING_SEND,
-                actor_id=job.created_by_id,
-                actor_label=f"bulk job {job.pk}",
-                reason=f"written by bulk job {job.pk} and accepted for delivery",
+            parties.append(
+                (email_id, PartyRole.TO, address.strip(), _header_safe(full_name)[:200], contact_id)
             )
-            for email in emails
+            links.extend((email_id, *spec) for spec in self.attachments)
+            events.append((email_id,))
+        RowWriter(
+            Email,
+            [
+                "id",
+                "subject",
+                "body_html",
+                "body_text",
+                "message_id",
+                "tracking_token",
+                "bulk_contact_id",
+            ],
+            direction=Direction.OUTGOING,
+            status=EmailStatus.PENDING_SEND,
+            state="completed",
+            sender_user_id=job.sender_user_id,
+            sender_queue_id=job.sender_queue_id,
+            from_address=sender.email,
+            from_name=sender.display_name,
+            regarding_type_id=job.regarding_type_id,
+            regarding_id=job.regarding_id,
+            template_id=job.template_id,
+            bulk_send_id=job.pk,
+            created_by_id=job.created_by_id,
+            queued_at=now,
+            next_attempt_at=now,
+        ).insert(emails)
+        party_writer = RowWriter(
+            EmailParty, ["email_id", "role", "address", "name", "contact_id", "queue_id", "user_id"]
         )
-        return emails
+        queue_id = sender.pk if isinstance(sender, Queue) else None
+        user_id = sender.pk if isinstance(sender, User) else None
+        party_writer.insert(
+            [
+                (email_id, PartyRole.FROM, sender.email, self.sender_name, None, queue_id, user_id)
+                for email_id in ids
+            ]
+            + [(*party, None, None) for party in parties]
+        )
+        if links:
+            RowWriter(
+                ActivityMimeAttachment,
+                ["email_id", "blob_id", "filename", "mime_type", "subject", "position"],
+            ).insert(links)
+        RowWriter(
+            EmailEvent,
+            ["email_id"],
+            kind=EventKind.STATUS,
+            to_status=EmailStatus.PENDING_SEND,
+            actor_id=job.created_by_id,
+            actor_label=f"bulk job {job.pk}",
+            reason=f"written by bulk job {job.pk} and accepted for delivery",
+        ).insert(events)
+        return ids
 
 
 def _header_safe(text: str) -> str:

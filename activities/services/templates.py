@@ -88,21 +88,43 @@ def _user_fields(user: User) -> dict[str, str]:
 
 def merge_context(*, regarding: models.Model | None, sender: User | Queue | None) -> dict[str, Any]:
     """The only values a template sees: plain strings, never model instances."""
-    context: dict[str, Any] = {}
+    contact = account = user = None
     if isinstance(regarding, Contact):
-        context["contact"] = _contact_fields(regarding)
+        contact = _contact_fields(regarding)
         if regarding.account_id:
-            context["account"] = _account_fields(regarding.account)
+            account = _account_fields(regarding.account)
     elif isinstance(regarding, Account):
-        context["account"] = _account_fields(regarding)
+        account = _account_fields(regarding)
     elif isinstance(regarding, User):
-        context["user"] = _user_fields(regarding)
-    if sender is not None:
-        context["sender"] = {"name": sender.display_name, "email": sender.email or ""}
-    # Fields of the record types not in play render empty rather than fail.
-    for kind, names in MERGE_FIELDS.items():
-        context.setdefault(kind, dict.fromkeys(names, ""))
-    return context
+        user = _user_fields(regarding)
+    return merge_context_of(
+        contact=contact, account=account, user=user, sender=sender_fields(sender)
+    )
+
+
+def sender_fields(sender: User | Queue | None) -> dict[str, str] | None:
+    return None if sender is None else {"name": sender.display_name, "email": sender.email or ""}
+
+
+# Fields of the record types not in play render empty rather than fail.
+_EMPTY = {kind: dict.fromkeys(names, "") for kind, names in MERGE_FIELDS.items()}
+
+
+def merge_context_of(
+    *,
+    contact: dict[str, str] | None = None,
+    account: dict[str, str] | None = None,
+    user: dict[str, str] | None = None,
+    sender: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The context from the fields of each record (``MERGE_FIELDS``); bulk jobs build
+    them from database rows without loading model instances."""
+    return {
+        "contact": contact or _EMPTY["contact"],
+        "account": account or _EMPTY["account"],
+        "user": user or _EMPTY["user"],
+        "sender": sender or _EMPTY["sender"],
+    }
 
 
 def _line_of(exc: Exception) -> int | None:
