@@ -101,6 +101,7 @@ class EmailFilter(filters.FilterSet):
     sender_queue = IntegerFilter(field_name="sender_queue_id", help_text="queue id")
     sender_user = IntegerFilter(field_name="sender_user_id", help_text="user id")
     template = IntegerFilter(field_name="template_id", help_text="template id")
+    bulk_send = IntegerFilter(field_name="bulk_send_id", help_text="bulk job id: the job's emails")
     regarding_type = filters.ChoiceFilter(
         choices=[(name, name) for name in RECORD_MODELS],
         method="filter_regarding_type",

@@ -18,6 +18,7 @@ from activities.models import (
     PartyRole,
 )
 from activities.services.attachments import attachment_store
+from activities.services.bulk import bulk_send_start
 from activities.services.emails import email_create
 from crm.models import EmailApproval, OutgoingDelivery
 from tests.api import client_for, count_queries
@@ -368,6 +369,10 @@ def test_list_filters_by_each_parameter(org, alice, support):
     assert find(sender_user=alice.pk) == {"draft", "incoming", "about"}
     assert find(priority="high") == {"sent"}
     assert find(template=template.pk) == {"sent"}
+    job = bulk_send_start(template=template, sender=support, query={}, actor=alice)
+    Email.objects.filter(pk=sent.pk).update(bulk_send=job)
+    assert find(bulk_send=job.pk) == {"sent"}
+    assert find(bulk_send=job.pk + 1) == set()
     assert find(regarding_type="contact", regarding_id=contact.pk) == {"about"}
     assert find(regarding_type="account") == set()
     assert find(created_before=(now - timedelta(days=5)).isoformat()) == {"draft"}
