@@ -22,6 +22,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    peer: tuple | None = None  # the client's (host, port): one per SMTP connection
 
     @property
     def message(self) -> EmailMessage:
@@ -49,7 +50,12 @@ class RecordingHandler:
                 self.fail_data_times -= 1
                 return "451 4.3.0 Try again later"
             self.messages.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
+                Received(
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    bytes(envelope.content),
+                    tuple(session.peer) if session.peer else None,
+                )
             )
         return "250 Message accepted for delivery"
 

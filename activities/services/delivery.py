@@ -24,7 +24,7 @@ from anymail.exceptions import (
     AnymailRecipientsRefused,
 )
 from django.core.mail import get_connection
-from django.db.models import F, Q
+from django.db.models import F, Q, prefetch_related_objects
 from django.utils import timezone
 
 from crm.models import OutgoingDelivery
@@ -129,7 +129,8 @@ def email_record_sent(
     owner: str,
     message_id: str = "",
     refused: dict[str, str] | None = None,
-) -> Email:
+    fetch: bool = True,
+) -> Email | None:
     """Record a message as handed over; ``refused`` lists recipients the server turned
     down while accepting it for the others (kept in ``last_error`` and the event)."""
     updates = {
@@ -155,6 +156,7 @@ def email_record_sent(
         updates=updates,
         lease_token=lease_token,
         event_data={"lease_token": lease_token, **({"refused": refused} if refused else {})},
+        fetch=fetch,
     )
 
 
@@ -204,15 +206,30 @@ def email_deliver(*, email_id: int, owner: str, connection=None) -> DeliveryResu
     """Claim, build, send and record one email. Safe to call twice: the second does nothing."""
     email = email_claim_for_delivery(email_id=email_id, owner=owner)
     if email is None:
-        not_before = (
-            Email.objects.filter(pk=email_id, status=EmailStatus.PENDING_SEND)
-            .values_list("next_attempt_at", flat=True)
-            .first()
+        return _not_claimed([email_id])[email_id]
+    return _deliver_claimed(email, owner=owner, connection=connection)
+
+
+def _not_claimed(email_ids: list[int]) -> dict[int, DeliveryResult]:
+    """Why emails were not claimed: not due yet (``retry`` when due) or nothing to do."""
+    now = timezone.now()
+    due_later = dict(
+        Email.objects.filter(
+            pk__in=email_ids, status=EmailStatus.PENDING_SEND, next_attempt_at__gt=now
+        ).values_list("pk", "next_attempt_at")
+    )
+    return {
+        pk: (
+            DeliveryResult("retry", pk, retry_in=(due_later[pk] - now).total_seconds())
+            if pk in due_later  # woke early: come back when due
+            else DeliveryResult("skipped", pk)
         )
-        if not_before and not_before > timezone.now():  # woke early: come back when due
-            wait = (not_before - timezone.now()).total_seconds()
-            return DeliveryResult("retry", email_id, retry_in=wait)
-        return DeliveryResult("skipped", email_id)
+        for pk in email_ids
+    }
+
+
+def _deliver_claimed(email: Email, *, owner: str, connection=None) -> DeliveryResult:
+    """Build, send and record an email this caller has claimed."""
     token = email.lease_token
     try:
         message = build_message(email, connection=connection or get_connection())
@@ -230,7 +247,11 @@ def email_deliver(*, email_id: int, owner: str, connection=None) -> DeliveryResu
         provider_id = str(status.message_id)
     try:
         email_record_sent(
-            email=email, lease_token=token, owner=owner, refused=refused_recipients(message)
+            email=email,
+            lease_token=token,
+            owner=owner,
+            refused=refused_recipients(message),
+            fetch=False,
         )
     except (LeaseConflict, InvalidTransition):
         _note_late_delivery(email, owner)
@@ -249,6 +270,9 @@ def email_deliver(*, email_id: int, owner: str, connection=None) -> DeliveryResu
 # A worker sleeps for a rate-limited sender's next slot up to this long; a longer wait
 # hands the rest of the chunk to a later task, so the worker is free meanwhile.
 MAX_INLINE_WAIT_SECONDS = 2.0
+# Emails of a sender without a rate are claimed this many at a time (one transaction),
+# with their parties and attachments read in three queries, not per email.
+CLAIM_BATCH = 50
 
 
 @dataclass
@@ -282,6 +306,55 @@ def _senders_of(email_ids: list[int]) -> dict[int, tuple[str | None, int]]:
     }
 
 
+def _claim_for_chunk(email_ids: list[int], owner: str) -> list[Email]:
+    from .claim import claim_emails  # claim builds on this module's outcome records
+
+    claimed = claim_emails(
+        Email.objects.filter(delivery_by(OutgoingDelivery.WORKER), pk__in=email_ids),
+        owner=owner,
+        lease_seconds=conf.lease_seconds(),
+        limit=len(email_ids),
+    )
+    prefetch_related_objects(claimed, "parties", "attachments__blob")
+    order = {pk: i for i, pk in enumerate(email_ids)}
+    return sorted(claimed, key=lambda email: order[email.pk])
+
+
+def _open(connection) -> None:
+    """Open the backend's connection, so that the messages after it share it: a backend
+    opened by its caller is not closed after each message. If it cannot be opened now,
+    the send itself opens it and meets the error, which is recorded for that email."""
+    try:
+        connection.open()
+    except SEND_ERRORS:
+        pass
+
+
+def email_release(*, emails: list[Email], not_before, reason: str) -> None:
+    """Give back emails claimed but not tried: ``pending_send`` again, the attempt the
+    claim counted returned, due at ``not_before``. Fenced by each claim's token."""
+    for email in emails:
+        try:
+            transition(
+                email_id=email.pk,
+                to=EmailStatus.PENDING_SEND,
+                allowed_from=[EmailStatus.SENDING],
+                action="release",
+                actor_label=email.lease_owner,
+                reason=reason,
+                updates={
+                    "attempts": F("attempts") - 1,
+                    "lease_expires_at": None,
+                    "lease_owner": "",
+                    "next_attempt_at": not_before,
+                },
+                lease_token=email.lease_token,
+                fetch=False,
+            )
+        except (LeaseConflict, InvalidTransition):
+            continue  # the lease was taken back meanwhile: the sweep has it
+
+
 def deliver_chunk(
     *,
     email_ids: list[int],
@@ -292,10 +365,12 @@ def deliver_chunk(
 ) -> ChunkResult:
     """Deliver emails in order over one connection, each outcome recorded on its own.
 
-    The sender's rate holds across workers (``ratelimit.take_slot`` per message for a
+    Emails are claimed in batches (one at a time for a sender with a rate). The
+    sender's rate holds across workers (``ratelimit.take_slot`` per message for a
     limited sender, once per chunk for the others, to see a pause). A temporary failure
-    pauses the sender and stops the chunk: that email is retried after its backoff, the
-    rest waits out the pause (``rest``/``rest_in``) without spending attempts.
+    pauses the sender and stops the chunk: that email is retried after its backoff, and
+    the rest (released if claimed) waits out the pause (``rest``/``rest_in``) without
+    spending attempts.
     """
     result = ChunkResult()
     senders = _senders_of(email_ids)
@@ -303,9 +378,10 @@ def deliver_chunk(
     connection = connection or get_connection()
     checked: set[str] = set()  # senders without a rate: pause already checked
     slowed: set[str] = set()
+    position = 0
     try:
-        for index, email_id in enumerate(email_ids):
-            key, rate = senders.get(email_id, (None, 0))
+        while position < len(email_ids):
+            key, rate = senders.get(email_ids[position], (None, 0))
             while key and (rate or key not in checked):
                 slot = ratelimit.take_slot(key, rate)
                 checked.add(key)
@@ -314,23 +390,49 @@ def deliver_chunk(
                 if slot.wait <= 0:
                     break
                 if slot.wait > max_inline_wait:
-                    result.rest, result.rest_in = email_ids[index:], slot.wait
+                    result.rest, result.rest_in = email_ids[position:], slot.wait
                     return result
                 sleep(slot.wait)
-            outcome = email_deliver(email_id=email_id, owner=owner, connection=connection)
-            result.count(outcome.outcome)
-            if outcome.outcome == "sent" and key in slowed:
-                ratelimit.recovered(key)
-                slowed.discard(key)
-            if outcome.outcome != "retry":
-                continue
-            result.retries.append((email_id, outcome.retry_in or 0.0))
-            if outcome.error and key:  # a failed attempt, not an email that was not due
-                connection.close()  # the connection may be what failed
-                pause = ratelimit.slow_down(key, outcome.error)
-                result.rest = email_ids[index + 1 :]
-                result.rest_in = pause if result.rest else 0.0
-                return result
+            # The batch: this email, and after it those of the same sender (no rate).
+            end = position + 1
+            while (
+                not rate
+                and end < len(email_ids)
+                and end - position < CLAIM_BATCH
+                and senders.get(email_ids[end], (None, 0)) == (key, 0)
+            ):
+                end += 1
+            batch_ids = email_ids[position:end]
+            claimed = _claim_for_chunk(batch_ids, owner)
+            taken = {email.pk for email in claimed}
+            for pk, skipped in _not_claimed([pk for pk in batch_ids if pk not in taken]).items():
+                result.count(skipped.outcome)
+                if skipped.outcome == "retry":
+                    result.retries.append((pk, skipped.retry_in or 0.0))
+            for index, email in enumerate(claimed):
+                _open(connection)
+                outcome = _deliver_claimed(email, owner=owner, connection=connection)
+                result.count(outcome.outcome)
+                if outcome.outcome == "sent" and key in slowed:
+                    ratelimit.recovered(key)
+                    slowed.discard(key)
+                if outcome.outcome != "retry":
+                    continue
+                result.retries.append((email.pk, outcome.retry_in or 0.0))
+                if key:  # a temporary failure: the server asks us to wait
+                    connection.close()  # the connection may be what failed
+                    pause = ratelimit.slow_down(key, outcome.error)
+                    untried = claimed[index + 1 :]
+                    email_release(
+                        emails=untried,
+                        not_before=timezone.now() + timedelta(seconds=pause),
+                        reason=f"not tried: the sender is paused for {pause:.0f}s "
+                        f"after a temporary failure ({outcome.error[:200]})",
+                    )
+                    result.rest = [e.pk for e in untried] + email_ids[end:]
+                    result.rest_in = pause if result.rest else 0.0
+                    return result
+            position = end
     finally:
         if own_connection or result.rest:
             connection.close()

@@ -64,45 +64,46 @@ def transition(
     updates: dict[str, Any] | None = None,
     lease_token: int | None = None,
     event_data: dict[str, Any] | None = None,
-) -> Email:
+    fetch: bool = True,
+) -> Email | None:
     """Move an email to ``to`` if its status is one of ``allowed_from``.
 
-    The write is conditional on the status read (and on ``lease_token`` when given),
-    so of two processes racing, exactly one wins; the loser gets ``InvalidTransition``
-    (or ``LeaseConflict``) and nothing changes. The event row is written in the same
-    transaction as the status.
+    The write is conditional on the status (and on ``lease_token`` when given), so of
+    two processes racing, exactly one wins; the loser gets ``InvalidTransition`` (or
+    ``LeaseConflict``) and nothing changes. The event row is written in the same
+    transaction as the status. With one allowed status the write is tried first and
+    the row read only to explain a refusal (the delivery path makes many of these).
+    Returns the email as it is now, unless ``fetch`` is false.
     """
     allowed = {str(s) for s in allowed_from}
     now = timezone.now()
+    values: dict[str, Any] = {
+        "status": to,
+        "state": STATE_OF_STATUS[to],
+        "modified_at": now,
+        **(updates or {}),
+    }
+    if to in TIMESTAMP_OF_STATUS:
+        values.setdefault(TIMESTAMP_OF_STATUS[to], now)
     with transaction.atomic():
-        row = Email.objects.filter(pk=email_id).values_list("status", "lease_token").first()
-        if row is None:
-            raise Email.DoesNotExist(f"email {email_id} does not exist")
-        status, current_token = row
-        if lease_token is not None and current_token != lease_token:
-            raise LeaseConflict(
-                f"cannot {action}: the lease token is stale or foreign "
-                "(the email was claimed again after this lease)",
-                extra={"status": status},
-            )
-        require_status(status, allowed, action=action)
-        values: dict[str, Any] = {
-            "status": to,
-            "state": STATE_OF_STATUS[to],
-            "modified_at": now,
-            **(updates or {}),
-        }
-        if to in TIMESTAMP_OF_STATUS:
-            values.setdefault(TIMESTAMP_OF_STATUS[to], now)
-        conditions: dict[str, Any] = {"pk": email_id, "status": status}
-        if lease_token is not None:
-            conditions["lease_token"] = lease_token
-        if Email.objects.filter(**conditions).update(**values) != 1:
-            current = Email.objects.filter(pk=email_id).values_list("status", flat=True).first()
-            raise InvalidTransition(
-                f"cannot {action}: another process changed the email first (now {current})",
-                status=current or "",
-            )
+        if len(allowed) == 1:
+            status = next(iter(allowed))
+            conditions = {"pk": email_id, "status": status}
+            if lease_token is not None:
+                conditions["lease_token"] = lease_token
+            if Email.objects.filter(**conditions).update(**values) != 1:
+                _refuse(email_id, allowed, action=action, lease_token=lease_token)
+        else:
+            status = _check(email_id, allowed, action=action, lease_token=lease_token)
+            conditions = {"pk": email_id, "status": status}
+            if lease_token is not None:
+                conditions["lease_token"] = lease_token
+            if Email.objects.filter(**conditions).update(**values) != 1:
+                current = Email.objects.filter(pk=email_id).values_list("status", flat=True).first()
+                raise InvalidTransition(
+                    f"cannot {action}: another process changed the email first (now {current})",
+                    status=current or "",
+                )
         record_event(
             email_id=email_id,
             kind=EventKind.STATUS,
@@ -113,4 +114,32 @@ def transition(
             reason=reason,
             data=event_data,
         )
+    if not fetch:
+        return None
     return Email.objects.select_related("sender_user", "sender_queue").get(pk=email_id)
+
+
+def _check(email_id: int, allowed: set[str], *, action: str, lease_token: int | None) -> str:
+    """The email's status if ``action`` may go ahead; else the error that says why."""
+    row = Email.objects.filter(pk=email_id).values_list("status", "lease_token").first()
+    if row is None:
+        raise Email.DoesNotExist(f"email {email_id} does not exist")
+    status, current_token = row
+    if lease_token is not None and current_token != lease_token:
+        raise LeaseConflict(
+            f"cannot {action}: the lease token is stale or foreign "
+            "(the email was claimed again after this lease)",
+            extra={"status": status},
+        )
+    require_status(status, allowed, action=action)
+    return status
+
+
+def _refuse(email_id: int, allowed: set[str], *, action: str, lease_token: int | None) -> None:
+    """A conditional write changed nothing: raise what ``_check`` finds now."""
+    status = _check(email_id, allowed, action=action, lease_token=lease_token)
+    # Allowed now, but not at the write: it changed in between.
+    raise InvalidTransition(
+        f"cannot {action}: another process changed the email first (now {status})",
+        status=status,
+    )

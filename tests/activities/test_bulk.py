@@ -272,6 +272,7 @@ def test_a_chunk_is_delivered_over_one_connection_each_message_once(
     outcomes = deliver_email_chunk.apply(args=(ids,)).get()
 
     assert outcomes == {"sent": 6}
+    assert len({m.peer for m in smtp_settings.messages}) == 1  # one SMTP connection
     assert Email.objects.filter(bulk_send=job, status=EmailStatus.SENT).count() == 6
     received = [m.message["Message-ID"] for m in smtp_settings.messages]
     stored = set(Email.objects.filter(bulk_send=job).values_list("message_id", flat=True))

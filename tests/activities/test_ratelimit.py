@@ -152,7 +152,14 @@ def test_a_temporary_failure_pauses_the_sender_instead_of_failing_the_rest(
     assert 29 < meanwhile.rest_in <= 30
     assert statuses(ids[1:]) == [("pending_send", 0)] * 3
 
+    # The emails claimed with the failed one were given back, due after the pause.
+    released = Email.objects.get(pk=ids[1])
+    assert released.next_attempt_at > timezone.now() + timedelta(seconds=29)
+    assert released.events.filter(to_status="pending_send", reason__startswith="not tried")
+
+    # The pause is over.
     SendRateState.objects.filter(sender_key=key).update(slow_until=timezone.now())
+    Email.objects.filter(pk__in=ids).update(next_attempt_at=timezone.now())
     after = deliver_chunk(email_ids=ids[1:], owner=OWNER)
     assert after.outcomes == {"sent": 3}
     assert state(key).slowdowns == 0  # recovered: the next pause starts short again
