@@ -271,8 +271,10 @@ def _deliver_claimed(email: Email, *, owner: str, connection=None) -> DeliveryRe
 # hands the rest of the chunk to a later task, so the worker is free meanwhile.
 MAX_INLINE_WAIT_SECONDS = 2.0
 # Emails of a sender without a rate are claimed this many at a time (one transaction),
-# with their parties and attachments read in three queries, not per email.
-CLAIM_BATCH = 50
+# with their parties and attachments read in three queries, not per email. A worker that
+# dies mid-batch leaves the untried rest in ``sending``; the sweep re-queues them flagged
+# as possible duplicates (for those, a false alarm), so the batch stays small.
+CLAIM_BATCH = 20
 
 
 @dataclass
