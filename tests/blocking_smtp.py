@@ -47,3 +47,46 @@ class BlockingSMTPServer(SMTPServer):
     def stop(self) -> None:
         self.handler.release.set()  # a held session must not keep the server from stopping
         super().stop()
+
+
+@dataclass
+class MailGateHandler(RecordingHandler):
+    """Lets ``open_for`` messages through, then holds every later ``MAIL FROM`` until
+    ``release`` is set (for good: from then on nothing is held).
+
+    A held client has not handed over any part of its message: a sender killed there
+    cannot have delivered it, so a test can demand exactly one copy per message. While
+    one client is held the server keeps serving others; ``held`` is set at the first hold.
+    """
+
+    open_for: int = 0
+    passed: int = 0
+    held: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    max_block_seconds: float = 60.0
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        with self.lock:
+            hold = not self.release.is_set() and self.passed >= self.open_for
+            if not hold:
+                self.passed += 1
+        if hold:
+            self.held.set()
+            deadline = time.monotonic() + self.max_block_seconds
+            while not self.release.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            with self.lock:
+                self.passed += 1
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+
+class MailGateSMTPServer(SMTPServer):
+    def __init__(self, port: int | None = None, *, open_for: int = 0):
+        super().__init__(port)
+        self.handler = MailGateHandler(open_for=open_for)
+
+    def stop(self) -> None:
+        self.handler.release.set()
+        super().stop()

@@ -203,8 +203,10 @@ def wait_for(
     what: str,
     timeout: float = 45.0,
     workers: tuple[Worker, ...] = (),
+    interval: float = 0.1,
 ) -> Any:
-    """Poll ``predicate`` until it returns something true; fail after ``timeout`` seconds."""
+    """Poll ``predicate`` every ``interval`` seconds until it returns something true;
+    fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -215,4 +217,16 @@ def wait_for(
                 raise AssertionError(f"worker {worker.name} exited while waiting for {what}")
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(interval)
+
+
+def queued_tasks(queue: str = "celery") -> int:
+    """Messages waiting in ``queue`` of this test's broker (see ``private_broker``):
+    published and not yet taken by a worker."""
+    from crm.celery import app
+
+    with app.connection_for_write() as conn:
+        try:
+            return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+        except conn.channel_errors:  # Redis: an empty queue is no queue at all
+            return 0
