@@ -109,6 +109,7 @@ class Bench:
         self.versions: dict[str, str] = {}
         self.sink: subprocess.Popen | None = None
         self.sink_control = 0
+        self.failed = False
 
     # --- children ---------------------------------------------------------------------
 
@@ -309,23 +310,28 @@ class Bench:
         self.prepare(target)
         target.smtp_port = self.smtp_port
         chosen = self.args.workloads
+        steps = []
+        steps += [(f"L2 N={n}", self.run_l2, n, {}) for n in self.sizes("L2") if "L2" in chosen]
+        steps += [(f"W1 N={n}", self.run_w1, n, {}) for n in self.sizes("W1") if "W1" in chosen]
+        delivery_sizes = sorted({n for w in ("L1", "W2") if w in chosen for n in self.sizes(w)})
+        for n in delivery_sizes:
+            kinds = {
+                "l1": "L1" in chosen and n in self.sizes("L1"),
+                "w2": "W2" in chosen and n in self.sizes("W2"),
+            }
+            steps.append((f"L1/W2 N={n}", self.run_delivery, n, kinds))
+        steps += [(f"W3 N={n}", self.run_w3, n, {}) for n in self.sizes("W3") if "W3" in chosen]
+        steps += [(f"W4 N={n}", self.run_w4, n, {}) for n in self.sizes("W4") if "W4" in chosen]
         try:
-            for n in self.sizes("L2") if "L2" in chosen else []:
-                self.run_l2(target, n)
-            for n in self.sizes("W1") if "W1" in chosen else []:
-                self.run_w1(target, n)
-            delivery_sizes = sorted({n for w in ("L1", "W2") if w in chosen for n in self.sizes(w)})
-            for n in delivery_sizes:
-                self.run_delivery(
-                    target,
-                    n,
-                    l1="L1" in chosen and n in self.sizes("L1"),
-                    w2="W2" in chosen and n in self.sizes("W2"),
-                )
-            for n in self.sizes("W3") if "W3" in chosen else []:
-                self.run_w3(target, n)
-            for n in self.sizes("W4") if "W4" in chosen else []:
-                self.run_w4(target, n)
+            for name, step, n, kwargs in steps:
+                try:
+                    step(target, n, **kwargs)
+                except ChildFailed as exc:
+                    # One failed workload is reported and the others still run.
+                    self.failed = True
+                    self.log(str(exc))
+                    first = str(exc).splitlines()[0]
+                    self.notes.append(f"{kind} {name}: failed: {first} (see the log above)")
         finally:
             self.finish(target)
 
@@ -337,12 +343,12 @@ class Bench:
         self.prepare(target)
         target.smtp_port = self.smtp_port
         try:
-            for n in self.sizes("W1"):
+            for n in self.sizes("W1") if "W1" in self.args.workloads else []:
                 setup = self.child(target, "setup", n=n, delivery="external", run=False)
                 path = str(out / f"w1-{kind}-{n}.prof")
                 r = self.child(target, "w1", job_id=setup["job_id"], n=n, profile=path)
                 self.log(f"profile W1 {kind} N={n}: {r['rate']:,.0f}/s under cProfile -> {path}")
-            for n in self.sizes("W2"):
+            for n in self.sizes("W2") if "W2" in self.args.workloads else []:
                 setup = self.child(target, "setup", n=n, delivery="worker", run=True)
                 path = str(out / f"w2-{kind}-{n}.prof")
                 chunk = int(target.env()["CRM_BULK_CHUNK_SIZE"])
@@ -359,7 +365,6 @@ class Bench:
         started = time.monotonic()
         load_before = _load()
         self.smtp_port = self.start_sink()
-        failed = False
         try:
             for kind in self.args.db:
                 try:
@@ -368,13 +373,13 @@ class Bench:
                     else:
                         self.run_target(kind)
                 except ChildFailed as exc:
-                    failed = True
+                    self.failed = True
                     self.log(str(exc))
                     self.notes.append(f"{kind}: stopped by an error: {str(exc).splitlines()[0]}")
         finally:
             self.stop_sink()
         if self.args.profile:
-            return 1 if failed else 0
+            return 1 if self.failed else 0
         self.rows.sort(
             key=lambda r: (
                 self.args.db.index(r.db),
@@ -406,7 +411,7 @@ class Bench:
             json.dumps({"meta": meta, "rows": [r.as_dict() for r in self.rows]}, indent=1)
         )
         self.log(f"results in {out} and {out.with_suffix('.json')}")
-        return 1 if failed else 0
+        return 1 if self.failed else 0
 
 
 def _load() -> str:

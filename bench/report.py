@@ -123,6 +123,10 @@ def cells(row: Row) -> list[str]:
     elif row.workload.startswith("W2"):
         rss = ", ".join(_mb(x) for x in b.get("worker_rss_mb") or [])
         other = f"sent {b.get('sent')}, worker RSS {rss}"
+        if b.get("stalled") or b.get("timed_out"):
+            other += ", STALLED" if b.get("stalled") else ", TIMED OUT"
+        if b.get("worker_errors"):
+            other += f", task errors {len(b['worker_errors'])}+"
     elif row.workload == "W3":
         other = f"double claims {b.get('double_claims')}, sent {b.get('sent')}, errors {b.get('errors')}"
     elif row.workload == "W4":
@@ -274,6 +278,42 @@ def checks(rows: list[Row]) -> list[tuple[bool | None, str]]:
     return out
 
 
+def derived_notes(rows: list[Row]) -> list[str]:
+    """What went wrong inside a workload whose counts still came out."""
+    notes = []
+    for row in rows:
+        b, where = row.best, f"{row.workload} {row.db} N={row.n:,}"
+        if row.workload.startswith("W2"):
+            errors = b.get("worker_errors") or []
+            if errors or b.get("stalled") or b.get("timed_out"):
+                notes.append(
+                    f"{where}: "
+                    + (
+                        "stopped: no message reached the sink for 30 s; "
+                        if b.get("stalled")
+                        else ""
+                    )
+                    + ("timed out; " if b.get("timed_out") and not b.get("stalled") else "")
+                    + f"sent {b.get('sent')} of {row.n}; emails by status {b.get('by_status')}"
+                    + (f"; a worker logged: {errors[0]!r}" if errors else "")
+                )
+        if row.workload == "W3" and b.get("errors"):
+            first = (b.get("first_errors") or [""])[0]
+            locked = "database is locked" in (b.get("server_log_tail") or "")
+            notes.append(
+                f"{where}: the server answered {b['errors']} requests with an error "
+                f"(first: {first[:100]!r})"
+                + ("; its log says `database is locked`" if locked else "")
+                + (
+                    "; the clients retried the failed claims and every email was sent."
+                    if b.get("sent") == row.n
+                    else f"; only {b.get('sent')} of {row.n} were sent before the clients "
+                    "stopped (time limit or too many errors)."
+                )
+            )
+    return notes
+
+
 def check_lines(rows: list[Row]) -> list[str]:
     mark = {True: "PASS", False: "MISS", None: "n/a "}
     return [f"{mark[ok]}  {text}" for ok, text in checks(rows)]
@@ -302,6 +342,27 @@ def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
         "",
     ]
     lines += [f"- {line}" for line in check_lines(rows)] or ["- nothing measured"]
-    if meta.get("notes"):
-        lines += ["", "## Notes", ""] + [f"- {note}" for note in meta["notes"]]
+    notes = list(meta.get("notes") or []) + derived_notes(rows)
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"
+
+
+def rerender(path: str) -> None:
+    """Write the markdown again from a results JSON (after a change to this module)."""
+    import json
+    from pathlib import Path
+
+    data = json.loads(Path(path).read_text())
+    rows = []
+    for r in data["rows"]:
+        row = Row(r["workload"], r["db"], r["n"], r["runs"], unit=r["unit"])
+        rows.append(row)
+    link_baselines(rows)
+    Path(path).with_suffix(".md").write_text(markdown(rows, data["meta"]))
+
+
+if __name__ == "__main__":
+    import sys
+
+    rerender(sys.argv[1])

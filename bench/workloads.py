@@ -30,6 +30,8 @@ from .sink import SinkClient
 
 API = "/api/v1"
 MAX_ERRORS = 1000
+# W2 gives up when the sink has received nothing new for this long.
+STALL_SECONDS = 30
 
 
 # --- W1 queue ----------------------------------------------------------------------------
@@ -236,9 +238,9 @@ def _flush_broker() -> None:
 
 
 class _Worker:
-    def __init__(self, name: str, log_dir: Path):
+    def __init__(self, name: str, log_path: Path):
         self.name = name
-        self.log_path = log_dir / f"worker-{name}.log"
+        self.log_path = log_path
         command = [
             sys.executable,
             "-m",
@@ -303,7 +305,10 @@ def w2(
     assert len(ids) == n, f"{len(ids)} pending emails, expected {n}"
     sink = SinkClient(control_port)
     _flush_broker()
-    running = [_Worker(f"w{i + 1}", Path(log_dir)) for i in range(workers)]
+    running = [
+        _Worker(f"w{i + 1}", Path(log_dir) / f"worker-job{job_id}-w{i + 1}.log")
+        for i in range(workers)
+    ]
     try:
         deadline = time.monotonic() + 60
         while not all(w.ready() for w in running):
@@ -315,11 +320,18 @@ def w2(
             enqueue_deliver_email_chunk(ids[first : first + chunk_size])
         deadline = time.monotonic() + timeout
         polls = 0
-        done = False
+        done = stalled = False
+        seen, moved_at = -1, time.monotonic()
         while not done:
             time.sleep(0.05)
             polls += 1
-            if sink.stats()["received"] >= n:
+            received = sink.stats()["received"]
+            if received != seen:
+                seen, moved_at = received, time.monotonic()
+            elif time.monotonic() - moved_at > STALL_SECONDS:
+                stalled = True  # e.g. a chunk task died: its emails wait for the sweep
+                break
+            if received >= n:
                 done = emails.filter(status=EmailStatus.SENT).count() >= n
             if polls % 40 == 0:
                 for worker in running:
@@ -345,7 +357,14 @@ def w2(
         "sent": sent,
         "by_status": dict(by_status),
         "timed_out": not done,
+        "stalled": stalled,
+        "worker_errors": [e for w in running for e in _task_errors(w.log())][:5],
     }
+
+
+def _task_errors(log: str) -> list[str]:
+    """The first lines of the task failures a worker logged."""
+    return [line.strip()[:300] for line in log.splitlines() if "raised unexpected" in line]
 
 
 def w2_profile(*, job_id: int, chunk_size: int, profile: str) -> dict[str, Any]:
