@@ -10,6 +10,7 @@ from datetime import datetime
 from celery import shared_task
 from kombu.exceptions import OperationalError
 
+from . import conf
 from .services import blobs, bulk, delivery
 
 logger = logging.getLogger(__name__)
@@ -38,8 +39,9 @@ def enqueue_deliver_email(email_id: int, *, eta: datetime | None = None) -> None
 @shared_task(acks_late=True)
 def sweep_email_delivery() -> dict[str, int]:
     result = delivery.delivery_sweep()
-    for email_id in result.due_pending:
-        enqueue_deliver_email(email_id)
+    size = conf.bulk_chunk_size()
+    for start in range(0, len(result.due_pending), size):  # a backlog: a few chunk tasks
+        enqueue_deliver_email_chunk(result.due_pending[start : start + size])
     jobs = bulk.bulk_sends_to_resume()
     for job_id in jobs:
         enqueue_bulk_send_run(job_id)

@@ -147,7 +147,8 @@ def _enqueue_run(job_id: int) -> None:
 
 
 def bulk_send_cancel(*, job: BulkSend, actor: User, reason: str = "") -> BulkSend:
-    """Stop a queued or running job and withdraw its emails that nobody has claimed.
+    """Stop a queued or running job (or a completed one whose emails are still being
+    delivered) and withdraw its emails that nobody has claimed.
 
     Emails already claimed (``sending``) or sent are not touched. After this returns,
     the job writes no more emails: each chunk re-checks the status in its transaction.
@@ -157,10 +158,20 @@ def bulk_send_cancel(*, job: BulkSend, actor: User, reason: str = "") -> BulkSen
         if job.created_by_id != actor.pk and sender is not None:
             check_may_send_as(actor, sender)
     now = timezone.now()
+    still_delivering = models.Exists(
+        Email.objects.filter(bulk_send=models.OuterRef("pk"), status=EmailStatus.PENDING_SEND)
+    )
     with transaction.atomic():
-        changed = BulkSend.objects.filter(
-            pk=job.pk, status__in=[BulkSendStatus.QUEUED, BulkSendStatus.RUNNING]
-        ).update(status=BulkSendStatus.CANCELED, canceled_at=now, finished_at=now)
+        # A job whose emails are all written (completed) may still be delivering them,
+        # for a long time at a send rate: canceling it withdraws what is still pending.
+        changed = (
+            BulkSend.objects.filter(pk=job.pk)
+            .filter(
+                models.Q(status__in=[BulkSendStatus.QUEUED, BulkSendStatus.RUNNING])
+                | models.Q(still_delivering, status=BulkSendStatus.COMPLETED)
+            )
+            .update(status=BulkSendStatus.CANCELED, canceled_at=now, finished_at=now)
+        )
         if not changed:
             current = BulkSend.objects.values_list("status", flat=True).get(pk=job.pk)
             raise InvalidTransition(f"cannot cancel a bulk job that is {current}", status=current)

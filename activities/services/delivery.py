@@ -322,6 +322,14 @@ def _claim_for_chunk(email_ids: list[int], owner: str) -> list[Email]:
     return sorted(claimed, key=lambda email: order[email.pk])
 
 
+def _due_later(email_ids: list[int], seconds: float) -> None:
+    """Emails handed to a later task are due then, so the sweep leaves them alone till
+    then. A second early: the task may run a little before its countdown ends."""
+    Email.objects.filter(pk__in=email_ids, status=EmailStatus.PENDING_SEND).update(
+        next_attempt_at=timezone.now() + timedelta(seconds=max(seconds - 1, 0))
+    )
+
+
 def _open(connection) -> None:
     """Open the backend's connection, so that the messages after it share it: a backend
     opened by its caller is not closed after each message. If it cannot be opened now,
@@ -393,6 +401,7 @@ def deliver_chunk(
                     break
                 if slot.wait > max_inline_wait:
                     result.rest, result.rest_in = email_ids[position:], slot.wait
+                    _due_later(result.rest, slot.wait)
                     return result
                 sleep(slot.wait)
             # The batch: this email, and after it those of the same sender (no rate).
@@ -427,12 +436,13 @@ def deliver_chunk(
                     untried = claimed[index + 1 :]
                     email_release(
                         emails=untried,
-                        not_before=timezone.now() + timedelta(seconds=pause),
+                        not_before=timezone.now() + timedelta(seconds=max(pause - 1, 0)),
                         reason=f"not tried: the sender is paused for {pause:.0f}s "
                         f"after a temporary failure ({outcome.error[:200]})",
                     )
                     result.rest = [e.pk for e in untried] + email_ids[end:]
                     result.rest_in = pause if result.rest else 0.0
+                    _due_later(email_ids[end:], pause)
                     return result
             position = end
     finally:

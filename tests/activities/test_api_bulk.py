@@ -433,16 +433,31 @@ def test_cancel_answers_the_canceled_job_and_a_second_cancel_is_409(org, alice, 
     assert not Email.objects.exists()
 
 
-def test_cancel_of_a_completed_job_is_409_and_leaves_its_emails(org, alice, support, template):
+def test_cancel_of_a_delivered_job_is_409_and_of_one_still_delivering_withdraws(
+    org, alice, support, template
+):
     ContactFactory.create_batch(4)
     job = bulk_send_run(job_id=start_job(template, support, alice).pk)
     assert job.created == 4
+    Email.objects.filter(bulk_send=job).update(status=EmailStatus.SENT)
 
     answer = client_for(alice).post(cancel(job), {}, format="json")
 
     assert answer.status_code == 409
     assert answer.json()["status"] == "completed"
-    assert Email.objects.filter(bulk_send=job, status=EmailStatus.PENDING_SEND).count() == 4
+    assert Email.objects.filter(bulk_send=job, status=EmailStatus.SENT).count() == 4
+
+    Email.objects.filter(pk__in=Email.objects.filter(bulk_send=job).values("pk")[:2]).update(
+        status=EmailStatus.PENDING_SEND
+    )
+    answer = client_for(alice).post(cancel(job), {}, format="json")
+    assert answer.status_code == 200 and answer.json()["status"] == "canceled"
+    assert sorted(Email.objects.filter(bulk_send=job).values_list("status", flat=True)) == [
+        "canceled",
+        "canceled",
+        "sent",
+        "sent",
+    ]
 
 
 def test_cancel_of_a_running_job_withdraws_its_pending_emails(org, alice, support, template):

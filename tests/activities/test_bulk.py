@@ -143,6 +143,32 @@ def test_cancel_partway_stops_creation_and_withdraws_unclaimed_emails(org, sende
     assert exc.value.status == "canceled"
 
 
+def test_a_written_job_still_delivering_can_be_canceled_and_a_delivered_one_cannot(
+    org, sender, template
+):
+    ContactFactory.create_batch(3)
+    job = bulk_send_run(job_id=start(template, sender).pk)
+    assert job.status == BulkSendStatus.COMPLETED
+    first = Email.objects.filter(bulk_send=job).order_by("pk").first()
+    Email.objects.filter(pk=first.pk).update(status=EmailStatus.SENT)
+
+    canceled = bulk_send_cancel(job=job, actor=sender[0])
+
+    assert canceled.status == BulkSendStatus.CANCELED
+    assert sorted(Email.objects.filter(bulk_send=job).values_list("status", flat=True)) == [
+        "canceled",
+        "canceled",
+        "sent",
+    ]
+    ContactFactory.create_batch(2)
+    done = bulk_send_run(job_id=start(template, sender).pk)
+    Email.objects.filter(bulk_send=done).update(status=EmailStatus.SENT)
+    with pytest.raises(InvalidTransition) as exc:
+        bulk_send_cancel(job=done, actor=sender[0])
+    assert exc.value.status == "completed"
+    assert BulkSend.objects.get(pk=done.pk).status == BulkSendStatus.COMPLETED
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
