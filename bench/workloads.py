@@ -461,7 +461,8 @@ class _Api:
 def w3(
     *, n: int, token: str, clients: int, batch: int, stats_path: str, timeout: float
 ) -> dict[str, Any]:
-    """8 clients claim batches over HTTP and report each email as sent."""
+    """8 clients claim batches over HTTP and report each batch's emails as sent, in one
+    call per batch (``emails/delivery-results/``)."""
     from activities.models import Email, EmailStatus
 
     server = _Server(Path(stats_path))
@@ -485,15 +486,24 @@ def w3(
                 results = body["results"]
                 if not results:
                     return
-                for email in results:
-                    claimed[slot].append(email["id"])
-                    status, answer = api.call(
-                        "POST",
-                        f"/emails/{email['id']}/delivery-result/",
-                        {"lease_token": email["lease_token"], "outcome": "sent"},
-                    )
-                    if status != 200:
-                        errors.append(f"report {email['id']} {status}: {answer}")
+                claimed[slot].extend(email["id"] for email in results)
+                # One call reports the whole batch (emails/delivery-results/).
+                status, answer = api.call(
+                    "POST",
+                    "/emails/delivery-results/",
+                    {
+                        "results": [
+                            {"id": e["id"], "lease_token": e["lease_token"], "outcome": "sent"}
+                            for e in results
+                        ]
+                    },
+                )
+                if status != 200:
+                    errors.append(f"report {status}: {answer!s:.300}")
+                    continue
+                refused = [r for r in answer["results"] if not r["recorded"]]
+                if refused and len(errors) < MAX_ERRORS:
+                    errors.append(f"{len(refused)} reports refused, e.g. {refused[0]}")
         except Exception as exc:  # a broken connection ends this client, and is reported
             errors.append(f"client {slot}: {exc!r}")
 

@@ -321,3 +321,25 @@ class EmailDeliveryResultSerializer(serializers.Serializer):
         default=True,
         help_text="for a failure: false lets the email be claimed again after a backoff",
     )
+
+
+class EmailDeliveryResultItemSerializer(EmailDeliveryResultSerializer):
+    id = serializers.IntegerField(min_value=1, help_text="the claimed email's id")
+
+
+class EmailDeliveryResultsSerializer(serializers.Serializer):
+    results = EmailDeliveryResultItemSerializer(many=True, allow_empty=False, max_length=500)
+
+
+class EmailDeliveryResultOutcomeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    recorded = serializers.BooleanField()
+    status = serializers.CharField(allow_null=True, help_text="the email's status now")
+    code = serializers.CharField(
+        allow_blank=True, help_text="why it was not recorded: `stale_lease`, `not_found`, ..."
+    )
+    detail = serializers.CharField(allow_blank=True)
+
+
+class EmailDeliveryResultsResponseSerializer(serializers.Serializer):
+    results = EmailDeliveryResultOutcomeSerializer(many=True)

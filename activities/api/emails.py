@@ -34,7 +34,7 @@ from crm.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
 
 from ..models import Direction, Email, EmailEvent, EmailParty, EmailState, EmailStatus, Priority
 from ..selectors import email_list_queryset, emails_visible_to
-from ..services.claim import email_claim_batch, email_report_delivery
+from ..services.claim import email_claim_batch, email_report_deliveries, email_report_delivery
 from ..services.emails import (
     email_cancel,
     email_create,
@@ -49,6 +49,8 @@ from .email_serializers import (
     EmailClaimResponseSerializer,
     EmailClaimSerializer,
     EmailDeliveryResultSerializer,
+    EmailDeliveryResultsResponseSerializer,
+    EmailDeliveryResultsSerializer,
     EmailEventSerializer,
     EmailSendFromTemplateSerializer,
     EmailSendResultSerializer,
@@ -383,6 +385,30 @@ class EmailViewSet(
             permanent=data["permanent"],
         )
         return self._email_response(email.pk, status.HTTP_200_OK)
+
+    @extend_schema(
+        summary="Report the outcomes of many claimed emails at once",
+        parameters=[IDEMPOTENCY_KEY],
+        description=(
+            "The batch form of `{id}/delivery-result/` (an addition to API.md), for external "
+            "senders that deliver many emails per claim: up to 500 results, each recorded "
+            "on its own. The answer lists each email with `recorded`; one that is not "
+            "recorded names why in `code` (`stale_lease` for a missing, stale or foreign "
+            "token, `not_found` for an email the caller cannot see) and changes nothing."
+        ),
+        request=EmailDeliveryResultsSerializer,
+        responses={200: EmailDeliveryResultsResponseSerializer, **errors(*IDEMPOTENT, 415)},
+    )
+    @action(detail=False, methods=["post"], url_path="delivery-results")
+    @idempotent
+    def delivery_results(self, request: Request) -> Response:
+        serializer = EmailDeliveryResultsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        outcomes = email_report_deliveries(
+            actor=request.user, reports=serializer.validated_data["results"]
+        )
+        data = EmailDeliveryResultsResponseSerializer({"results": outcomes}).data
+        return Response(data, status=status.HTTP_200_OK)
 
 
 def register(router: DefaultRouter) -> None:

@@ -52,7 +52,7 @@ class SuppressionFilter(filters.FilterSet):
     list=extend_schema(
         summary="The suppression list (staff)",
         parameters=[OpenApiParameter("search", str, description="part of the address or note")],
-        responses={200: SuppressedAddressSerializer(many=True), **errors(400, 403)},
+        responses={200: SuppressedAddressSerializer(many=True), **errors(400, 403, 404)},
     ),
     retrieve=extend_schema(
         summary="One suppressed address (staff)",

@@ -11,7 +11,9 @@ owner of its own and reads back exactly those, so no email goes to two callers.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
@@ -20,7 +22,7 @@ from django.utils import timezone
 from crm.models import OutgoingDelivery, User
 
 from .. import conf
-from ..errors import LeaseConflict, ValidationFailed
+from ..errors import ApplicationError, LeaseConflict, ValidationFailed
 from ..models import Email, EmailEvent, EmailStatus, EventKind
 from ..selectors import delivery_by, emails_visible_to
 from .delivery import email_record_failure, email_record_sent
@@ -159,3 +161,55 @@ def email_report_delivery(
             permanent=permanent,
         )
     raise ValidationFailed("outcome must be 'sent' or 'failed'", code="invalid")
+
+
+MAX_REPORT_BATCH = 500
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    """What became of one report of a batch: recorded, or refused with the reason."""
+
+    id: int
+    recorded: bool
+    status: str | None = None  # the email's status now (None: not found)
+    code: str = ""
+    detail: str = ""
+
+
+def email_report_deliveries(*, actor: User, reports: list[dict[str, Any]]) -> list[ReportOutcome]:
+    """Record many outcomes in one call (an external sender reports a batch at once).
+
+    Each report is recorded on its own, as ``email_report_delivery`` does, so a stale
+    token refuses that email only. An email the actor may not see is ``not_found``.
+    """
+    if not 1 <= len(reports) <= MAX_REPORT_BATCH:
+        raise ValidationFailed(f"give between 1 and {MAX_REPORT_BATCH} results", code="invalid")
+    ids = [report["id"] for report in reports]
+    if len(set(ids)) != len(ids):
+        raise ValidationFailed("each email may be reported once per call", code="invalid")
+    visible = emails_visible_to(actor).in_bulk(ids)
+    outcomes = []
+    for report in reports:
+        email = visible.get(report["id"])
+        if email is None:
+            outcomes.append(
+                ReportOutcome(report["id"], False, code="not_found", detail="no such email")
+            )
+            continue
+        try:
+            updated = email_report_delivery(
+                email=email,
+                actor=actor,
+                lease_token=report.get("lease_token"),
+                outcome=report["outcome"],
+                message_id=report.get("message_id", ""),
+                error=report.get("error", ""),
+                permanent=report.get("permanent", True),
+            )
+        except ApplicationError as exc:
+            status = exc.extra.get("status") if exc.extra else None
+            outcomes.append(ReportOutcome(email.pk, False, status, exc.code, exc.message))
+            continue
+        outcomes.append(ReportOutcome(email.pk, True, updated.status))
+    return outcomes

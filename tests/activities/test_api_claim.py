@@ -395,3 +395,94 @@ def test_concurrent_claimers_over_http_never_share_an_email_and_together_take_al
         owners = set(Email.objects.filter(pk__in=ids).values_list("lease_owner", flat=True))
         assert all(owner.startswith(f"api:{user_id}:") for owner in owners)
     assert EmailEvent.objects.filter(to_status=EmailStatus.SENDING).count() == 300
+
+
+# --- many results in one call -------------------------------------------------------
+
+RESULTS = f"{EMAILS}delivery-results/"
+
+
+def test_a_batch_of_results_records_each_on_its_own(org, alice, bob, charlie, relay):
+    emails = [pending(alice, relay, subject=f"m{i}") for i in range(4)]
+    hidden = pending(
+        charlie, QueueFactory(outgoing_delivery=OutgoingDelivery.EXTERNAL, members=[charlie])
+    )
+    client = client_for(alice)
+    claimed = {e["id"]: e["lease_token"] for e in client.post(CLAIM, {"max": 10}).json()["results"]}
+    assert set(claimed) == {e.pk for e in emails}
+    sent, failed, retry, stale = emails
+    before_stale = snapshot(stale)
+
+    answer = client.post(
+        RESULTS,
+        {
+            "results": [
+                {"id": sent.pk, "lease_token": claimed[sent.pk], "outcome": "sent"},
+                {
+                    "id": failed.pk,
+                    "lease_token": claimed[failed.pk],
+                    "outcome": "failed",
+                    "error": "550 no such user",
+                },
+                {
+                    "id": retry.pk,
+                    "lease_token": claimed[retry.pk],
+                    "outcome": "failed",
+                    "error": "421 busy",
+                    "permanent": False,
+                },
+                {"id": stale.pk, "lease_token": str(int(claimed[stale.pk]) + 7), "outcome": "sent"},
+                {"id": hidden.pk, "lease_token": "1", "outcome": "sent"},
+            ]
+        },
+        format="json",
+    )
+
+    assert answer.status_code == 200, answer.content
+    by_id = {r["id"]: r for r in answer.json()["results"]}
+    assert [r["id"] for r in answer.json()["results"]] == [e.pk for e in emails] + [hidden.pk]
+    assert (by_id[sent.pk]["recorded"], by_id[sent.pk]["status"]) == (True, "sent")
+    assert (by_id[failed.pk]["recorded"], by_id[failed.pk]["status"]) == (True, "failed")
+    assert (by_id[retry.pk]["recorded"], by_id[retry.pk]["status"]) == (True, "pending_send")
+    assert by_id[stale.pk] | {"detail": ""} == {
+        "id": stale.pk,
+        "recorded": False,
+        "status": "sending",
+        "code": "stale_lease",
+        "detail": "",
+    }
+    assert (by_id[hidden.pk]["recorded"], by_id[hidden.pk]["code"]) == (False, "not_found")
+    assert snapshot(stale) == before_stale
+    assert Email.objects.get(pk=hidden.pk).status == EmailStatus.PENDING_SEND
+    # Bob sees the relay's mail but holds none of Alice's leases.
+    refused = (
+        client_for(bob)
+        .post(
+            RESULTS,
+            {"results": [{"id": stale.pk, "lease_token": claimed[stale.pk], "outcome": "sent"}]},
+            format="json",
+        )
+        .json()["results"][0]
+    )
+    assert (refused["recorded"], refused["code"]) == (False, "stale_lease")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"results": []},
+        {"results": [{"id": 1, "outcome": "maybe"}]},
+        {"results": [{"id": 1, "outcome": "sent"}, {"id": 1, "outcome": "sent"}]},
+        {"results": [{"id": i + 1, "outcome": "sent"} for i in range(501)]},
+    ],
+    ids=["no-results", "empty", "bad-outcome", "same-email-twice", "too-many"],
+)
+def test_a_bad_batch_is_400_and_records_nothing(org, alice, relay, body):
+    email = pending(alice, relay)
+    client = client_for(alice)
+    claim_one(client, email)
+    before = snapshot(email)
+    answer = client.post(RESULTS, body, format="json")
+    assert answer.status_code == 400, answer.content
+    assert snapshot(email) == before
