@@ -39,6 +39,20 @@ def test_same_key_and_body_twice_creates_one_email_and_replays_the_first_answer(
     assert EmailEvent.objects.count() == 1
 
 
+def test_an_error_quoting_a_nul_character_is_kept_and_replayed(org, alice):
+    """A 400 may quote the request, NUL and all (here an unknown key of a recipient):
+    the answer is kept as JSON text, which PostgreSQL stores where jsonb would not."""
+    body = {"subject": "x", "to": [{"address": "ann@example.com", "\x00\xff": 1}]}
+    client = client_for(alice)
+    first = client.post(EMAILS, body, format="json", **keyed("nul-1"))
+    second = client.post(EMAILS, body, format="json", **keyed("nul-1"))
+    assert first.status_code == second.status_code == 400, first.content
+    assert "\x00" in first.json()["to"]["0"][0]  # the message quotes the key
+    assert second.json() == first.json()
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert not Email.objects.exists()
+
+
 def test_without_a_key_each_post_creates_an_email(org, alice):
     client = client_for(alice)
     client.post(EMAILS, BODY)

@@ -47,7 +47,8 @@ def _fingerprint(request) -> str:
 
 
 def _replay(record: IdempotencyRecord) -> Response:
-    response = Response(record.response_body, status=record.status_code)
+    body = json.loads(record.response_body) if record.response_body is not None else None
+    response = Response(body, status=record.status_code)
     response["Idempotent-Replayed"] = "true"
     return response
 
@@ -93,9 +94,7 @@ def idempotent(view_method):
         if response.status_code >= 500:
             record.delete()
             return response
-        body = (
-            json.loads(JSONRenderer().render(response.data)) if response.data is not None else None
-        )
+        body = JSONRenderer().render(response.data).decode() if response.data is not None else None
         IdempotencyRecord.objects.filter(pk=record.pk).update(
             status_code=response.status_code, response_body=body, completed_at=timezone.now()
         )
