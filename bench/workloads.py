@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -223,18 +224,10 @@ def _flush_broker() -> None:
             path = Path(settings.BROKER_DIR) / folder
             shutil.rmtree(path, ignore_errors=True)
             path.mkdir(parents=True, exist_ok=True)
-    elif url.startswith(("redis://", "rediss://")):
-        import redis
-
-        client = redis.Redis.from_url(url)
-        try:
-            client.flushdb()
-        finally:
-            client.close()
     else:
-        from crm.celery import app
+        from crm.celery import purge_network_broker
 
-        app.control.purge()
+        purge_network_broker(url)
 
 
 class _Worker:
@@ -458,6 +451,17 @@ class _Api:
             return response.status, data[:500]
 
 
+def _run_clients(client: Callable[[int], None], count: int) -> float:
+    """Run ``client(0)`` ... ``client(count - 1)`` in threads; the seconds they took."""
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(count)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 def w3(
     *, n: int, token: str, clients: int, batch: int, stats_path: str, timeout: float
 ) -> dict[str, Any]:
@@ -509,13 +513,7 @@ def w3(
 
     try:
         server.warm_up(token)
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-        started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        seconds = time.perf_counter() - started
+        seconds = _run_clients(client, clients)
     finally:
         stats = server.stop()
     every = Counter(i for ids in claimed for i in ids)
@@ -584,13 +582,7 @@ def w4(
             except Exception as exc:  # a broken connection ends this client, and is reported
                 errors.append(f"client {slot}: {exc!r}")
 
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-        started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.perf_counter() - started
+        elapsed = _run_clients(client, clients)
     finally:
         stats = server.stop()
     every = sorted(x for slot in latencies for x in slot)

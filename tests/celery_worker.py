@@ -59,7 +59,7 @@ def private_broker(data_dir: Path) -> Iterator[dict[str, str]]:
     these tasks. Redis: the suite's broker URL must name a database of its own (e.g.
     ``/14``); it is flushed, which also drops what killed workers left unacknowledged.
     """
-    from crm.celery import app
+    from crm.celery import app, purge_network_broker
 
     url = settings.CELERY_BROKER_URL
     env = {"CELERY_BROKER_URL": url, "CRM_DATA_DIR": str(data_dir)}
@@ -80,16 +80,7 @@ def private_broker(data_dir: Path) -> Iterator[dict[str, str]]:
             app.conf.broker_transport_options = previous
             _reconnect(app)
         return
-    if url.startswith(("redis://", "rediss://")):
-        import redis
-
-        client = redis.Redis.from_url(url)
-        try:
-            client.flushdb()
-        finally:
-            client.close()
-    else:
-        app.control.purge()
+    purge_network_broker(url)
     yield env
 
 
