@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from crm.models import Contact, User
@@ -33,6 +33,23 @@ def emails_visible_to(user: User) -> QuerySet[Email]:
         | Q(sender_queue__in=queue_ids)
         | Q(pk__in=party_of)
     )
+
+
+MAX_SEARCH_TERMS = 10
+
+
+def emails_matching(emails: QuerySet[Email], terms: list[str]) -> QuerySet[Email]:
+    """Emails with every term in the subject or in a party's address or name.
+
+    Parties are matched by ``EXISTS`` rather than a join, so an email with several
+    matching parties is listed once and no ``DISTINCT`` is needed.
+    """
+    for term in terms[:MAX_SEARCH_TERMS]:
+        parties = EmailParty.objects.filter(email=OuterRef("pk")).filter(
+            Q(address__icontains=term) | Q(name__icontains=term)
+        )
+        emails = emails.filter(Q(subject__icontains=term) | Exists(parties))
+    return emails
 
 
 def delivery_by(kind: str) -> Q:

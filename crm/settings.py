@@ -278,7 +278,9 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "mail"
+LOGOUT_REDIRECT_URL = "login"
 
 LOGGING = {
     "version": 1,

@@ -11,7 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import QuerySet
 from django.urls import reverse
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
@@ -32,8 +32,8 @@ from rest_framework.routers import DefaultRouter
 from crm.api.idempotency import idempotent
 from crm.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
 
-from ..models import Direction, Email, EmailEvent, EmailParty, EmailState, EmailStatus, Priority
-from ..selectors import email_list_queryset, emails_visible_to
+from ..models import Direction, Email, EmailEvent, EmailState, EmailStatus, Priority
+from ..selectors import email_list_queryset, emails_matching, emails_visible_to
 from ..services.claim import email_claim_batch, email_report_deliveries, email_report_delivery
 from ..services.emails import (
     email_cancel,
@@ -60,7 +60,6 @@ from .email_serializers import (
 )
 from .fields import RECORD_MODELS
 
-MAX_SEARCH_TERMS = 10
 MAX_ID = 2**63 - 1
 
 # --- documented parameters and statuses -------------------------------------------------
@@ -126,21 +125,13 @@ class EmailFilter(filters.FilterSet):
 
 
 class EmailSearchFilter(SearchFilter):
-    """``?search=``: every term in the subject or in a party's address or name.
-
-    Parties are matched by ``EXISTS`` rather than a join, so an email with several
-    matching parties is listed once and no ``DISTINCT`` is needed.
-    """
+    """``?search=``: every term in the subject or in a party's address or name
+    (``selectors.emails_matching``)."""
 
     search_description = "words to find in the subject or in the addresses and names of parties"
 
     def filter_queryset(self, request: Request, queryset: QuerySet[Email], view) -> QuerySet:
-        for term in self.get_search_terms(request)[:MAX_SEARCH_TERMS]:
-            parties = EmailParty.objects.filter(email=OuterRef("pk")).filter(
-                Q(address__icontains=term) | Q(name__icontains=term)
-            )
-            queryset = queryset.filter(Q(subject__icontains=term) | Exists(parties))
-        return queryset
+        return emails_matching(queryset, self.get_search_terms(request))
 
 
 class StableOrderingFilter(OrderingFilter):
