@@ -111,14 +111,7 @@ def email_claim_for_delivery(*, email_id: int, owner: str) -> Email | None:
     or canceled), or waits for an external sender. The claim and its attempt count
     are committed before the caller goes near the network.
     """
-    from .claim import claim_emails  # claim builds on this module's outcome records
-
-    claimed = claim_emails(
-        Email.objects.filter(delivery_by(OutgoingDelivery.WORKER), pk=email_id),
-        owner=owner,
-        lease_seconds=conf.lease_seconds(),
-        limit=1,
-    )
+    claimed = _claim_for_chunk([email_id], owner)
     return claimed[0] if claimed else None
 
 
@@ -322,11 +315,16 @@ def _claim_for_chunk(email_ids: list[int], owner: str) -> list[Email]:
     return sorted(claimed, key=lambda email: order[email.pk])
 
 
+def _due_for_task_in(seconds: float):
+    """When emails handed to a task that runs in ``seconds`` are due: a second early, as
+    the task may start a little before its countdown ends."""
+    return timezone.now() + timedelta(seconds=max(seconds - 1, 0))
+
+
 def _due_later(email_ids: list[int], seconds: float) -> None:
-    """Emails handed to a later task are due then, so the sweep leaves them alone till
-    then. A second early: the task may run a little before its countdown ends."""
+    """Emails handed to a later task are due then, so the sweep leaves them alone."""
     Email.objects.filter(pk__in=email_ids, status=EmailStatus.PENDING_SEND).update(
-        next_attempt_at=timezone.now() + timedelta(seconds=max(seconds - 1, 0))
+        next_attempt_at=_due_for_task_in(seconds)
     )
 
 
@@ -436,7 +434,7 @@ def deliver_chunk(
                     untried = claimed[index + 1 :]
                     email_release(
                         emails=untried,
-                        not_before=timezone.now() + timedelta(seconds=max(pause - 1, 0)),
+                        not_before=_due_for_task_in(pause),
                         reason=f"not tried: the sender is paused for {pause:.0f}s "
                         f"after a temporary failure ({outcome.error[:200]})",
                     )

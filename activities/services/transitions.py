@@ -88,22 +88,19 @@ def transition(
     with transaction.atomic():
         if len(allowed) == 1:
             status = next(iter(allowed))
-            conditions = {"pk": email_id, "status": status}
-            if lease_token is not None:
-                conditions["lease_token"] = lease_token
-            if Email.objects.filter(**conditions).update(**values) != 1:
-                _refuse(email_id, allowed, action=action, lease_token=lease_token)
         else:
             status = _check(email_id, allowed, action=action, lease_token=lease_token)
-            conditions = {"pk": email_id, "status": status}
-            if lease_token is not None:
-                conditions["lease_token"] = lease_token
-            if Email.objects.filter(**conditions).update(**values) != 1:
-                current = Email.objects.filter(pk=email_id).values_list("status", flat=True).first()
-                raise InvalidTransition(
-                    f"cannot {action}: another process changed the email first (now {current})",
-                    status=current or "",
-                )
+        conditions = {"pk": email_id, "status": status}
+        if lease_token is not None:
+            conditions["lease_token"] = lease_token
+        if Email.objects.filter(**conditions).update(**values) != 1:
+            if len(allowed) == 1:  # not read before the write: say now why it was refused
+                _check(email_id, allowed, action=action, lease_token=lease_token)
+            current = Email.objects.filter(pk=email_id).values_list("status", flat=True).first()
+            raise InvalidTransition(
+                f"cannot {action}: another process changed the email first (now {current})",
+                status=current or "",
+            )
         record_event(
             email_id=email_id,
             kind=EventKind.STATUS,
@@ -133,13 +130,3 @@ def _check(email_id: int, allowed: set[str], *, action: str, lease_token: int | 
         )
     require_status(status, allowed, action=action)
     return status
-
-
-def _refuse(email_id: int, allowed: set[str], *, action: str, lease_token: int | None) -> None:
-    """A conditional write changed nothing: raise what ``_check`` finds now."""
-    status = _check(email_id, allowed, action=action, lease_token=lease_token)
-    # Allowed now, but not at the write: it changed in between.
-    raise InvalidTransition(
-        f"cannot {action}: another process changed the email first (now {status})",
-        status=status,
-    )
