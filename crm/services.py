@@ -72,7 +72,7 @@ def _save_unique(obj: models.Model) -> None:
         ) from exc
 
 
-def _require_staff(actor: User | None, what: str) -> None:
+def require_staff(actor: User | None, what: str) -> None:
     """Refuse ``what`` to a non-staff actor; ``None`` is the system (commands, tasks)."""
     if actor is not None and not actor.is_staff:
         raise PermissionDeniedError(f"{what} needs a staff account (is_staff)")
@@ -88,7 +88,7 @@ def queue_create(
     actor: User | None = None,
 ) -> Queue:
     """Create a queue (staff only); its address starts ``pending_approval``."""
-    _require_staff(actor, "creating a queue")
+    require_staff(actor, "creating a queue")
     with transaction.atomic():
         queue = mailbox_save(
             obj=Queue(),
@@ -114,7 +114,7 @@ def queue_update(
     """Change a queue's fields (as ``mailbox_save``) and, when given, replace its members.
 
     Staff only."""
-    _require_staff(actor, "changing a queue")
+    require_staff(actor, "changing a queue")
     with transaction.atomic():
         mailbox_save(obj=queue, data=data)
         if members is not None:
@@ -142,7 +142,7 @@ def _delete(obj: models.Model) -> None:
 
 def queue_delete(*, queue: Queue, actor: User | None = None) -> None:
     """Delete a queue (staff only); one that sent emails is kept (409, code ``protected``)."""
-    _require_staff(actor, "deleting a queue")
+    require_staff(actor, "deleting a queue")
     _delete(queue)
 
 
@@ -276,7 +276,7 @@ def organization_update(*, data: dict[str, Any], actor: User) -> Organization:
     Only the fields in ``ORGANIZATION_FIELDS`` may change. The tracking-token prefix
     goes into mail subjects, so it is a short word without spaces or line breaks.
     """
-    _require_staff(actor, "changing the organisation's settings")
+    require_staff(actor, "changing the organisation's settings")
     unknown = sorted(set(data) - set(ORGANIZATION_FIELDS))
     if unknown:
         raise ValidationFailed(f"these settings cannot be changed: {', '.join(unknown)}")

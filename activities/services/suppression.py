@@ -18,8 +18,8 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from crm.errors import PermissionDeniedError
 from crm.models import Contact, User
+from crm.services import require_staff
 
 from ..errors import ApplicationError, Conflict
 from ..models import Email, EmailParty, EventKind, PartyRole, SuppressedAddress, SuppressionReason
@@ -37,11 +37,6 @@ def normalized_address(address: str) -> str:
     return address.strip().lower()
 
 
-def _require_staff(actor: User | None, what: str) -> None:
-    if actor is not None and not actor.is_staff:
-        raise PermissionDeniedError(f"{what} needs a staff account (is_staff)")
-
-
 def suppression_add(
     *,
     address: str,
@@ -50,7 +45,7 @@ def suppression_add(
     note: str = "",
 ) -> SuppressedAddress:
     """List an address; a second listing of the same address (any case) is a 409."""
-    _require_staff(actor, "changing the suppression list")
+    require_staff(actor, "changing the suppression list")
     address = normalized_address(check_address(address, field="the address to suppress"))
     if reason not in SuppressionReason.values:
         raise ApplicationError(
@@ -67,7 +62,7 @@ def suppression_add(
 
 
 def suppression_remove(*, entry: SuppressedAddress, actor: User | None) -> None:
-    _require_staff(actor, "changing the suppression list")
+    require_staff(actor, "changing the suppression list")
     entry.delete()
 
 
