@@ -8,10 +8,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from crm.api.filters import MAX_ID
+
 from ..models import ActivityMimeAttachment
 
 OBJECT_TYPES = ("email", "template")
-MAX_ID = 2**63 - 1
 
 
 class AttachmentSerializer(serializers.ModelSerializer):

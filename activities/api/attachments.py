@@ -13,7 +13,6 @@ import unicodedata
 from urllib.parse import quote
 
 import django_filters
-from django import forms
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.files.storage import default_storage
 from django.http import FileResponse
@@ -23,7 +22,6 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     PolymorphicProxySerializer,
     extend_schema,
-    extend_schema_field,
     extend_schema_view,
 )
 from rest_framework import exceptions, mixins, status, viewsets
@@ -32,6 +30,7 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
+from crm.api.filters import IdFilter
 from crm.api.idempotency import idempotent
 from crm.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
 from crm.models import Organization
@@ -47,7 +46,6 @@ from ..services.attachments import (
     safe_filename,
 )
 from .attachment_serializers import (
-    MAX_ID,
     OBJECT_TYPES,
     AttachmentBase64Serializer,
     AttachmentCreatedSerializer,
@@ -86,16 +84,11 @@ def content_disposition(filename: str) -> str:
     return header
 
 
-@extend_schema_field(OpenApiTypes.INT)
-class IntegerFilter(django_filters.NumberFilter):
-    field_class = forms.IntegerField
-
-
 class AttachmentFilter(django_filters.FilterSet):
     object_type = django_filters.ChoiceFilter(
         choices=[(t, t) for t in OBJECT_TYPES], method="filter_object_type"
     )
-    object_id = IntegerFilter(method="filter_object_id", min_value=1, max_value=MAX_ID)
+    object_id = IdFilter(method="filter_object_id")
 
     class Meta:
         model = ActivityMimeAttachment

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django import forms
-from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 from django.urls import reverse
 from django_filters import rest_framework as filters
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
-    extend_schema_field,
     extend_schema_view,
 )
 from rest_framework import mixins, status, viewsets
@@ -32,7 +28,8 @@ from rest_framework.routers import DefaultRouter
 from crm.api.idempotency import idempotent
 from crm.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
 
-from ..models import Direction, Email, EmailEvent, EmailState, EmailStatus, Priority
+from ..filters import EmailFilter
+from ..models import Email, EmailEvent, EmailStatus
 from ..selectors import email_list_queryset, emails_matching, emails_visible_to
 from ..services.claim import email_claim_batch, email_report_deliveries, email_report_delivery
 from ..services.emails import (
@@ -58,9 +55,6 @@ from .email_serializers import (
     EmailSerializer,
     EmailWriteSerializer,
 )
-from .fields import RECORD_MODELS
-
-MAX_ID = 2**63 - 1
 
 # --- documented parameters and statuses -------------------------------------------------
 
@@ -78,50 +72,6 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 
 
 # --- list filters -----------------------------------------------------------------------
-
-
-@extend_schema_field(OpenApiTypes.INT)
-class IntegerFilter(filters.NumberFilter):
-    """An id: a whole number (``NumberFilter`` would take ``1.5`` as 1)."""
-
-    field_class = forms.IntegerField
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("min_value", 0)
-        kwargs.setdefault("max_value", MAX_ID)
-        super().__init__(*args, **kwargs)
-
-
-class EmailFilter(filters.FilterSet):
-    status = filters.MultipleChoiceFilter(
-        choices=EmailStatus.choices, help_text="repeat for several: ?status=draft&status=failed"
-    )
-    state = filters.ChoiceFilter(choices=EmailState.choices)
-    direction = filters.ChoiceFilter(choices=Direction.choices)
-    priority = filters.MultipleChoiceFilter(choices=Priority.choices)
-    sender_queue = IntegerFilter(field_name="sender_queue_id", help_text="queue id")
-    sender_user = IntegerFilter(field_name="sender_user_id", help_text="user id")
-    template = IntegerFilter(field_name="template_id", help_text="template id")
-    bulk_send = IntegerFilter(field_name="bulk_send_id", help_text="bulk job id: the job's emails")
-    regarding_type = filters.ChoiceFilter(
-        choices=[(name, name) for name in RECORD_MODELS],
-        method="filter_regarding_type",
-        help_text="with regarding_id: the emails about one record",
-    )
-    regarding_id = IntegerFilter(field_name="regarding_id")
-    possible_duplicate = filters.BooleanFilter()
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    sent_after = filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="gte")
-    sent_before = filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="lt")
-
-    class Meta:
-        model = Email
-        fields: list[str] = []
-
-    def filter_regarding_type(self, queryset: QuerySet[Email], name: str, value: str):
-        content_type = ContentType.objects.get_for_model(RECORD_MODELS[value])
-        return queryset.filter(regarding_type=content_type)
 
 
 class EmailSearchFilter(SearchFilter):

@@ -9,24 +9,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from crm.models import Account, Contact, Queue, User
-
 from ..errors import ApplicationError
+from ..records import RECORD_MODELS, record_type_of
 from ..services.addresses import parse_address
-
-RECORD_MODELS: dict[str, type[models.Model]] = {
-    "contact": Contact,
-    "account": Account,
-    "user": User,
-    "queue": Queue,
-}
-
-
-def record_type_of(obj: models.Model) -> str:
-    for name, model in RECORD_MODELS.items():
-        if isinstance(obj, model):
-            return name
-    raise TypeError(f"no record type for {type(obj).__name__}")
 
 
 class RecordRefSerializer(serializers.Serializer):

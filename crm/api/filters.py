@@ -46,6 +46,7 @@ class StrictBooleanFilter(filters.BooleanFilter):
 MAX_ID = 2**63 - 1  # a BigAutoField; larger values overflow the database driver
 
 
+@extend_schema_field(OpenApiTypes.INT)
 class IdFilter(filters.NumberFilter):
     """A record id: a positive integer (at most a 64-bit one)."""
 

@@ -13,7 +13,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from .services.suppression import InvalidUnsubscribeLink, email_for_unsubscribe_token, unsubscribe
+from ..services.suppression import InvalidUnsubscribeLink, email_for_unsubscribe_token, unsubscribe
 
 
 @csrf_exempt

@@ -10,12 +10,13 @@ from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import path
 
 from crm.models import Queue
 
-from .api.emails import EmailFilter
-from .models import Direction, EmailParty, EmailStatus
-from .selectors import emails_matching, emails_visible_to
+from ..filters import EmailFilter
+from ..models import Direction, EmailParty, EmailStatus
+from ..selectors import emails_matching, emails_visible_to
 
 PAGE_SIZE = 25
 
@@ -88,3 +89,9 @@ def mail_list(request: HttpRequest, tab: str = "outbox") -> HttpResponse:
         },
         status=status,
     )
+
+
+urlpatterns = [
+    path("mail/", mail_list, name="mail"),
+    path("mail/<slug:tab>/", mail_list, name="mail-tab"),
+]

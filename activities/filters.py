@@ -1,0 +1,46 @@
+"""List filters shared by the API and the staff pages (django-filter)."""
+
+from __future__ import annotations
+
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import QuerySet
+from django_filters import rest_framework as filters
+
+from crm.api.filters import IdFilter
+
+from .models import Direction, Email, EmailState, EmailStatus, Priority
+from .records import RECORD_MODELS
+
+
+class EmailFilter(filters.FilterSet):
+    status = filters.MultipleChoiceFilter(
+        choices=EmailStatus.choices, help_text="repeat for several: ?status=draft&status=failed"
+    )
+    state = filters.ChoiceFilter(choices=EmailState.choices)
+    direction = filters.ChoiceFilter(choices=Direction.choices)
+    priority = filters.MultipleChoiceFilter(choices=Priority.choices)
+    sender_queue = IdFilter(min_value=0, field_name="sender_queue_id", help_text="queue id")
+    sender_user = IdFilter(min_value=0, field_name="sender_user_id", help_text="user id")
+    template = IdFilter(min_value=0, field_name="template_id", help_text="template id")
+    bulk_send = IdFilter(
+        min_value=0, field_name="bulk_send_id", help_text="bulk job id: the job's emails"
+    )
+    regarding_type = filters.ChoiceFilter(
+        choices=[(name, name) for name in RECORD_MODELS],
+        method="filter_regarding_type",
+        help_text="with regarding_id: the emails about one record",
+    )
+    regarding_id = IdFilter(min_value=0, field_name="regarding_id")
+    possible_duplicate = filters.BooleanFilter()
+    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    sent_after = filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="gte")
+    sent_before = filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="lt")
+
+    class Meta:
+        model = Email
+        fields: list[str] = []
+
+    def filter_regarding_type(self, queryset: QuerySet[Email], name: str, value: str):
+        content_type = ContentType.objects.get_for_model(RECORD_MODELS[value])
+        return queryset.filter(regarding_type=content_type)

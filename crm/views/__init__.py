@@ -1,0 +1,1 @@
+"""Staff web pages of the CRM core (approvals of sender addresses)."""
