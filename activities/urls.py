@@ -2,9 +2,14 @@
 
 from django.urls import path
 
-from .views import mail, unsubscribe
+from .views import bulk, compose, email, mail, outbox, templates, unsubscribe
 
 urlpatterns = [
     *mail.urlpatterns,
+    *email.urlpatterns,
+    *compose.urlpatterns,
+    *templates.urlpatterns,
+    *outbox.urlpatterns,
+    *bulk.urlpatterns,
     path("unsubscribe/<str:token>/", unsubscribe.unsubscribe_view, name="unsubscribe"),
 ]

@@ -1,3 +1,5 @@
 """The web pages of the CRM core; each module of ``crm.views`` lists its own routes."""
 
-urlpatterns: list = []
+from .views import approvals
+
+urlpatterns = [*approvals.urlpatterns]

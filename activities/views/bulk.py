@@ -1,0 +1,3 @@
+"""(being built: see activities/urls.py)"""
+
+urlpatterns: list = []
