@@ -4,12 +4,14 @@ from django.urls import path
 
 from .views import bulk, compose, email, mail, outbox, templates, unsubscribe
 
+# The mail list's ``mail/<slug:tab>/`` comes last: it would take ``mail/new/`` and
+# ``mail/12/`` for tabs.
 urlpatterns = [
-    *mail.urlpatterns,
     *email.urlpatterns,
     *compose.urlpatterns,
     *templates.urlpatterns,
     *outbox.urlpatterns,
     *bulk.urlpatterns,
+    *mail.urlpatterns,
     path("unsubscribe/<str:token>/", unsubscribe.unsubscribe_view, name="unsubscribe"),
 ]
