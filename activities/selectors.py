@@ -9,14 +9,23 @@ on which they are a party themselves. Contacts and accounts have no owners, so
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower, Trim
 
 from crm.models import Contact, User
 
-from .models import ActivityMimeAttachment, BulkSend, Email, EmailParty, EmailStatus, Template
+from .models import (
+    ActivityMimeAttachment,
+    BulkSend,
+    Email,
+    EmailEvent,
+    EmailParty,
+    EmailStatus,
+    Template,
+)
 
 
 def emails_visible_to(user: User) -> QuerySet[Email]:
@@ -71,6 +80,16 @@ def email_list_queryset(qs: QuerySet[Email]) -> QuerySet[Email]:
                 "position", "id"
             ),
         ),
+    )
+
+
+def email_page_queryset(qs: QuerySet[Email]) -> QuerySet[Email]:
+    """``email_list_queryset`` plus the status timeline (oldest first, with its actors)."""
+    return email_list_queryset(qs).prefetch_related(
+        Prefetch(
+            "events",
+            queryset=EmailEvent.objects.select_related("actor").order_by("created_at", "id"),
+        )
     )
 
 
@@ -161,3 +180,58 @@ def bulk_send_progress(job: BulkSend) -> dict[str, Any]:
         "skipped": job.skipped,
         "skipped_by_reason": job.skipped_by_reason,
     }
+
+
+@dataclass(frozen=True)
+class BulkAudience:
+    """Who a bulk query would write to, before a job starts (the wizard's preview).
+
+    ``skipped`` counts by ``SkipReason`` value, with the job's rules and in its order:
+    no address, then do-not-(bulk-)email, then suppressed, then a second contact with
+    an address already taken. An address the job finds malformed is counted as
+    eligible here (the job skips it as ``no_address``). ``sample`` holds the first
+    eligible contacts in the job's order (id), with their accounts.
+    """
+
+    total: int
+    eligible: int
+    skipped: dict[str, int]
+    sample: list[Contact]
+
+
+def bulk_audience(query: dict[str, Any], *, sample_size: int = 3) -> BulkAudience:
+    """Count a validated bulk query's recipients and skips in a few aggregate queries."""
+    from .models import SuppressedAddress
+
+    contacts = contacts_matching(query).annotate(address=Lower(Trim("email")))
+    total = contacts.count()
+    with_address = contacts.exclude(address="")
+    no_address = total - with_address.count()
+    allowed = with_address.filter(do_not_bulk_email=False, do_not_email=False)
+    flagged = total - no_address - allowed.count()
+    eligible = allowed.exclude(
+        Exists(SuppressedAddress.objects.filter(address=OuterRef("address")))
+    )
+    unsuppressed = eligible.count()
+    distinct = eligible.order_by().values("address").distinct().count()
+    skipped = {
+        "no_address": no_address,
+        "do_not_bulk_email": flagged,
+        "suppressed": allowed.count() - unsuppressed,
+        "duplicate_address": unsuppressed - distinct,
+    }
+    # The job keeps the first contact (by id) of each address; so does the sample.
+    sample: list[Contact] = []
+    seen: set[str] = set()
+    for contact in eligible.select_related("account")[: sample_size * 4]:
+        if contact.address not in seen:
+            seen.add(contact.address)
+            sample.append(contact)
+        if len(sample) == sample_size:
+            break
+    return BulkAudience(
+        total=total,
+        eligible=distinct,
+        skipped={reason: n for reason, n in skipped.items() if n},
+        sample=sample,
+    )

@@ -8,14 +8,8 @@ stream (``uploads``), so an oversized body is refused before it is stored anywhe
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from urllib.parse import quote
-
 import django_filters
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from django.core.files.storage import default_storage
-from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -35,6 +29,7 @@ from crm.api.idempotency import idempotent
 from crm.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
 from crm.models import Organization
 
+from ..downloads import ContentMissing, attachment_response
 from ..errors import AttachmentTooLarge
 from ..models import ActivityMimeAttachment, Email, Template
 from ..selectors import attachments_visible_to, emails_visible_to, templates_visible_to
@@ -43,7 +38,6 @@ from ..services.attachments import (
     attachment_delete,
     attachment_from_blob,
     attachment_store,
-    safe_filename,
 )
 from .attachment_serializers import (
     OBJECT_TYPES,
@@ -67,21 +61,6 @@ ERRORS = {
     "unsupported_media_type": "unsupported_media_type: send application/json or "
     "multipart/form-data",
 }
-
-
-def content_disposition(filename: str) -> str:
-    """``attachment`` with a quoted ASCII name, plus RFC 6266 ``filename*`` when needed."""
-    name = safe_filename(filename)
-    fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    fallback = re.sub(r'[^\x20-\x7e]|["\\%]', "_", fallback).strip()
-    if not fallback.strip("._ "):
-        fallback = "attachment"
-    elif fallback.startswith("."):
-        fallback = "attachment" + fallback
-    header = f'attachment; filename="{fallback}"'
-    if fallback != name:
-        header += f"; filename*=UTF-8''{quote(name, safe='')}"
-    return header
 
 
 class AttachmentFilter(django_filters.FilterSet):
@@ -287,21 +266,10 @@ class AttachmentViewSet(
     )
     @action(detail=True, methods=["get"])
     def content(self, request, pk=None):
-        attachment = self.get_object()
         try:
-            fh = default_storage.open(attachment.blob.file.name, "rb")
-        except FileNotFoundError as exc:
-            raise exceptions.NotFound(
-                "the stored bytes of this attachment are missing", code="content_missing"
-            ) from exc
-        response = FileResponse(fh, content_type=attachment.mime_type)
-        response["Content-Disposition"] = content_disposition(attachment.filename)
-        response["X-Content-Type-Options"] = "nosniff"
-        # Should a browser open it anyway, it runs nothing and loads nothing.
-        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-        response["Cache-Control"] = "private"
-        response["ETag"] = f'"{attachment.blob.sha256}"'
-        return response
+            return attachment_response(self.get_object())
+        except ContentMissing as exc:
+            raise exceptions.NotFound(str(exc), code=ContentMissing.code) from exc
 
 
 def register(router: DefaultRouter) -> None:

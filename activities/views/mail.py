@@ -16,6 +16,7 @@ from crm.models import Queue
 
 from ..filters import EmailFilter
 from ..models import Direction, EmailParty, EmailStatus
+from ..records import record_get
 from ..selectors import emails_matching, emails_visible_to
 
 PAGE_SIZE = 25
@@ -47,6 +48,19 @@ def _queues_for(user) -> QuerySet[Queue]:
     return Queue.objects.all() if user.is_staff else user.queues.all()
 
 
+def _regarding_filter(data: dict) -> dict | None:
+    """The record the list is filtered by (``regarding_type`` + ``regarding_id``), named."""
+    type_name, pk = data.get("regarding_type"), data.get("regarding_id")
+    if not type_name or pk is None:
+        return None
+    record = record_get(type_name, pk)
+    return {
+        "type": type_name,
+        "id": pk,
+        "name": str(record) if record is not None else f"{type_name} #{pk}",
+    }
+
+
 @login_required
 def mail_list(request: HttpRequest, tab: str = "outbox") -> HttpResponse:
     current = TAB_BY_SLUG.get(tab)
@@ -55,8 +69,10 @@ def mail_list(request: HttpRequest, tab: str = "outbox") -> HttpResponse:
     emails = emails_visible_to(request.user).filter(current.where)
     filters = EmailFilter(request.GET, queryset=emails)
     status = 200
+    regarding = None
     if filters.is_valid():
         emails = filters.qs
+        regarding = _regarding_filter(filters.form.cleaned_data)
     else:
         emails, status = emails.none(), 400
     search = request.GET.get("q", "").strip()
@@ -72,6 +88,9 @@ def mail_list(request: HttpRequest, tab: str = "outbox") -> HttpResponse:
     rows = [(email, recipients.get(email.pk, [])) for email in page]
     query = request.GET.copy()
     query.pop("page", None)
+    unfiltered = query.copy()
+    for key in ("regarding_type", "regarding_id"):
+        unfiltered.pop(key, None)
     return render(
         request,
         "web/mail_list.html",
@@ -86,6 +105,8 @@ def mail_list(request: HttpRequest, tab: str = "outbox") -> HttpResponse:
             "statuses": [(s, EmailStatus(s).label) for s in current.statuses],
             "search": search,
             "query": query.urlencode(),
+            "regarding": regarding,
+            "without_regarding": unfiltered.urlencode(),
         },
         status=status,
     )

@@ -1,0 +1,58 @@
+"""Serving an attachment's bytes, the same way for the API and the staff pages.
+
+Always as a download (``Content-Disposition: attachment``), never sniffed, and under a
+policy that runs and loads nothing should a browser open it anyway: an attachment is
+whatever its sender wrote, HTML and SVG included.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from urllib.parse import quote
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404
+
+from .models import ActivityMimeAttachment
+from .services.attachments import safe_filename
+
+
+class ContentMissing(Http404):
+    """The attachment exists but its stored bytes do not (storage lost or moved them)."""
+
+    code = "content_missing"
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with a quoted ASCII name, plus RFC 6266 ``filename*`` when needed."""
+    name = safe_filename(filename)
+    fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    fallback = re.sub(r'[^\x20-\x7e]|["\\%]', "_", fallback).strip()
+    if not fallback.strip("._ "):
+        fallback = "attachment"
+    elif fallback.startswith("."):
+        fallback = "attachment" + fallback
+    header = f'attachment; filename="{fallback}"'
+    if fallback != name:
+        header += f"; filename*=UTF-8''{quote(name, safe='')}"
+    return header
+
+
+def attachment_response(attachment: ActivityMimeAttachment) -> FileResponse:
+    """The attachment's bytes, streamed from the blob store, as a download.
+
+    Raises ``ContentMissing`` (an ``Http404``) when the stored bytes are gone.
+    """
+    try:
+        fh = default_storage.open(attachment.blob.file.name, "rb")
+    except FileNotFoundError as exc:
+        raise ContentMissing("the stored bytes of this attachment are missing") from exc
+    response = FileResponse(fh, content_type=attachment.mime_type)
+    response["Content-Disposition"] = content_disposition(attachment.filename)
+    response["X-Content-Type-Options"] = "nosniff"
+    # Should a browser open it anyway, it runs nothing and loads nothing.
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private"
+    response["ETag"] = f'"{attachment.blob.sha256}"'
+    return response
