@@ -55,9 +55,11 @@ class AttachmentTooLarge(ApplicationError):
 class TemplateRenderError(ApplicationError):
     code = "template_error"
 
-    def __init__(self, message: str, *, line: int | None = None):
+    def __init__(self, message: str, *, line: int | None = None, part: str | None = None):
         super().__init__(message, extra={"line": line} if line else None)
         self.line = line
+        # "subject", "HTML body" or "text body": where a page shows the error.
+        self.part = part
 
 
 class LeaseConflict(Conflict):

@@ -12,6 +12,7 @@ from django.template import Context, Engine, TemplateSyntaxError
 from django.template.base import VariableDoesNotExist
 
 from crm.models import Account, Contact, Queue, User
+from crm.services import require_staff
 
 from ..errors import TemplateRenderError
 from ..models import ActivityMimeAttachment, RecordType, Template
@@ -148,7 +149,9 @@ def _template_errors(part: str):
         message = str(exc)
         if isinstance(exc, VariableDoesNotExist) and exc.params:
             message = exc.msg % exc.params
-        raise TemplateRenderError(f"template error in {where}: {message}", line=line) from exc
+        raise TemplateRenderError(
+            f"template error in {where}: {message}", line=line, part=part
+        ) from exc
 
 
 class CompiledTemplate:
@@ -199,16 +202,20 @@ def template_render_parts(
     )
 
 
+def _check_record_type(*, record_type: str, title: str, regarding: models.Model | None) -> None:
+    expected = RECORD_TYPE_MODELS.get(record_type)
+    if expected is not None and not isinstance(regarding, expected):
+        got = type(regarding).__name__.lower() if regarding is not None else "nothing"
+        raise TemplateRenderError(
+            f"the template {title!r} is for a {record_type} record, not {got}"
+        )
+
+
 def template_render(
     *, template: Template, regarding: models.Model | None, sender: User | Queue | None = None
 ) -> RenderedTemplate:
     """Render ("instantiate") a template for one record without sending anything."""
-    expected = RECORD_TYPE_MODELS.get(template.record_type)
-    if expected is not None and not isinstance(regarding, expected):
-        got = type(regarding).__name__.lower() if regarding is not None else "nothing"
-        raise TemplateRenderError(
-            f"the template {template.title!r} is for a {template.record_type} record, not {got}"
-        )
+    _check_record_type(record_type=template.record_type, title=template.title, regarding=regarding)
     subject, html, text = template_render_parts(
         subject=template.subject,
         body_html=template.body_html,
@@ -223,12 +230,42 @@ def template_render(
     )
 
 
-def template_save(*, template: Template, actor=None) -> Template:
-    """Create or update a template after checking that every part compiles and renders."""
+def template_preview(
+    *,
+    title: str,
+    record_type: str,
+    subject: str,
+    body_html: str,
+    body_text: str,
+    regarding: models.Model | None,
+    sender: User | Queue | None,
+) -> RenderedTemplate:
+    """Render a template's text as typed, not yet saved, for one record and sender.
+
+    Writes nothing. Raises ``TemplateRenderError`` (with ``part`` and ``line``) for an
+    error in the text, or when ``regarding`` is not of the template's record type.
+    """
+    _check_record_type(record_type=record_type, title=title, regarding=regarding)
+    rendered_subject, html, text = template_render_parts(
+        subject=subject,
+        body_html=body_html,
+        body_text=body_text,
+        context=merge_context(regarding=regarding, sender=sender),
+    )
+    return RenderedTemplate(subject=rendered_subject, body_html=html, body_text=text)
+
+
+def template_save(*, template: Template, actor: User | None = None) -> Template:
+    """Create or update a template after checking that every part compiles and renders.
+
+    Staff only (``actor`` None is the system). Raises ``PermissionDeniedError`` (403),
+    ``TemplateRenderError`` (400, naming the part and line) or ``ValidationFailed``.
+    """
     from django.core.exceptions import ValidationError
 
     from ..errors import ValidationFailed
 
+    require_staff(actor, "changing templates")
     template_check(
         subject=template.subject, body_html=template.body_html, body_text=template.body_text
     )
@@ -249,6 +286,8 @@ def template_delete(*, template: Template, actor: User | None = None) -> None:
 
     Emails made from it keep their content and lose only the link (``SET_NULL``); the
     blobs stay (``PROTECT``), shared with those emails' own attachments, and the
-    garbage collector removes any that nothing references any more.
+    garbage collector removes any that nothing references any more. Staff only
+    (``actor`` None is the system).
     """
+    require_staff(actor, "deleting templates")
     template.delete()
