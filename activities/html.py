@@ -66,10 +66,13 @@ def sanitize_email_html(html: str, *, remote_images: bool = False) -> SafeHtml:
         nonlocal blocked
         if tag == "img" and attribute == "src":
             text = value.strip().lower()
-            if text.startswith(_REMOTE) and not remote_images:
-                blocked += 1
-                return None
-            if text.startswith("data:") and not text.startswith("data:image/"):
+            if text.startswith(_REMOTE):
+                if not remote_images:
+                    blocked += 1
+                    return None
+            elif not text.startswith(("data:image/", "cid:")):
+                # A relative source would be fetched from this site with the reader's
+                # cookies (and the frame's policy refuses it anyway).
                 return None
         elif attribute in ("href", "src") and value.strip().lower().startswith("data:"):
             return None  # a data: link could open a page of its own

@@ -187,5 +187,5 @@ urlpatterns = [
         email_attachment,
         name="email-attachment",
     ),
-    path("mail/<int:pk>/cancel/", email_cancel_view, name="email-cancel"),
+    path("mail/<int:pk>/cancel/", email_cancel_view, name="email-cancel-sending"),
 ]

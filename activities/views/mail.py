@@ -95,6 +95,7 @@ def mail_list(request: HttpRequest, tab: str = "outbox") -> HttpResponse:
         request,
         "web/mail_list.html",
         {
+            "nav": "mail",
             "tabs": TABS,
             "tab": current,
             "rows": rows,

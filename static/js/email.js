@@ -12,9 +12,9 @@
       return; // not readable: the stylesheet's height and a scrollbar stay
     }
     if (!doc || !doc.documentElement || !doc.body) return;
-    // The CSS height first, so that a shorter body can shrink the frame again.
-    frame.style.height = "";
-    var height = Math.max(doc.documentElement.scrollHeight, doc.body.scrollHeight);
+    // The body's own height (the root element is never shorter than the frame), so
+    // that the frame shrinks to a short message as well as grows to a long one.
+    var height = Math.ceil(doc.body.scrollHeight);
     if (height > 0) frame.style.height = height + 2 + "px";
   }
 
@@ -46,7 +46,14 @@
       event.preventDefault();
       frame.src = load.getAttribute("data-frame-src");
       var status = document.querySelector("[data-images-status]");
-      if (status) status.innerHTML = "<p>Remote images are shown.</p>";
+      if (status) {
+        // The link goes away with the notice: keep the keyboard's place on the notice.
+        var note = document.createElement("p");
+        note.tabIndex = -1;
+        note.textContent = "Remote images are shown.";
+        status.replaceChildren(note);
+        note.focus();
+      }
       if (window.history && window.history.replaceState) {
         window.history.replaceState(null, "", load.href);
       }

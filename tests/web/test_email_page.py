@@ -161,7 +161,8 @@ def test_the_body_frame_is_sanitised_under_its_own_policy(org, ann):
         direction=Direction.INCOMING,
         status=EmailStatus.RECEIVED,
         body_html='<p onclick="x()">Hi<script>alert(1)</script></p>'
-        '<img src="https://images.example/pixel.gif"><a href="javascript:alert(2)">go</a>',
+        '<img src="https://images.example/pixel.gif"><a href="javascript:alert(2)">go</a>'
+        '<img src="/sign-out/" alt="relative"><img src="x" onerror="alert(3)">',
     )
     client = signed_in(ann)
 
@@ -180,6 +181,8 @@ def test_the_body_frame_is_sanitised_under_its_own_policy(org, ann):
 
     loaded = client.get(f"/mail/{email.pk}/body/", {"images": "1"})
     assert 'src="https://images.example/pixel.gif"' in loaded.content.decode()
+    # A relative source would be a request to this site: never kept, images or not.
+    assert "sign-out" not in loaded.content.decode() and 'src="x"' not in loaded.content.decode()
     assert "https:" in loaded["Content-Security-Policy"]
     with_images = client.get(page_of(email), {"images": "1"}).content.decode()
     assert f'src="/mail/{email.pk}/body/?images=1"' in with_images
