@@ -1,0 +1,69 @@
+// The template editor's live preview. As the user types (debounced), the text is
+// rendered for the chosen record and sender: the subject, text body and any template
+// error come back as an htmx partial, and the HTML body is posted to the sandboxed
+// frame by a form submit targeting it (no script runs inside the frame).
+(function () {
+  "use strict";
+
+  var DELAY = 400;
+  var PARTS = ["subject", "body_html", "body_text"];
+
+  function start() {
+    var form = document.getElementById("template-form");
+    if (!form || !window.htmx) return;
+    var frame = document.getElementById("preview-frame");
+    var frameSubmit = document.getElementById("preview-frame-submit");
+    var previewUrl = form.dataset.previewUrl;
+    var timer = null;
+
+    function markInvalid() {
+      PARTS.forEach(function (name) {
+        var field = form.elements.namedItem(name);
+        var slot = document.getElementById(name + "-error");
+        if (!field || !slot) return;
+        if (slot.textContent.trim()) field.setAttribute("aria-invalid", "true");
+        else field.removeAttribute("aria-invalid");
+      });
+    }
+
+    function refresh() {
+      timer = null;
+      htmx.ajax("POST", previewUrl, {
+        source: form,
+        target: "#preview-parts",
+        swap: "innerHTML",
+      }).then(markInvalid);
+      form.requestSubmit(frameSubmit);
+    }
+
+    function schedule() {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(refresh, DELAY);
+    }
+
+    form.addEventListener("input", function (event) {
+      // The record search refreshes the record list; the list's swap refreshes the preview.
+      if (event.target.id !== "record-search") schedule();
+    });
+    form.addEventListener("change", function (event) {
+      if (event.target.tagName === "SELECT") schedule();
+    });
+    document.body.addEventListener("htmx:afterSwap", function (event) {
+      if (event.detail.target && event.detail.target.id === "preview-record") schedule();
+    });
+
+    // The frame is same-origin (allow-same-origin without allow-scripts): size it to
+    // its content so the preview reads like a message, not a scroll box.
+    frame.addEventListener("load", function () {
+      var doc = frame.contentDocument;
+      if (!doc || !doc.documentElement) return;
+      var height = Math.max(120, Math.min(doc.documentElement.scrollHeight + 4, 1600));
+      frame.style.height = height + "px";
+    });
+
+    refresh();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
