@@ -87,6 +87,7 @@ def test_the_list_shows_each_template_with_its_author_and_searches_by_name(staff
     assert page.status_code == 200
     assert [t.title for t in page.context["page"]] == ["Invoice reminder", "Welcome"]
     assert "Hi {{ contact.first_name }}" in html and "created by Sam Staff" in html
+    assert html.count("created by") == 1  # no author is recorded for the other
     assert "Account" in html and ">de<" in html
     assert 'aria-current="page">Templates<' in html
     assert "New template" not in html  # writing needs staff
@@ -283,7 +284,7 @@ def test_the_preview_shows_a_template_error_with_its_line_next_to_the_field(staf
 
     html = parts.content.decode()
     assert parts.status_code == 200  # the preview's result, not a refused request
-    assert 'role="alert">template error in text body, line 3:' in html
+    assert '<p class="error preview-error">template error in text body, line 3:' in html
     assert (
         '<p class="field-error" id="body_text-error" hx-swap-oob="true">'
         "template error in text body, line 3:" in html
