@@ -27,6 +27,7 @@ from ..html import FRAME_SANDBOX, body_frame_response
 from ..models import ActivityMimeAttachment, RecordType, Template
 from ..records import record_get
 from ..selectors import templates_visible_to
+from ..services.attachments import attachment_delete, attachment_store
 from ..services.templates import template_delete, template_preview, template_save
 
 PAGE_SIZE = 25
@@ -169,6 +170,7 @@ def _editor(
     template: Template | None,
     *,
     error: str = "",
+    attachment_error: str = "",
     status: int = 200,
 ) -> HttpResponse:
     record_type = form["record_type"].value() or RecordType.GLOBAL
@@ -180,6 +182,7 @@ def _editor(
             "form": form,
             "template": template,
             "error": error,
+            "attachment_error": attachment_error,
             "can_edit": request.user.is_staff,
             "attachments": _attachments(template),
             "senders": _senders(request.user),
@@ -272,6 +275,48 @@ def template_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@require_POST
+def template_attachment_add(request: HttpRequest, pk: int) -> HttpResponse:
+    template = get_object_or_404(templates_visible_to(request.user), pk=pk)
+    upload = request.FILES.get("file")
+    if upload is None:
+        return _attachment_refused(request, template, "Choose a file to upload.", 400)
+    try:
+        attachment, reused = attachment_store(
+            owner=template,
+            source=upload,
+            filename=upload.name or "attachment",
+            mime_type=upload.content_type or None,
+            actor=request.user,
+        )
+    except ApplicationError as err:
+        return _attachment_refused(request, template, err.message, err.http_status)
+    note = " (the same bytes were already stored, so they were reused)" if reused else ""
+    messages.success(request, f"Attached “{attachment.filename}”{note}.")
+    return redirect("template-edit", pk=template.pk)
+
+
+@login_required
+@require_POST
+def template_attachment_remove(request: HttpRequest, pk: int, attachment_pk: int) -> HttpResponse:
+    template = get_object_or_404(templates_visible_to(request.user), pk=pk)
+    attachment = get_object_or_404(ActivityMimeAttachment, pk=attachment_pk, template=template)
+    try:
+        attachment_delete(attachment=attachment, actor=request.user)
+    except ApplicationError as err:
+        return _attachment_refused(request, template, err.message, err.http_status)
+    messages.success(request, f"Removed “{attachment.filename}”.")
+    return redirect("template-edit", pk=template.pk)
+
+
+def _attachment_refused(
+    request: HttpRequest, template: Template, message: str, status: int
+) -> HttpResponse:
+    form = TemplateForm(instance=template, editable=request.user.is_staff)
+    return _editor(request, form, template, attachment_error=message, status=status)
+
+
+@login_required
 @require_GET
 def template_records(request: HttpRequest) -> HttpResponse:
     """The record picker's options for a name search (an htmx partial)."""
@@ -341,4 +386,14 @@ urlpatterns = [
     path("templates/records/", template_records, name="template-records"),
     path("templates/<int:pk>/", template_edit, name="template-edit"),
     path("templates/<int:pk>/delete/", template_delete_view, name="template-delete"),
+    path(
+        "templates/<int:pk>/attachments/",
+        template_attachment_add,
+        name="template-attachment-add",
+    ),
+    path(
+        "templates/<int:pk>/attachments/<int:attachment_pk>/remove/",
+        template_attachment_remove,
+        name="template-attachment-remove",
+    ),
 ]

@@ -151,3 +151,27 @@ def test_the_editor_fits_a_phone(page, live_server, sign_in, sam, watch, screens
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     screenshot(page, "template-edit-phone")
     assert watch.page_errors == [] and watch.console_errors == []
+
+
+def test_a_file_is_attached_with_the_picker_and_removed(
+    page, live_server, sign_in, sam, watch, screenshot, tmp_path
+):
+    ContactFactory(first_name="Ada", last_name="Lovelace", email="ada@example.org")
+    template = TemplateFactory(title="With terms")
+    terms = tmp_path / "terms.txt"
+    terms.write_bytes(b"The terms, version 2.\n")
+    sign_in(sam)
+    page.goto(f"/templates/{template.pk}/")
+
+    page.get_by_label("Add a file").set_input_files(str(terms))
+    page.get_by_role("button", name="Upload").click()
+    expect(page.get_by_role("status")).to_contain_text("Attached “terms.txt”.")
+    expect(page.locator(".template-attachments li")).to_contain_text("terms.txt")
+    expect(page.locator(".template-attachments li")).to_contain_text("22\xa0bytes")
+    assert template.attachments.get().blob.size == 22
+    screenshot(page, "template-attachments")
+
+    page.get_by_role("button", name="Remove terms.txt").click()
+    expect(page.get_by_role("status")).to_contain_text("Removed “terms.txt”.")
+    assert template.attachments.count() == 0
+    assert watch.page_errors == [] and watch.console_errors == []

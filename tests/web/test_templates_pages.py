@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 
-from activities.models import ActivityMimeAttachment, Email, Template
+from activities.models import ActivityMimeAttachment, AttachmentBlob, Email, Template
 from tests.factories import (
     AccountFactory,
     ActivityMimeAttachmentFactory,
@@ -337,3 +338,68 @@ def test_the_editor_offers_the_user_and_their_queues_as_senders(staff):
 
     assert "Me (Sam Staff, sam@staff.example.com)" in html
     assert "Support (support@example.com)" in html and "Sales (" not in html
+
+
+# --- Attachments -------------------------------------------------------------------
+
+
+def test_staff_attach_a_file_and_the_same_bytes_are_stored_once(staff, org):
+    template = TemplateFactory(title="With terms")
+    client = signed_in(staff)
+    url = f"/templates/{template.pk}/attachments/"
+
+    first = client.post(url, {"file": SimpleUploadedFile("terms.txt", b"the terms", "text/plain")})
+    second = client.post(url, {"file": SimpleUploadedFile("copy.txt", b"the terms", "text/plain")})
+
+    assert first.status_code == 302 and first["Location"] == f"/templates/{template.pk}/"
+    assert second.status_code == 302
+    files = list(template.attachments.order_by("position").values_list("filename", "mime_type"))
+    assert files == [("terms.txt", "text/plain"), ("copy.txt", "text/plain")]
+    assert AttachmentBlob.objects.count() == 1
+    page = client.get(f"/templates/{template.pk}/").content.decode()
+    assert "terms.txt" in page
+    assert "Attached “copy.txt” (the same bytes were already stored" in page
+    assert "9\xa0bytes" in page
+
+
+def test_an_attachment_over_the_limit_is_refused_with_the_cause(staff, org):
+    org.max_attachment_bytes = 4
+    org.save()
+    template = TemplateFactory()
+
+    answer = signed_in(staff).post(
+        f"/templates/{template.pk}/attachments/",
+        {"file": SimpleUploadedFile("big.bin", b"more than four bytes")},
+    )
+
+    assert answer.status_code == 413
+    assert answer.context["attachment_error"]
+    assert 'role="alert" id="attachment-error"' in answer.content.decode()
+    assert template.attachments.count() == 0 and AttachmentBlob.objects.count() == 0
+
+
+def test_staff_remove_an_attachment_and_others_may_not(staff, clerk, org):
+    template = TemplateFactory()
+    blob = AttachmentBlobFactory(
+        sha256="cd" * 32, size=3, file="blobs/sha256/cd/x", touched_at=timezone.now()
+    )
+    kept = ActivityMimeAttachmentFactory(template=template, blob=blob, filename="a.txt")
+    url = f"/templates/{template.pk}/attachments/{kept.pk}/remove/"
+
+    refused = signed_in(clerk).post(url)
+    upload = signed_in(clerk).post(
+        f"/templates/{template.pk}/attachments/", {"file": SimpleUploadedFile("x.txt", b"x")}
+    )
+    assert refused.status_code == 403 and upload.status_code == 403
+    assert "needs a staff account" in refused.content.decode()
+    assert list(template.attachments.all()) == [kept]
+
+    removed = signed_in(staff).post(url)
+    assert removed.status_code == 302
+    assert template.attachments.count() == 0
+    assert AttachmentBlob.objects.count() == 1  # the blob stays for the garbage collector
+    other = TemplateFactory()
+    assert (
+        signed_in(staff).post(f"/templates/{other.pk}/attachments/{kept.pk}/remove/").status_code
+        == 404
+    )
