@@ -5,7 +5,7 @@ from __future__ import annotations
 import mimetypes
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import IO
 
 from django.db import transaction
@@ -195,8 +195,14 @@ def attachment_delete(*, attachment: ActivityMimeAttachment, actor: User | None 
         attachment.delete()
 
 
-def attachments_copy(*, source: Template, target: Email) -> list[ActivityMimeAttachment]:
-    """Give the draft ``target`` the attachments of a template, reusing the same blobs."""
+def attachments_copy(
+    *, source: Template | Email, target: Email, only: Collection[int] | None = None
+) -> list[ActivityMimeAttachment]:
+    """Give the draft ``target`` the attachments of a template or of another email (a
+    forward), reusing the same blobs; with ``only``, just the attachments with those ids."""
+    attachments = source.attachments.order_by("position", "id")
+    if only is not None:
+        attachments = attachments.filter(pk__in=list(only))
     with transaction.atomic():
         # The same rule and lock as a single attachment: a sent email's files are fixed.
         Email.objects.select_for_update().filter(pk=target.pk).exists()
@@ -208,8 +214,8 @@ def attachments_copy(*, source: Template, target: Email) -> list[ActivityMimeAtt
                 filename=a.filename,
                 mime_type=a.mime_type,
                 subject=a.subject,
-                position=a.position,
+                position=a.position if only is None else position,
             )
-            for a in source.attachments.all()
+            for position, a in enumerate(attachments)
         ]
         return ActivityMimeAttachment.objects.bulk_create(links)

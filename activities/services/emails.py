@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from email.utils import make_msgid
 from typing import Any
@@ -152,12 +152,21 @@ def email_create(
     in_reply_to: str = "",
     tracking_token: str = "",
     scheduled_at: datetime | None = None,
+    parent: Email | None = None,
 ) -> Email:
     """Create an outgoing draft. ``sender`` defaults to the acting user.
 
     The actor must be allowed to send as ``sender`` (``SenderNotAllowed``, as at send).
     Every address and header value is checked first; on any refusal nothing is written.
+    A reply names the email it answers as ``parent``: unless ``in_reply_to`` is given,
+    it becomes the parent's Message-ID, and the parent's References are carried on
+    (delivery adds In-Reply-To to them), so the receiver threads the reply.
     """
+    references = ""
+    if parent is not None:
+        in_reply_to = in_reply_to or parent.message_id
+        references = " ".join(parent.references.split())
+        check_header_value(references, field="References")
     _check_content(subject)
     _check_reply_headers(in_reply_to=in_reply_to, tracking_token=tracking_token)
     if sender is not None:
@@ -172,6 +181,8 @@ def email_create(
             priority=priority,
             template=template,
             in_reply_to=in_reply_to,
+            references=references,
+            parent=parent,
             tracking_token=tracking_token,
             scheduled_at=scheduled_at,
             created_by=actor,
@@ -484,6 +495,23 @@ def email_create_from_template(
             template=template,
         )
         attachments_copy(source=template, target=email)
+    return email
+
+
+def email_create_forward(
+    *, original: Email, actor: User, attachment_ids: Collection[int] | None = None, **fields: Any
+) -> Email:
+    """Create a draft (``fields`` as for ``email_create``) that forwards ``original``.
+
+    The original's attachments, or those whose ids are in ``attachment_ids``, are
+    linked to the same blobs: no bytes are copied. The caller has checked that the
+    actor may see ``original``. On any refusal nothing is written.
+    """
+    from .attachments import attachments_copy
+
+    with transaction.atomic():
+        email = email_create(actor=actor, **fields)
+        attachments_copy(source=original, target=email, only=attachment_ids)
     return email
 
 

@@ -1,3 +1,676 @@
-"""(being built: see activities/urls.py)"""
+"""Compose, reply, forward: one form for a new email, a draft (or failed email) being
+edited, a reply and a forward. Saving calls ``email_create`` (``email_create_forward``)
+or ``email_update``; Send and Mark as sent save first and then call ``email_send``, so a
+refused send leaves the draft with everything typed and says why next to the field.
 
-urlpatterns: list = []
+Helpers for the page, each answering an htmx request with a fragment: recipient and
+regarding-record suggestions, "insert template" (rendered for the regarding record and
+the sender), attachment upload (streamed within the organisation's limit) and removal.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import strip_tags
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_POST
+
+from crm.errors import ApplicationError
+from crm.models import Account, Contact, Organization, User
+
+from ..api.uploads import check_request_size, upload_handlers
+from ..errors import NotOutgoing, TemplateRenderError, ValidationFailed
+from ..forms import (
+    RECIPIENT_FIELDS,
+    ComposeForm,
+    party_text,
+    regarding_label,
+    sender_from_value,
+    sender_options,
+    sender_value,
+)
+from ..models import Direction, Email, EmailStatus, PartyRole, Priority
+from ..records import record_get, record_type_of
+from ..selectors import emails_visible_to, templates_visible_to
+from ..services.attachments import DEFAULT_MIME_TYPE, attachment_delete, attachment_store
+from ..services.emails import (
+    EDITABLE_STATUSES,
+    check_may_send_as,
+    email_cancel,
+    email_create,
+    email_create_forward,
+    email_send,
+    email_update,
+)
+from ..services.templates import template_render
+from ..services.transitions import require_status
+
+MAX_SUGGESTIONS = 8
+NEW, EDIT, REPLY, FORWARD = "new", "edit", "reply", "forward"
+TITLES = {NEW: "New email", EDIT: "Edit email", REPLY: "Reply", FORWARD: "Forward"}
+
+
+# --- prefill of replies and forwards -------------------------------------------------
+
+
+def _plain_text(email: Email) -> str:
+    if email.body_text.strip():
+        return email.body_text
+    text = html.unescape(
+        strip_tags(re.sub(r"(?i)<br\s*/?>|</p>|</div>|</tr>", "\n", email.body_html))
+    )
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _when(email: Email) -> str:
+    moment = email.received_at or email.sent_at or email.created_at
+    return timezone.localtime(moment).strftime("%-d %b %Y %H:%M") if moment else ""
+
+
+def _parties(email: Email, role: str) -> list:
+    return [p for p in email.parties.all() if p.role == role]
+
+
+def _from_text(email: Email) -> str:
+    senders = _parties(email, PartyRole.FROM)
+    if senders:
+        return party_text(senders[0])
+    return email.from_address or (email.sender.email if email.sender else "")
+
+
+def _prefixed(prefix: str, subject: str, known: tuple[str, ...]) -> str:
+    subject = subject.strip()
+    if subject.lower().startswith(known):
+        return subject
+    return f"{prefix} {subject}".strip()
+
+
+def _regarding_initial(email: Email) -> dict[str, Any]:
+    record = email.regarding if email.regarding_type_id else None
+    if record is None:
+        return {"regarding_type": "", "regarding_id": ""}
+    return {"regarding_type": record_type_of(record), "regarding_id": record.pk}
+
+
+def _reply_initial(original: Email, user: User, *, reply_all: bool) -> dict[str, Any]:
+    own_queues = list(user.queues.all())
+    own = {a.lower() for a in [user.email, *(q.email for q in own_queues)] if a}
+    seen: set[str] = set()
+    to: list[str] = []
+    cc: list[str] = []
+
+    def add(target: list[str], party) -> None:
+        address = party.address.lower()
+        if address in own or address in seen:
+            return
+        seen.add(address)
+        target.append(party_text(party))
+
+    for party in _parties(original, PartyRole.FROM):
+        add(to, party)
+    if reply_all or not to:  # a reply to one's own sent mail goes to its recipients
+        for party in _parties(original, PartyRole.TO):
+            add(to, party)
+    if reply_all:
+        for party in _parties(original, PartyRole.CC):
+            add(cc, party)
+    addressed = {p.address.lower() for p in original.parties.all() if p.role != PartyRole.FROM}
+    queue = next((q for q in own_queues if q.email.lower() in addressed), None)
+    quoted = "\n".join(f"> {line}" if line else ">" for line in _plain_text(original).splitlines())
+    return {
+        "sender": sender_value(queue or user),
+        "to": ", ".join(to),
+        "cc": ", ".join(cc),
+        "subject": _prefixed("Re:", original.subject, ("re:",)),
+        "body_text": f"\n\nOn {_when(original)}, {_from_text(original)} wrote:\n{quoted}\n",
+        "priority": Priority.NORMAL,
+        **_regarding_initial(original),
+    }
+
+
+def _forward_initial(original: Email, user: User) -> dict[str, Any]:
+    lines = [
+        "",
+        "",
+        "---------- Forwarded message ----------",
+        f"From: {_from_text(original)}",
+        f"Date: {_when(original)}",
+        f"Subject: {original.subject}",
+    ]
+    for role, label in ((PartyRole.TO, "To"), (PartyRole.CC, "Cc")):
+        parties = _parties(original, role)
+        if parties:
+            lines.append(f"{label}: {', '.join(party_text(p) for p in parties)}")
+    return {
+        "sender": sender_value(user),
+        "subject": _prefixed("Fwd:", original.subject, ("fwd:", "fw:")),
+        "body_text": "\n".join([*lines, "", _plain_text(original), ""]),
+        "priority": Priority.NORMAL,
+        **_regarding_initial(original),
+    }
+
+
+def _email_initial(email: Email) -> dict[str, Any]:
+    return {
+        "sender": sender_value(email.sender),
+        **{
+            role: ", ".join(party_text(p) for p in _parties(email, role))
+            for role in RECIPIENT_FIELDS
+        },
+        "subject": email.subject,
+        "body_text": email.body_text,
+        "body_html": email.body_html,
+        "priority": email.priority,
+        "template": email.template_id or "",
+        **_regarding_initial(email),
+    }
+
+
+# --- rendering -----------------------------------------------------------------------
+
+
+def _field_of(err: ApplicationError) -> str | None:
+    """The form field a service refusal is about, from its code and the field its
+    message names first (``"cc address 'x' is not ..."``)."""
+    first = err.message.split(" ", 1)[0].rstrip(":")
+    if err.code == "no_recipients":
+        return "to"
+    if err.code in ("sender_not_allowed", "sender_not_approved"):
+        return "sender"
+    if err.code == "invalid_address":
+        if err.message.startswith("the sender"):
+            return "sender"
+        return first if first in RECIPIENT_FIELDS else None
+    if err.code == "invalid_header" and first == "subject":
+        return "subject"
+    if err.code in ("attachment_too_large",):
+        return "attachments"
+    return None
+
+
+def _attachments(email: Email | None) -> list:
+    if email is None:
+        return []
+    return list(email.attachments.select_related("blob").order_by("position", "id"))
+
+
+def _action_url(mode: str, email: Email | None, original: Email | None, reply_all: bool) -> str:
+    if email is not None:
+        return reverse("compose-edit", args=[email.pk])
+    if mode == REPLY:
+        url = reverse("compose-reply", args=[original.pk])
+        return f"{url}?all=1" if reply_all else url
+    if mode == FORWARD:
+        return reverse("compose-forward", args=[original.pk])
+    return reverse("compose")
+
+
+def _context(
+    request: HttpRequest,
+    form: ComposeForm,
+    *,
+    mode: str,
+    email: Email | None = None,
+    original: Email | None = None,
+    reply_all: bool = False,
+    top_error: str = "",
+    field_errors: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    user = request.user
+    chosen = form["sender"].value() or sender_value(user)
+    options = sender_options(user, current=email.sender if email else None)
+    chosen_option = next((o for o in options if o.value == chosen), None)
+    regarding = record_get(form["regarding_type"].value() or "", form["regarding_id"].value())
+    forward_files = _attachments(original) if mode == FORWARD and email is None else []
+    if request.method == "POST" and forward_files:
+        kept = set(request.POST.getlist("forward_attachment"))
+        for attachment in forward_files:
+            attachment.kept = str(attachment.pk) in kept
+    field_errors = field_errors or {}
+    recipient_fields = [
+        {"field": form[name], "error": field_errors.get(name, " ".join(form[name].errors))}
+        for name in RECIPIENT_FIELDS
+    ]
+    return {
+        "nav": "compose",
+        "title": TITLES[EDIT if email is not None and mode == NEW else mode],
+        "form": form,
+        "mode": mode,
+        "email": email,
+        "original": original,
+        "action_url": _action_url(mode, email, original, reply_all),
+        "edit_url": reverse("compose-edit", args=[email.pk]) if email else "",
+        "sender_options": options,
+        "chosen_sender": chosen,
+        "chosen_option": chosen_option,
+        "regarding": regarding,
+        "regarding_label": regarding_label(regarding),
+        "recipient_fields": recipient_fields,
+        "errors": {
+            name: field_errors.get(name, " ".join(form[name].errors))
+            for name in ("sender", "subject", "body_text", "body_html", "regarding_id", "template")
+        }
+        | {"attachments": field_errors.get("attachments", "")},
+        "top_error": top_error,
+        "templates": templates_visible_to(user).order_by("title", "id"),
+        "attachments": _attachments(email),
+        "forward_files": forward_files,
+        "can_attach": email is None or email.status == EmailStatus.DRAFT,
+        "max_bytes": Organization.get().max_attachment_bytes,
+        "can_cancel": email is not None and email.status == EmailStatus.DRAFT,
+    }
+
+
+def _render(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    return render(request, "web/compose.html", context, status=status)
+
+
+def _form_problem(form: ComposeForm) -> str:
+    names = [form[name].label for name in form.errors if name in form.fields]
+    return "The email was not saved: check " + ", ".join(names or ["the form"]) + " below."
+
+
+# --- the pages -----------------------------------------------------------------------
+
+
+def _editable(request: HttpRequest, pk: int) -> Email:
+    return get_object_or_404(
+        emails_visible_to(request.user).select_related("sender_user", "sender_queue"), pk=pk
+    )
+
+
+def _edit_refusal(email: Email, user: User) -> ApplicationError | None:
+    """Why this email cannot be edited by ``user`` (the services' own checks), if so."""
+    try:
+        if email.direction != Direction.OUTGOING:
+            raise NotOutgoing("only outgoing email can be edited; this one is incoming")
+        require_status(email.status, EDITABLE_STATUSES, action="edit")
+        if email.sender is not None:
+            check_may_send_as(user, email.sender)
+    except ApplicationError as err:
+        return err
+    return None
+
+
+def _forward_ids(request: HttpRequest, original: Email) -> list[int]:
+    chosen = {int(v) for v in request.POST.getlist("forward_attachment") if v.isdigit()}
+    return [a.pk for a in original.attachments.all() if a.pk in chosen]
+
+
+def _save(
+    request: HttpRequest, form: ComposeForm, *, mode: str, email: Email | None, original
+) -> Email:
+    fields = form.service_fields()
+    if email is not None:
+        return email_update(email=email, actor=request.user, **fields)
+    if mode == FORWARD:
+        return email_create_forward(
+            original=original,
+            actor=request.user,
+            attachment_ids=_forward_ids(request, original),
+            **fields,
+        )
+    return email_create(actor=request.user, parent=original if mode == REPLY else None, **fields)
+
+
+def _saved_json(request: HttpRequest, email: Email) -> JsonResponse:
+    """The answer to the page's own save before an upload: where the draft now lives."""
+    attachments = "".join(
+        render_to_string(
+            "web/compose/attachment.html",
+            {"email": email, "attachment": attachment, "can_attach": True},
+            request=request,
+        )
+        for attachment in _attachments(email)
+    )
+    return JsonResponse(
+        {
+            "email": email.pk,
+            "edit_url": reverse("compose-edit", args=[email.pk]),
+            "upload_url": reverse("compose-attachment-upload", args=[email.pk]),
+            "attachments_html": attachments,
+        }
+    )
+
+
+def _compose(
+    request: HttpRequest,
+    *,
+    mode: str,
+    email: Email | None = None,
+    original: Email | None = None,
+) -> HttpResponse:
+    user = request.user
+    reply_all = mode == REPLY and request.GET.get("all") == "1"
+    wants_json = request.headers.get("X-Compose-Save") == "1"
+    if request.method != "POST":
+        if email is not None:
+            initial = _email_initial(email)
+        elif mode == REPLY:
+            initial = _reply_initial(original, user, reply_all=reply_all)
+        elif mode == FORWARD:
+            initial = _forward_initial(original, user)
+        else:
+            initial = {"sender": sender_value(user), "priority": Priority.NORMAL}
+        form = ComposeForm(initial=initial, user=user)
+        return _render(
+            request,
+            _context(request, form, mode=mode, email=email, original=original, reply_all=reply_all),
+        )
+
+    action = request.POST.get("action", "save")
+    if action == "cancel":
+        return _cancel(request, email)
+    form = ComposeForm(request.POST, user=user)
+    ctx = {"mode": mode, "original": original, "reply_all": reply_all}
+    if not form.is_valid():
+        if wants_json:
+            return JsonResponse({"error": _form_problem(form)}, status=400)
+        context = _context(request, form, email=email, top_error=_form_problem(form), **ctx)
+        return _render(request, context, status=400)
+    try:
+        email = _save(request, form, mode=mode, email=email, original=original)
+    except ApplicationError as err:
+        if wants_json:
+            return JsonResponse(
+                {"error": f"The email was not saved: {err.message}"}, status=err.http_status
+            )
+        field = _field_of(err)
+        context = _context(
+            request,
+            form,
+            email=email,
+            top_error=f"The email was not saved: {err.message}",
+            field_errors={field: err.message} if field else None,
+            **ctx,
+        )
+        return _render(request, context, status=err.http_status)
+    if wants_json:
+        return _saved_json(request, email)
+    if action not in ("send", "mark_sent"):
+        messages.success(request, "Draft saved.")
+        return redirect("compose-edit", pk=email.pk)
+    try:
+        email = email_send(email=email, actor=user, issue_send=action == "send")
+    except ApplicationError as err:
+        field = _field_of(err)
+        verb = "sent" if action == "send" else "marked as sent"
+        context = _context(
+            request,
+            form,
+            email=Email.objects.select_related("sender_user", "sender_queue").get(pk=email.pk),
+            top_error=f"Not {verb}: {err.message}. The draft is saved with everything typed.",
+            field_errors={field: err.message} if field else None,
+            **ctx,
+        )
+        return _render(request, context, status=err.http_status)
+    if action == "send":
+        messages.success(request, "Sent: the email is on its way.")
+    else:
+        messages.success(request, "Marked as sent: nothing was delivered.")
+    return redirect("email", pk=email.pk)
+
+
+def _cancel(request: HttpRequest, email: Email | None) -> HttpResponse:
+    if email is None:
+        return redirect("mail")
+    if email.status != EmailStatus.DRAFT:
+        return redirect("email", pk=email.pk)
+    try:
+        email_cancel(email=email, actor=request.user, reason="draft canceled")
+    except ApplicationError as err:
+        form = ComposeForm(request.POST, user=request.user)
+        context = _context(request, form, mode=EDIT, email=email, top_error=err.message)
+        return _render(request, context, status=err.http_status)
+    messages.success(request, "Draft canceled.")
+    return redirect("mail-tab", tab="drafts")
+
+
+@login_required
+def compose(request: HttpRequest) -> HttpResponse:
+    return _compose(request, mode=NEW)
+
+
+@login_required
+def compose_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    email = _editable(request, pk)
+    refusal = _edit_refusal(email, request.user)
+    if refusal is not None:
+        context = {
+            "nav": "compose",
+            "title": TITLES[EDIT],
+            "blocked": refusal.message,
+            "email": email,
+        }
+        return _render(request, context, status=refusal.http_status)
+    return _compose(request, mode=EDIT, email=email)
+
+
+@login_required
+def compose_reply(request: HttpRequest, pk: int) -> HttpResponse:
+    return _compose(request, mode=REPLY, original=_editable(request, pk))
+
+
+@login_required
+def compose_forward(request: HttpRequest, pk: int) -> HttpResponse:
+    return _compose(request, mode=FORWARD, original=_editable(request, pk))
+
+
+# --- suggestions ---------------------------------------------------------------------
+
+
+def _matching(qs: QuerySet, term: str, fields: Iterable[str]) -> QuerySet:
+    for word in term.split()[:5]:
+        condition = Q()
+        for name in fields:
+            condition |= Q(**{f"{name}__icontains": word})
+        qs = qs.filter(condition)
+    return qs
+
+
+@login_required
+@require_GET
+def compose_recipients(request: HttpRequest) -> HttpResponse:
+    """Suggestions for the last address being typed in To, Cc or Bcc: contacts, then
+    users, by name or address (an ``<li role="option">`` each)."""
+    field = request.GET.get("field", "to")
+    field = field if field in RECIPIENT_FIELDS else "to"
+    typed = request.GET.get("q", request.GET.get(field, ""))
+    term = re.split(r"[,;]", typed)[-1].strip()
+    options = []
+    if term:
+        contacts = _matching(
+            Contact.objects.exclude(email=""), term, ("first_name", "last_name", "email")
+        ).select_related("account")[: MAX_SUGGESTIONS - 3]
+        for contact in contacts:
+            detail = f"contact · {contact.account.name}" if contact.account else "contact"
+            if contact.do_not_email:
+                detail += " · do not email"
+            options.append((contact.full_name, contact.email, detail))
+        users = _matching(
+            User.objects.filter(is_active=True).exclude(email=""),
+            term,
+            ("username", "first_name", "last_name", "email"),
+        ).order_by("username")[: MAX_SUGGESTIONS - len(options)]
+        options += [(u.full_name, u.email, "user") for u in users]
+    rows = [
+        {"name": name, "address": address, "detail": detail, "value": _address_text(name, address)}
+        for name, address, detail in options
+    ]
+    return render(request, "web/compose/recipient_options.html", {"field": field, "options": rows})
+
+
+def _address_text(name: str, address: str) -> str:
+    from ..services.addresses import Address
+
+    return str(Address(address=address, name=name))
+
+
+@login_required
+@require_GET
+def compose_regarding(request: HttpRequest) -> HttpResponse:
+    """Contacts and accounts matching ``q``, to choose what an email is about."""
+    term = request.GET.get("q", "").strip()
+    options = []
+    if term:
+        contacts = _matching(Contact.objects.all(), term, ("first_name", "last_name", "email"))
+        for contact in contacts[:6]:
+            options.append(("contact", contact))
+        accounts = _matching(Account.objects.all(), term, ("name", "email"))
+        for account in accounts[: MAX_SUGGESTIONS - len(options)]:
+            options.append(("account", account))
+    rows = [
+        {"type": kind, "id": record.pk, "label": regarding_label(record)}
+        for kind, record in options
+    ]
+    return render(request, "web/compose/regarding_options.html", {"options": rows})
+
+
+# --- insert template -----------------------------------------------------------------
+
+
+def _text_of_html(body_html: str) -> str:
+    text = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</li>|</tr>|</h\d>", "\n", body_html)
+    return re.sub(r"\n{3,}", "\n\n", html.unescape(strip_tags(text))).strip()
+
+
+@login_required
+@require_POST
+def compose_template(request: HttpRequest) -> HttpResponse:
+    """Render the chosen template for the regarding record and the sender; answer the
+    subject and message fields filled (or the template's error, with its line)."""
+    user = request.user
+    data = request.POST
+    values = {
+        "subject": data.get("subject", ""),
+        "body_text": data.get("body_text", ""),
+        "body_html": data.get("body_html", ""),
+        "template": data.get("template", ""),
+    }
+    chosen = data.get("template_pick", "")
+    template = (
+        templates_visible_to(user).filter(pk=int(chosen)).first() if chosen.isdigit() else None
+    )
+    status, error, note = 200, "", ""
+    try:
+        if template is None:
+            raise ValidationFailed("choose a template to insert")
+        regarding = record_get(data.get("regarding_type", ""), data.get("regarding_id"))
+        sender = sender_from_value(data.get("sender", "")) or user
+        rendered = template_render(template=template, regarding=regarding, sender=sender)
+    except ApplicationError as err:
+        status, error = err.http_status, err.message
+        if isinstance(err, TemplateRenderError) and err.line:
+            error = (
+                err.message
+                if f"line {err.line}" in err.message
+                else f"{err.message} (line {err.line})"
+            )
+    else:
+        values = {
+            "subject": rendered.subject,
+            "body_text": rendered.body_text or _text_of_html(rendered.body_html),
+            "body_html": rendered.body_html,
+            "template": template.pk,
+        }
+        note = f"Inserted the template “{template.title}”."
+    form = ComposeForm(initial=values, user=user)
+    context = {
+        "form": form,
+        "templates": templates_visible_to(user).order_by("title", "id"),
+        "template_pick": chosen,
+        "errors": {"template": error},
+        "note": note,
+        "swap": True,
+    }
+    return render(request, "web/compose/content.html", context, status=status)
+
+
+# --- attachments ---------------------------------------------------------------------
+
+
+def _text(message: str, status: int) -> HttpResponse:
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+
+
+@csrf_exempt  # checked below, once the upload handlers that enforce the limit are in place
+@login_required
+@require_POST
+def attachment_upload(request: HttpRequest, pk: int) -> HttpResponse:
+    """Store one file (``file``) on a draft; answer its list item (201), or the refusal
+    in words: 413 over the organisation's limit (refused unread when the declared
+    length is over it), 409 when the email is no longer a draft, 403, 404."""
+    try:
+        check_request_size(request, limit=Organization.get().max_attachment_bytes)
+        request.upload_handlers = upload_handlers(request)
+        return _attachment_upload(request, pk)
+    except ApplicationError as err:
+        return _text(err.message, err.http_status)
+
+
+@csrf_protect
+def _attachment_upload(request: HttpRequest, pk: int) -> HttpResponse:
+    email = get_object_or_404(emails_visible_to(request.user), pk=pk)
+    upload = request.FILES.get("file")
+    if upload is None:
+        raise ValidationFailed("choose a file to upload")
+    given = (upload.content_type or "").strip()
+    attachment, reused = attachment_store(
+        owner=email,
+        source=upload,
+        filename=upload.name or "",
+        mime_type=given if given and given.lower() != DEFAULT_MIME_TYPE else None,
+        actor=request.user,
+    )
+    context = {"email": email, "attachment": attachment, "reused": reused, "can_attach": True}
+    return render(request, "web/compose/attachment.html", context, status=201)
+
+
+@login_required
+@require_POST
+def attachment_remove(request: HttpRequest, pk: int, attachment_pk: int) -> HttpResponse:
+    email = get_object_or_404(emails_visible_to(request.user), pk=pk)
+    attachment = get_object_or_404(email.attachments.select_related("blob"), pk=attachment_pk)
+    try:
+        attachment_delete(attachment=attachment, actor=request.user)
+    except ApplicationError as err:
+        context = {
+            "email": email,
+            "attachment": attachment,
+            "can_attach": True,
+            "error": err.message,
+        }
+        return render(request, "web/compose/attachment.html", context, status=err.http_status)
+    if request.htmx:
+        return render(request, "web/compose/removed.html", {"attachment": attachment})
+    messages.success(request, f"Removed {attachment.filename}.")
+    return redirect("compose-edit", pk=email.pk)
+
+
+urlpatterns = [
+    path("mail/new/", compose, name="compose"),
+    path("mail/<int:pk>/edit/", compose_edit, name="compose-edit"),
+    path("mail/<int:pk>/reply/", compose_reply, name="compose-reply"),
+    path("mail/<int:pk>/forward/", compose_forward, name="compose-forward"),
+    path("mail/<int:pk>/attachments/", attachment_upload, name="compose-attachment-upload"),
+    path(
+        "mail/<int:pk>/attachments/<int:attachment_pk>/remove/",
+        attachment_remove,
+        name="compose-attachment-remove",
+    ),
+    path("compose/recipients/", compose_recipients, name="compose-recipients"),
+    path("compose/regarding/", compose_regarding, name="compose-regarding"),
+    path("compose/template/", compose_template, name="compose-template"),
+]
