@@ -200,7 +200,8 @@ def _preview(form: BulkForm) -> Preview:
 
 
 def _wizard_context(request: HttpRequest, form: BulkForm, **extra: Any) -> dict[str, Any]:
-    preview = _preview(form) if form.is_bound else Preview()
+    # A fresh form filters nothing yet: its audience is every contact.
+    preview = _preview(form) if form.is_bound else Preview(audience=bulk_audience({}))
     return {
         "nav": "bulk",
         "form": form,
@@ -255,7 +256,7 @@ def bulk_create(request: HttpRequest) -> HttpResponse:
         context = _wizard_context(request, form, start_error="" if field else err.message)
         return render(request, "web/bulk_new.html", context, status=err.http_status)
     if started:
-        messages.success(request, f"Bulk send #{job.pk} started for {job.total} contacts.")
+        messages.success(request, f"Bulk send #{job.pk} started.")
     return redirect("bulk-detail", pk=job.pk)
 
 

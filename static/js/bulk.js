@@ -32,8 +32,10 @@
 
   function fit(frame) {
     var doc = frame.contentDocument;
-    if (doc && doc.documentElement) {
-      frame.style.height = Math.min(doc.documentElement.scrollHeight + 2, 480) + "px";
+    if (doc && doc.body) {
+      // The body's height: the root element is never shorter than the frame itself.
+      var height = Math.ceil(doc.body.scrollHeight);
+      if (height > 0) frame.style.height = Math.max(96, Math.min(height + 2, 480)) + "px";
     }
   }
 
