@@ -24,6 +24,7 @@ from .models import (
     EmailEvent,
     EmailParty,
     EmailStatus,
+    SuppressedAddress,
     Template,
 )
 
@@ -201,8 +202,6 @@ class BulkAudience:
 
 def bulk_audience(query: dict[str, Any], *, sample_size: int = 3) -> BulkAudience:
     """Count a validated bulk query's recipients and skips in a few aggregate queries."""
-    from .models import SuppressedAddress
-
     contacts = contacts_matching(query).annotate(address=Lower(Trim("email")))
     total = contacts.count()
     with_address = contacts.exclude(address="")

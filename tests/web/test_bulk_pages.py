@@ -196,6 +196,20 @@ def test_the_audience_panel_counts_recipients_and_skips_and_shows_samples(
     assert not BulkSend.objects.exists() and not Email.objects.exists()
 
 
+def test_the_preview_counts_what_the_job_then_does(
+    org, alice, support, acme, acme_contacts, welcome
+):
+    panel = signed_in(alice).get(
+        "/bulk/new/audience/",
+        {"template": welcome.pk, "sender": f"queue:{support.pk}", "account": acme.pk},
+    )
+    audience = panel.context["preview"].audience
+    job = bulk_send_start(template=welcome, sender=support, query={"account": acme.pk}, actor=alice)
+    job = bulk_send_run(job_id=job.pk)
+    assert (job.total, job.created) == (audience.total, audience.eligible)
+    assert job.skipped_by_reason == audience.skipped
+
+
 def test_a_sample_frame_shows_the_rendered_template_under_its_own_policy(
     org, alice, support, acme_contacts, welcome
 ):
