@@ -18,7 +18,8 @@
   // A saved draft lives at its edit URL; a refused send is answered at the old URL.
   function settle(editUrl) {
     if (!editUrl) return;
-    form.action = editUrl;
+    // (form.action would be the buttons named "action")
+    form.setAttribute("action", editUrl);
     form.dataset.editUrl = editUrl;
     if (window.location.pathname !== editUrl) window.history.replaceState(null, "", editUrl);
   }
@@ -182,13 +183,13 @@
     if (draftSaved) return draftSaved;
     const data = new FormData(form);
     data.set("action", "save");
-    draftSaved = fetch(form.action, {
+    draftSaved = fetch(form.getAttribute("action"), {
       method: "POST",
       body: data,
       credentials: "same-origin",
       headers: { "X-Compose-Save": "1", "X-CSRFToken": csrf, Accept: "application/json" },
     }).then(function (response) {
-      return response.json().then(function (body) {
+      return response.json().catch(function () { return {}; }).then(function (body) {
         if (!response.ok) throw new Error(body.error || "The draft could not be saved.");
         form.dataset.uploadUrl = body.upload_url;
         settle(body.edit_url);

@@ -516,3 +516,14 @@ def test_the_pages_own_save_before_an_upload_answers_where_the_draft_lives(clien
     refused = client.post("/mail/new/", form(sender="", to="x"), HTTP_X_COMPOSE_SAVE="1")
     assert refused.status_code == 400 and "From" in refused.json()["error"]
     assert Email.objects.count() == 1
+
+
+def test_the_email_page_links_to_edit_reply_and_forward(client, alice, support):
+    draft = EmailFactory(sender_user=alice)
+    page = text(client.get(f"/mail/{draft.pk}/"))
+    assert f'href="/mail/{draft.pk}/edit/"' in page and "/reply/" not in page
+    received = incoming_to(support)
+    page = text(client.get(f"/mail/{received.pk}/"))
+    assert f'href="/mail/{received.pk}/reply/"' in page
+    assert f'href="/mail/{received.pk}/reply/?all=1"' in page
+    assert f'href="/mail/{received.pk}/forward/"' in page and "/edit/" not in page
