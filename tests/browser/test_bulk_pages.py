@@ -115,6 +115,7 @@ def test_the_wizard_sends_a_template_to_an_accounts_contacts_and_shows_it_done(
     page.goto("/bulk/")
     expect(page.get_by_role("link", name=f"Bulk send #{job.pk}")).to_be_visible()
     expect(page.get_by_text("5 sent of 6")).to_be_visible()
+    screenshot(page, "bulk-list")
     assert watch.page_errors == [] and watch.console_errors == []
 
 
