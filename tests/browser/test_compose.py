@@ -174,11 +174,28 @@ def test_insert_a_template_for_a_contact_fills_the_merge_fields(
     assert email.subject == "Welcome, Ann" and email.regarding == ann
     assert email.template.title == "Welcome" and email.body_html == "<p>Dear Ann Lee</p>"
 
+    # Files dropped on the drop zone; the same bytes twice are stored once.
+    for name in ("notes.txt", "copy.txt"):
+        page.evaluate(DROP, name)
+        expect(page.locator("#attachment-list")).to_contain_text(name)
+    expect(page.locator("#attachment-list li").nth(1)).to_contain_text("already stored")
+    assert [a.filename for a in email.attachments.order_by("position")] == ["notes.txt", "copy.txt"]
+    assert len({a.blob_id for a in email.attachments.all()}) == 1
+
     page.set_viewport_size(PHONE)
     page.reload()
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     screenshot(page, "compose-phone")
     assert watch.page_errors == [] and watch.console_errors == []
+
+
+DROP = """(name) => {
+    const transfer = new DataTransfer();
+    transfer.items.add(new File(["the same bytes"], name, {type: "text/plain"}));
+    const zone = document.querySelector("[data-dropzone]");
+    zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+    zone.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+}"""
 
 
 def _tab_to(page, element_id: str, limit: int = 60) -> None:
