@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
+from kombu import pools
 
 from .services import unavailable
 
@@ -41,10 +42,11 @@ def worker_database_url() -> str:
 def _reconnect(app) -> None:
     """Drop the producer connections, so the next publish uses the current options.
 
-    The same reset Celery does in a forked child (``Celery._after_fork``).
+    The same reset Celery does in a forked child (``Celery._after_fork``), plus kombu's
+    registry of pools: ``app.pool`` comes from it, and a pool merely closed there would
+    be handed out again, closed ("Acquire on closed pool"), to every later publish.
     """
-    if app._pool is not None:
-        app._pool.force_close_all()
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
 
