@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from email.utils import make_msgid
@@ -335,6 +336,11 @@ def _tracked_subject(email: Email, org: Organization, token: str | None) -> tupl
         token = f"{org.tracking_token_prefix}:{email.pk:0{org.tracking_token_digits}d}"
     check_header_value(token, field="tracking token", max_length=40)
     if token not in subject:
+        # A reply's subject quotes the token of the email it answers ("Re: Quote
+        # CRM:0000002"); it is this email's own token that goes out, once.
+        if org.tracking_token_prefix:
+            other = re.compile(rf"\s*\b{re.escape(org.tracking_token_prefix)}:\d+\b")
+            subject = other.sub("", subject).strip()
         subject = f"{subject} {token}" if subject else token
     check_header_value(
         subject, field="subject with its tracking token", max_length=SUBJECT_MAX_LENGTH

@@ -361,6 +361,15 @@ def test_tracking_token_appended_once_across_resends(org):
     assert again.subject.count(token) == 1
 
 
+def test_a_reply_goes_out_with_its_own_token_instead_of_the_one_it_quotes(org):
+    alice = UserFactory()
+    email = draft_for(alice)
+    Email.objects.filter(pk=email.pk).update(subject="Re: Quote CRM:0000002 for CRM:00000021x")
+    sent = email_send(email=email, actor=alice)
+    token = f"CRM:{email.pk:07d}"
+    assert sent.subject == f"Re: Quote for CRM:00000021x {token}"
+
+
 def test_tracking_token_given_by_caller_is_used(org):
     alice = UserFactory()
     sent = email_send(email=draft_for(alice), actor=alice, tracking_token="CASE:42")
