@@ -4,20 +4,19 @@ in the API and the admin."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.db import models
 
 from crm.errors import ApplicationError
-from crm.models import Contact, EmailApproval, Organization, Queue, User
+from crm.models import Contact, Queue, User
 
 from .models import Priority, Template
 from .records import record_get
-from .selectors import templates_visible_to
+from .selectors import sender_named, templates_visible_to
 from .services.addresses import Address, parse_address
-from .services.emails import SEND_AS_ANY_PERMISSION, resolve_party
+from .services.emails import resolve_party
 
 RECIPIENT_FIELDS = ("to", "cc", "bcc")
 
@@ -70,68 +69,6 @@ def party_text(party) -> str:
     return str(Address(address=party.address, name=party.name))
 
 
-# --- senders ------------------------------------------------------------------------
-
-APPROVAL_WORDS = {
-    EmailApproval.APPROVED: "approved",
-    EmailApproval.PENDING: "pending approval",
-    EmailApproval.REJECTED: "rejected",
-    EmailApproval.EMPTY: "not approved",
-}
-
-
-@dataclass(frozen=True)
-class SenderOption:
-    value: str
-    record: User | Queue
-    approval: str  # "approved", "pending approval", "rejected", "not approved", "not required"
-
-    @property
-    def sendable(self) -> bool:
-        return self.approval in ("approved", "not required")
-
-    @property
-    def label(self) -> str:
-        name = self.record.display_name
-        return f"{name} <{self.record.email}> · {self.approval}"
-
-
-def sender_value(sender: User | Queue | None) -> str:
-    if sender is None:
-        return ""
-    return f"{'queue' if isinstance(sender, Queue) else 'user'}:{sender.pk}"
-
-
-def _approval_of(sender: User | Queue, org: Organization) -> str:
-    required = (
-        org.require_approval_for_queue_email
-        if isinstance(sender, Queue)
-        else org.require_approval_for_user_email
-    )
-    if not required:
-        return "not required"
-    return APPROVAL_WORDS.get(sender.email_router_access_approval, "not approved")
-
-
-def sender_options(user: User, *, current: User | Queue | None = None) -> list[SenderOption]:
-    """The user and the queues they may send as (every queue for holders of
-    ``send_as_any_sender``), plus ``current`` (a draft's sender) if it is not among them."""
-    org = Organization.get()
-    queues = Queue.objects.all() if user.has_perm(SEND_AS_ANY_PERMISSION) else user.queues.all()
-    senders: list[User | Queue] = [user, *queues.order_by("name")]
-    if current is not None and sender_value(current) not in {sender_value(s) for s in senders}:
-        senders.append(current)
-    return [SenderOption(sender_value(s), s, _approval_of(s, org)) for s in senders]
-
-
-def sender_from_value(value: str) -> User | Queue | None:
-    kind, _, pk = (value or "").partition(":")
-    model = {"user": User, "queue": Queue}.get(kind)
-    if model is None or not pk.isdigit():
-        return None
-    return model.objects.filter(pk=int(pk)).first()
-
-
 # --- the compose form ---------------------------------------------------------------
 
 
@@ -156,7 +93,9 @@ class ComposeForm(forms.Form):
         self.user = user
 
     def clean_sender(self) -> User | Queue:
-        sender = sender_from_value(self.cleaned_data["sender"])
+        # Any sender the key names: whether the user may send as it is for
+        # email_create / email_update to say, in their words (a 403).
+        sender = sender_named(self.cleaned_data["sender"])
         if sender is None:
             raise forms.ValidationError("Choose who the email is from.")
         return sender

@@ -15,7 +15,8 @@ from typing import Any
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Lower, Trim
 
-from crm.models import Contact, User
+from crm.errors import ApplicationError
+from crm.models import Contact, EmailApproval, Organization, Queue, User
 
 from .models import (
     ActivityMimeAttachment,
@@ -26,6 +27,12 @@ from .models import (
     EmailStatus,
     SuppressedAddress,
     Template,
+)
+from .services.addresses import check_address
+from .services.emails import (
+    SEND_AS_ANY_PERMISSION,
+    check_sender_approved,
+    sender_approval_required,
 )
 
 
@@ -234,3 +241,85 @@ def bulk_audience(query: dict[str, Any], *, sample_size: int = 3) -> BulkAudienc
         skipped={reason: n for reason, n in skipped.items() if n},
         sample=sample,
     )
+
+
+# --- senders ------------------------------------------------------------------------
+
+APPROVAL_WORDS = {
+    EmailApproval.APPROVED: "approved",
+    EmailApproval.PENDING: "pending approval",
+    EmailApproval.REJECTED: "rejected",
+    EmailApproval.EMPTY: "not approved",
+}
+
+
+@dataclass(frozen=True)
+class SenderChoice:
+    """One sender a user may choose: themselves or a queue."""
+
+    key: str  # "user:3" or "queue:1", a form's value
+    record: User | Queue
+    kind: str  # "user" or "queue"
+    approval: str  # "approved", "pending approval", "rejected", "not approved", "not required"
+    approved: bool  # False when check_sender_approved refuses it
+    problem: str  # the refusal a send from it would meet, in the services' words; or ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.record.display_name} <{self.record.email}> · {self.approval}"
+
+
+def sender_key(sender: User | Queue | None) -> str:
+    """``"user:3"`` or ``"queue:1"``; ``""`` for no sender."""
+    if sender is None:
+        return ""
+    return f"{'queue' if isinstance(sender, Queue) else 'user'}:{sender.pk}"
+
+
+def sender_named(key: str) -> User | Queue | None:
+    """The user or queue a key names, whoever may send as it (the services say who may:
+    ``check_may_send_as``); ``None`` for a key that names nothing."""
+    kind, _, pk = (key or "").partition(":")
+    model = {"user": User, "queue": Queue}.get(kind)
+    if model is None or not pk.isdigit():
+        return None
+    return model.objects.filter(pk=int(pk)).first()
+
+
+def _choice(sender: User | Queue, org: Organization) -> SenderChoice:
+    approved, problem = True, ""
+    try:
+        check_address(sender.email or "", field=f"the sender's address ({sender.display_name})")
+    except ApplicationError as err:
+        problem = err.message
+    try:
+        check_sender_approved(sender, org)
+    except ApplicationError as err:
+        approved, problem = False, problem or err.message
+    if sender_approval_required(sender, org):
+        approval = APPROVAL_WORDS.get(sender.email_router_access_approval, "not approved")
+    else:
+        approval = "not required"
+    kind = "queue" if isinstance(sender, Queue) else "user"
+    return SenderChoice(sender_key(sender), sender, kind, approval, approved, problem)
+
+
+def sender_choices(user: User, *, current: User | Queue | None = None) -> list[SenderChoice]:
+    """The user, then the queues they may send as (the ones they are a member of; every
+    queue for holders of ``send_as_any_sender``), by name; plus ``current`` (a draft's
+    sender) when it is not among them. Each with its approval and the refusal a send
+    from it would meet (``check_address``, ``check_sender_approved``), if any."""
+    org = Organization.get()
+    queues = Queue.objects.all() if user.has_perm(SEND_AS_ANY_PERMISSION) else user.queues.all()
+    senders: list[User | Queue] = [user, *queues.order_by("name", "id")]
+    if current is not None and sender_key(current) not in {sender_key(s) for s in senders}:
+        senders.append(current)
+    return [_choice(sender, org) for sender in senders]
+
+
+def sender_from_key(
+    user: User, key: str, *, current: User | Queue | None = None
+) -> User | Queue | None:
+    """The sender ``key`` names among ``sender_choices(user, current=current)``; ``None``
+    for any other key."""
+    return next((c.record for c in sender_choices(user, current=current) if c.key == key), None)

@@ -292,11 +292,17 @@ def check_may_send_as(actor: User, sender: Sender) -> None:
         )
 
 
-def check_sender_approved(sender: Sender, org: Organization) -> None:
+def sender_approval_required(sender: Sender, org: Organization) -> bool:
+    """Whether ``org`` requires ``sender``'s address to be approved before mail is sent
+    from it (one setting for user addresses, one for queue addresses)."""
     if isinstance(sender, Queue):
-        required, kind = org.require_approval_for_queue_email, "queue"
-    else:
-        required, kind = org.require_approval_for_user_email, "user"
+        return org.require_approval_for_queue_email
+    return org.require_approval_for_user_email
+
+
+def check_sender_approved(sender: Sender, org: Organization) -> None:
+    kind = "queue" if isinstance(sender, Queue) else "user"
+    required = sender_approval_required(sender, org)
     if required and sender.email_router_access_approval != EmailApproval.APPROVED:
         state = EmailApproval(sender.email_router_access_approval).label.lower()
         raise SenderNotApproved(

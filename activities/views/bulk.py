@@ -25,7 +25,7 @@ from django.urls import path, reverse_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from crm.errors import ApplicationError
-from crm.models import Account, Contact, Organization, Queue, Tag, User
+from crm.models import Account, Contact, Queue, Tag, User
 
 from ..errors import SenderNotAllowed, SenderNotApproved, TemplateRenderError
 from ..html import FRAME_SANDBOX, body_frame_response
@@ -36,48 +36,17 @@ from ..selectors import (
     bulk_send_progress,
     bulk_sends_visible_to,
     bulk_sends_with_progress,
+    sender_choices,
+    sender_from_key,
     templates_visible_to,
 )
-from ..services.addresses import check_address
 from ..services.bulk import bulk_query_clean, bulk_send_cancel, bulk_send_start_once
-from ..services.emails import check_sender_approved
 from ..services.templates import template_render
 
 SAMPLE_URL = reverse_lazy("bulk-sample")
 PAGE_SIZE = 25
 SAMPLE_SIZE = 3
 FINISHED = (BulkSendStatus.COMPLETED, BulkSendStatus.CANCELED, BulkSendStatus.FAILED)
-
-
-# --- senders ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SenderOption:
-    key: str  # "user:3" or "queue:1", the form's value
-    sender: User | Queue
-    kind: str
-    problem: str  # why a send from it would be refused, in the services' words
-
-    @property
-    def approval(self) -> str:
-        return self.sender.get_email_router_access_approval_display() or "No address approval"
-
-
-def sender_options(user: User) -> list[SenderOption]:
-    """The user and the queues they are a member of, each with the refusal a start
-    would meet (``check_sender_approved``'s own words), or none."""
-    org = Organization.get()
-    options = []
-    for kind, sender in [("user", user)] + [("queue", q) for q in user.queues.order_by("name")]:
-        problem = ""
-        try:
-            check_address(sender.email or "", field=f"the sender's address ({sender.display_name})")
-            check_sender_approved(sender, org)
-        except ApplicationError as err:
-            problem = err.message
-        options.append(SenderOption(f"{kind}:{sender.pk}", sender, kind, problem))
-    return options
 
 
 # --- the wizard's form ----------------------------------------------------------------
@@ -105,11 +74,11 @@ class BulkForm(forms.Form):
 
     def __init__(self, *args: Any, user: User, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.senders = sender_options(user)
+        self.senders = sender_choices(user)
         self.fields["template"].queryset = templates_visible_to(user).filter(
             record_type__in=[RecordType.CONTACT, RecordType.GLOBAL]
         )
-        self.fields["sender"].choices = [(o.key, o.sender.display_name) for o in self.senders]
+        self.fields["sender"].choices = [(o.key, o.record.display_name) for o in self.senders]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -121,7 +90,7 @@ class BulkForm(forms.Form):
     @property
     def chosen_sender(self) -> User | Queue | None:
         key = self.cleaned_data.get("sender") if hasattr(self, "cleaned_data") else None
-        return next((o.sender for o in self.senders if o.key == key), None)
+        return next((o.record for o in self.senders if o.key == key), None)
 
     def query(self) -> dict[str, Any]:
         """The bulk service's query from the valid filters (empty ones left out)."""
@@ -281,8 +250,7 @@ def bulk_sample_frame(request: HttpRequest) -> HttpResponse:
         )
     except (ValueError, Template.DoesNotExist, Contact.DoesNotExist):
         raise Http404("no such template or contact") from None
-    options = {o.key: o.sender for o in sender_options(request.user)}
-    sender = options.get(request.GET.get("sender", ""))
+    sender = sender_from_key(request.user, request.GET.get("sender", ""))
     if sender is None:
         raise Http404("no such sender")
     try:

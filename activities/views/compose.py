@@ -37,13 +37,16 @@ from ..forms import (
     ComposeForm,
     party_text,
     regarding_label,
-    sender_from_value,
-    sender_options,
-    sender_value,
 )
 from ..models import Direction, Email, EmailStatus, PartyRole, Priority
 from ..records import record_get, record_type_of
-from ..selectors import emails_visible_to, templates_visible_to
+from ..selectors import (
+    emails_visible_to,
+    sender_choices,
+    sender_from_key,
+    sender_key,
+    templates_visible_to,
+)
 from ..services.attachments import DEFAULT_MIME_TYPE, attachment_delete, attachment_store
 from ..services.emails import (
     EDITABLE_STATUSES,
@@ -130,7 +133,7 @@ def _reply_initial(original: Email, user: User, *, reply_all: bool) -> dict[str,
     queue = next((q for q in own_queues if q.email.lower() in addressed), None)
     quoted = "\n".join(f"> {line}" if line else ">" for line in _plain_text(original).splitlines())
     return {
-        "sender": sender_value(queue or user),
+        "sender": sender_key(queue or user),
         "to": ", ".join(to),
         "cc": ", ".join(cc),
         "subject": _prefixed("Re:", original.subject, ("re:",)),
@@ -154,7 +157,7 @@ def _forward_initial(original: Email, user: User) -> dict[str, Any]:
         if parties:
             lines.append(f"{label}: {', '.join(party_text(p) for p in parties)}")
     return {
-        "sender": sender_value(user),
+        "sender": sender_key(user),
         "subject": _prefixed("Fwd:", original.subject, ("fwd:", "fw:")),
         "body_text": "\n".join([*lines, "", _plain_text(original), ""]),
         "priority": Priority.NORMAL,
@@ -164,7 +167,7 @@ def _forward_initial(original: Email, user: User) -> dict[str, Any]:
 
 def _email_initial(email: Email) -> dict[str, Any]:
     return {
-        "sender": sender_value(email.sender),
+        "sender": sender_key(email.sender),
         **{
             role: ", ".join(party_text(p) for p in _parties(email, role))
             for role in RECIPIENT_FIELDS
@@ -229,9 +232,9 @@ def _context(
     field_errors: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     user = request.user
-    chosen = form["sender"].value() or sender_value(user)
-    options = sender_options(user, current=email.sender if email else None)
-    chosen_option = next((o for o in options if o.value == chosen), None)
+    chosen = form["sender"].value() or sender_key(user)
+    options = sender_choices(user, current=email.sender if email else None)
+    chosen_option = next((o for o in options if o.key == chosen), None)
     regarding = record_get(form["regarding_type"].value() or "", form["regarding_id"].value())
     forward_files = _attachments(original) if mode == FORWARD and email is None else []
     if request.method == "POST" and forward_files:
@@ -363,7 +366,7 @@ def _compose(
         elif mode == FORWARD:
             initial = _forward_initial(original, user)
         else:
-            initial = {"sender": sender_value(user), "priority": Priority.NORMAL}
+            initial = {"sender": sender_key(user), "priority": Priority.NORMAL}
         form = ComposeForm(initial=initial, user=user)
         return _render(
             request,
@@ -568,7 +571,7 @@ def compose_template(request: HttpRequest) -> HttpResponse:
         if template is None:
             raise ValidationFailed("choose a template to insert")
         regarding = record_get(data.get("regarding_type", ""), data.get("regarding_id"))
-        sender = sender_from_value(data.get("sender", "")) or user
+        sender = sender_from_key(user, data.get("sender", "")) or user
         rendered = template_render(template=template, regarding=regarding, sender=sender)
     except ApplicationError as err:
         status, error = err.http_status, err.message

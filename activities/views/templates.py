@@ -26,7 +26,7 @@ from ..errors import TemplateRenderError
 from ..html import FRAME_SANDBOX, body_frame_response
 from ..models import ActivityMimeAttachment, RecordType, Template
 from ..records import record_get
-from ..selectors import templates_visible_to
+from ..selectors import sender_choices, sender_from_key, templates_visible_to
 from ..services.attachments import attachment_delete, attachment_store
 from ..services.templates import template_delete, template_preview, template_save
 
@@ -90,22 +90,14 @@ def _attachments(template: Template | None) -> list[ActivityMimeAttachment]:
 
 
 def _senders(user: User) -> list[tuple[str, str]]:
-    """The senders a preview may use: the user and the queues they are a member of."""
-    me = f"Me ({user.get_full_name() or user.get_username()}, {user.email or 'no address'})"
-    return [(f"user:{user.pk}", me)] + [
-        (f"queue:{queue.pk}", f"{queue.name} ({queue.email})")
-        for queue in user.queues.order_by("name", "id")
-    ]
+    """The senders a preview may use (``sender_choices``), as (key, label)."""
+    return [(choice.key, _sender_label(choice.record)) for choice in sender_choices(user)]
 
 
-def _sender_of(user: User, value: str) -> User | Queue:
-    kind, _, pk = value.partition(":")
-    if kind == "queue":
-        queue = user.queues.filter(pk=pk).first() if pk.isdigit() else None
-        if queue is None:
-            raise Http404("no such queue among yours")
-        return queue
-    return user
+def _sender_label(sender: User | Queue) -> str:
+    if isinstance(sender, Queue):
+        return f"{sender.name} ({sender.email})"
+    return f"Me ({sender.get_full_name() or sender.get_username()}, {sender.email or 'no address'})"
 
 
 def _records_matching(search: str, record_type: str) -> list[tuple[str, list[Model]]]:
@@ -344,7 +336,10 @@ def template_preview_view(request: HttpRequest) -> HttpResponse:
         regarding = record_get(kind, pk)
         if regarding is None:
             raise Http404(f"no such {kind}")
-    sender = _sender_of(request.user, data.get("preview_sender", ""))
+    key = data.get("preview_sender", "")
+    sender = sender_from_key(request.user, key) if key else request.user
+    if sender is None:
+        raise Http404("no such sender among yours")
     error: TemplateRenderError | None = None
     rendered = None
     try:

@@ -1,7 +1,7 @@
 // Bulk send pages (loaded with defer; no inline script under the CSP).
 // - The wizard's "Send to N contacts" posts once: a second click while the first post
 //   is on its way does nothing (the server also answers a repeat with the same job).
-// - Sample frames (sandboxed, same origin, no scripts inside) grow to their content.
+// (The sample frames grow to their content by frames.js.)
 (function () {
   "use strict";
 
@@ -29,23 +29,4 @@
       });
     });
   });
-
-  function fit(frame) {
-    var doc = frame.contentDocument;
-    if (doc && doc.body) {
-      // The body's height: the root element is never shorter than the frame itself.
-      var height = Math.ceil(doc.body.scrollHeight);
-      if (height > 0) frame.style.height = Math.max(96, Math.min(height + 2, 480)) + "px";
-    }
-  }
-
-  document.addEventListener(
-    "load",
-    function (event) {
-      if (event.target instanceof HTMLIFrameElement && event.target.matches(".sample-frame")) {
-        fit(event.target);
-      }
-    },
-    true
-  );
 })();

@@ -1,7 +1,7 @@
 // The template editor's live preview. As the user types (debounced), the text is
 // rendered for the chosen record and sender: the subject, text body and any template
 // error come back as an htmx partial, and the HTML body is posted to the sandboxed
-// frame by a form submit targeting it (no script runs inside the frame).
+// frame by a form submit targeting it (no script runs inside the frame; frames.js sizes it).
 (function () {
   "use strict";
 
@@ -11,7 +11,6 @@
   function start() {
     var form = document.getElementById("template-form");
     if (!form || !window.htmx) return;
-    var frame = document.getElementById("preview-frame");
     var frameSubmit = document.getElementById("preview-frame-submit");
     var previewUrl = form.dataset.previewUrl;
     var timer = null;
@@ -50,15 +49,6 @@
     });
     document.body.addEventListener("htmx:afterSwap", function (event) {
       if (event.detail.target && event.detail.target.id === "preview-record") schedule();
-    });
-
-    // The frame is same-origin (allow-same-origin without allow-scripts): size it to
-    // its content so the preview reads like a message, not a scroll box.
-    frame.addEventListener("load", function () {
-      var doc = frame.contentDocument;
-      if (!doc || !doc.documentElement) return;
-      var height = Math.max(120, Math.min(doc.documentElement.scrollHeight + 4, 1600));
-      frame.style.height = height + "px";
     });
 
     refresh();
