@@ -128,3 +128,21 @@ def test_the_outbox_filters_by_status(org, ann):
     EmailFactory(sender_user=ann, subject="bounced", status=EmailStatus.FAILED)
     assert subjects(signed_in(ann).get("/mail/", {"status": "failed"})) == ["bounced"]
     assert Email.objects.count() == 2
+
+
+def test_the_from_column_names_the_queue_the_person_or_the_outside_sender(org, ann, support):
+    EmailFactory(sender_user=ann, subject="mine", status=EmailStatus.SENT)
+    EmailFactory(sender_user=None, sender_queue=support, subject="ours", status=EmailStatus.SENT)
+    EmailFactory(
+        sender_user=ann,
+        subject="theirs",
+        direction=Direction.INCOMING,
+        status=EmailStatus.RECEIVED,
+        from_address="zoe@customer.example",
+        from_name="Zoe Zed",
+    )
+    client = signed_in(ann)
+    sent = client.get("/mail/sent/").content.decode()
+    assert "<td>Ann Archer</td>" in sent and "<td>Support</td>" in sent
+    received = client.get("/mail/received/").content.decode()
+    assert "<td>Zoe Zed</td>" in received and "<td>Ann Archer</td>" not in received

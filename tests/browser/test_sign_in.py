@@ -37,20 +37,27 @@ def test_sign_in_with_the_form_opens_the_mail_list(page, live_server, watch, scr
 def test_the_mail_list_fits_a_phone_and_names_failures(
     page, live_server, sign_in, watch, screenshot
 ):
-    alice = UserFactory(username="alice", is_staff=True)
-    for n in range(3):
-        EmailFactory(sender_user=alice, subject=f"Sent {n}", status=EmailStatus.SENT)
-    EmailFactory(
+    alice = UserFactory(username="alice", first_name="Alice", last_name="Archer", is_staff=True)
+    for n, who in enumerate(["Ann Lee", "Bjorn Dahl", "Chen Wei"]):
+        sent = EmailFactory(
+            sender_user=alice, subject=f"Renewal quote {n}", status=EmailStatus.SENT
+        )
+        EmailPartyFactory(email=sent, role="to", name=who, address=f"c{n}@customers.example")
+    failed = EmailFactory(
         sender_user=alice,
         subject="Quarterly figures",
         status=EmailStatus.FAILED,
         last_error="550 5.1.1 no such user",
     )
+    EmailPartyFactory(email=failed, role="to", address="nobody@customers.example")
     sign_in(alice)
     page.goto("/mail/outbox/")
     assert page.get_by_text("550 5.1.1 no such user").is_visible()
     screenshot(page, "mail-list")
 
+    page.goto("/mail/sent/")
+    assert page.get_by_role("cell", name="Bjorn Dahl").is_visible()
+    screenshot(page, "mail-list-sent")
     page.set_viewport_size(PHONE)
     page.goto("/mail/sent/")
     # The table folds into cards: nothing is wider than the screen.
