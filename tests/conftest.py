@@ -4,6 +4,7 @@ import pytest
 from django.core.mail import get_connection
 
 from activities.mail import encoded_blobs
+from crm.celery import app as celery_app
 from crm.models import Organization
 
 from .smtp import SMTPServer
@@ -55,6 +56,15 @@ def smtp_settings(settings, smtp_server):
 @pytest.fixture
 def smtp_connection(smtp_settings):
     return get_connection()
+
+
+@pytest.fixture
+def eager_celery():
+    """Tasks run where they are queued: in the test, or in the live server's request
+    for browser tests, once the transaction that queued them commits."""
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
 
 
 @pytest.fixture(autouse=True)

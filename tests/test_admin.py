@@ -9,7 +9,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from activities.models import ActivityMimeAttachment, AttachmentBlob, Email, EmailStatus, Template
-from crm.celery import app as celery_app
 from crm.models import EmailApproval, Organization, Queue, User
 from tests.factories import (
     ApproverFactory,
@@ -21,13 +20,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def eager_celery():
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
 
 
 @pytest.fixture

@@ -122,6 +122,15 @@ def upload_handlers(request) -> list[FileUploadHandler]:
     ]
 
 
+def limit_upload(request) -> None:
+    """Before a web form's file is read: refuse a body that cannot fit (413, unread) and
+    install the handlers that stop the stream at the limit. The view must be
+    ``csrf_exempt`` and check CSRF itself afterwards (``csrf_protect`` on an inner
+    function): the CSRF check reads the body, after which the handlers are fixed."""
+    check_request_size(request, limit=Organization.get().max_attachment_bytes)
+    request.upload_handlers = upload_handlers(request)
+
+
 def base64_chunks(text: str, *, slice_chars: int = BASE64_SLICE) -> Iterator[bytes]:
     """Decode base64 ``text`` a slice at a time; an invalid text raises ``ValidationFailed``.
 

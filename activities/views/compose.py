@@ -30,7 +30,7 @@ from django.views.decorators.http import require_GET, require_POST
 from crm.errors import ApplicationError
 from crm.models import Account, Contact, Organization, User
 
-from ..api.uploads import check_request_size, upload_handlers
+from ..api.uploads import limit_upload
 from ..errors import NotOutgoing, TemplateRenderError, ValidationFailed
 from ..forms import (
     RECIPIENT_FIELDS,
@@ -616,8 +616,7 @@ def attachment_upload(request: HttpRequest, pk: int) -> HttpResponse:
     in words: 413 over the organisation's limit (refused unread when the declared
     length is over it), 409 when the email is no longer a draft, 403, 404."""
     try:
-        check_request_size(request, limit=Organization.get().max_attachment_bytes)
-        request.upload_handlers = upload_handlers(request)
+        limit_upload(request)
         return _attachment_upload(request, pk)
     except ApplicationError as err:
         return _text(err.message, err.http_status)

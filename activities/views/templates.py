@@ -17,11 +17,13 @@ from django.db.models import Model, Prefetch, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from crm.errors import ApplicationError
 from crm.models import Account, Contact, Queue, User
 
+from ..api.uploads import limit_upload
 from ..errors import TemplateRenderError
 from ..html import FRAME_SANDBOX, body_frame_response
 from ..models import ActivityMimeAttachment, RecordType, Template
@@ -266,10 +268,20 @@ def template_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "web/template/delete.html", context)
 
 
+@csrf_exempt  # checked below, once the upload handlers that enforce the limit are in place
 @login_required
 @require_POST
 def template_attachment_add(request: HttpRequest, pk: int) -> HttpResponse:
     template = get_object_or_404(templates_visible_to(request.user), pk=pk)
+    try:
+        limit_upload(request)
+        return _template_attachment_add(request, template)
+    except ApplicationError as err:
+        return _attachment_refused(request, template, err.message, err.http_status)
+
+
+@csrf_protect
+def _template_attachment_add(request: HttpRequest, template: Template) -> HttpResponse:
     upload = request.FILES.get("file")
     if upload is None:
         return _attachment_refused(request, template, "Choose a file to upload.", 400)

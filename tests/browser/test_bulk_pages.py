@@ -10,7 +10,6 @@ from playwright.sync_api import expect
 
 from activities.models import BulkSend, BulkSendStatus, Email, EmailStatus
 from activities.services.bulk import bulk_send_run, bulk_send_start
-from crm.celery import app as celery_app
 from tests.factories import (
     AccountFactory,
     ContactFactory,
@@ -24,15 +23,6 @@ from .conftest import PHONE
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 FIRST_NAMES = ["Ann", "Ben", "Cleo", "Dan", "Eve"]
-
-
-@pytest.fixture
-def eager_celery():
-    """Tasks run where they are queued: the live server's request runs the job and its
-    delivery once the start commits."""
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
 
 
 @pytest.fixture

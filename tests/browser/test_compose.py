@@ -10,7 +10,6 @@ import pytest
 from playwright.sync_api import expect
 
 from activities.models import Email, EmailStatus, PartyRole
-from crm.celery import app as celery_app
 from crm.models import EmailApproval
 from tests.factories import (
     ApproverFactory,
@@ -26,13 +25,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 # Every byte value, so that a transfer encoding that mangles anything shows.
 PAYLOAD = bytes(range(256)) * 64
-
-
-@pytest.fixture
-def eager_celery():
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.test.client import MULTIPART_CONTENT
 from django.utils import timezone
 
 from activities.models import ActivityMimeAttachment, AttachmentBlob, Email, Template
@@ -403,3 +404,31 @@ def test_staff_remove_an_attachment_and_others_may_not(staff, clerk, org):
         signed_in(staff).post(f"/templates/{other.pk}/attachments/{kept.pk}/remove/").status_code
         == 404
     )
+
+
+def test_an_upload_declared_over_the_limit_is_refused_unread_and_one_without_csrf_is_403(
+    staff, org
+):
+    org.max_attachment_bytes = 1024
+    org.save()
+    template = TemplateFactory()
+    client = signed_in(staff)
+    body = client._encode_data({"file": SimpleUploadedFile("big.bin", b"x")}, MULTIPART_CONTENT)
+    unread = client.generic(
+        "POST",
+        f"/templates/{template.pk}/attachments/",
+        body,
+        content_type=MULTIPART_CONTENT,
+        CONTENT_LENGTH=str(1024 + 65 * 1024),
+    )
+    assert unread.status_code == 413
+    assert "larger than the limit of 1024 bytes" in unread.context["attachment_error"]
+
+    csrf_client = Client(enforce_csrf_checks=True)
+    csrf_client.force_login(staff)
+    refused = csrf_client.post(
+        f"/templates/{template.pk}/attachments/",
+        {"file": SimpleUploadedFile("a.txt", b"abc")},
+    )
+    assert refused.status_code == 403
+    assert template.attachments.count() == 0 and AttachmentBlob.objects.count() == 0
