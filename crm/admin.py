@@ -60,7 +60,11 @@ class UserAdmin(ApprovalActionsMixin, DjangoUserAdmin):
     )
     list_filter = ("email_router_access_approval", "outgoing_delivery", "is_staff", "is_superuser")
     search_fields = ("username", "email", "first_name", "last_name")
-    readonly_fields = ("email_router_access_approval",)
+    readonly_fields = (
+        "email_router_access_approval",
+        "email_approval_decided_by",
+        "email_approval_decided_at",
+    )
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
         (
@@ -68,6 +72,8 @@ class UserAdmin(ApprovalActionsMixin, DjangoUserAdmin):
             {
                 "fields": (
                     "email_router_access_approval",
+                    "email_approval_decided_by",
+                    "email_approval_decided_at",
                     "outgoing_delivery",
                     "send_rate_per_minute",
                 )
@@ -87,12 +93,19 @@ class QueueAdmin(ApprovalActionsMixin, admin.ModelAdmin):
     )
     list_filter = ("email_router_access_approval", "outgoing_delivery")
     search_fields = ("name", "email", "members__username")
-    readonly_fields = ("email_router_access_approval", "created_at")
+    readonly_fields = (
+        "email_router_access_approval",
+        "email_approval_decided_by",
+        "email_approval_decided_at",
+        "created_at",
+    )
     filter_horizontal = ("members",)
     fields = (
         "name",
         "email",
         "email_router_access_approval",
+        "email_approval_decided_by",
+        "email_approval_decided_at",
         "outgoing_delivery",
         "send_rate_per_minute",
         "members",

@@ -26,6 +26,11 @@ class Mailbox(models.Model):
         default=EmailApproval.EMPTY,
         blank=True,
     )
+    # Who last approved or rejected the address, and when; cleared when it changes.
+    email_approval_decided_by = models.ForeignKey(
+        "crm.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    email_approval_decided_at = models.DateTimeField(null=True, blank=True)
     outgoing_delivery = models.CharField(
         max_length=10, choices=OutgoingDelivery.choices, default=OutgoingDelivery.WORKER
     )

@@ -13,7 +13,9 @@ def users_for_approval(*, include_decided: bool = False) -> QuerySet[User]:
     users = User.objects.exclude(email="")
     if not include_decided:
         users = users.filter(email_router_access_approval=EmailApproval.PENDING)
-    return users.order_by("last_name", "first_name", "username")
+    return users.select_related("email_approval_decided_by").order_by(
+        "last_name", "first_name", "username"
+    )
 
 
 def queues_for_approval(*, include_decided: bool = False) -> QuerySet[Queue]:
@@ -21,4 +23,8 @@ def queues_for_approval(*, include_decided: bool = False) -> QuerySet[Queue]:
     queues = Queue.objects.exclude(email="")
     if not include_decided:
         queues = queues.filter(email_router_access_approval=EmailApproval.PENDING)
-    return queues.prefetch_related("members").order_by("name")
+    return (
+        queues.select_related("email_approval_decided_by")
+        .prefetch_related("members")
+        .order_by("name")
+    )

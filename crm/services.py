@@ -10,6 +10,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import IntegrityError, models, transaction
+from django.utils import timezone
 
 from .errors import Conflict, PermissionDeniedError, ValidationFailed
 from .models import Account, Contact, EmailApproval, Organization, Queue, Tag, User
@@ -41,7 +42,15 @@ def mailbox_save(*, obj: Mailbox, data: dict[str, Any] | None = None) -> Mailbox
     taken from the caller: only ``email_address_approve``/``email_address_reject`` decide it.
     """
     stored = (
-        type(obj).objects.filter(pk=obj.pk).values("email", "email_router_access_approval").first()
+        type(obj)
+        .objects.filter(pk=obj.pk)
+        .values(
+            "email",
+            "email_router_access_approval",
+            "email_approval_decided_by",
+            "email_approval_decided_at",
+        )
+        .first()
         if obj.pk
         else None
     )
@@ -53,8 +62,12 @@ def mailbox_save(*, obj: Mailbox, data: dict[str, Any] | None = None) -> Mailbox
         obj.email_router_access_approval = (
             EmailApproval.PENDING if obj.email else EmailApproval.EMPTY
         )
+        obj.email_approval_decided_by = None
+        obj.email_approval_decided_at = None
     else:
         obj.email_router_access_approval = stored["email_router_access_approval"]
+        obj.email_approval_decided_by_id = stored["email_approval_decided_by"]
+        obj.email_approval_decided_at = stored["email_approval_decided_at"]
     _full_clean(obj, exclude=["password"] if isinstance(obj, User) else None)
     _save_unique(obj)
     return obj
@@ -146,27 +159,50 @@ def queue_delete(*, queue: Queue, actor: User | None = None) -> None:
     _delete(queue)
 
 
-def _decide(*, target: Mailbox, actor: User, decision: str) -> Mailbox:
+def _decide(*, target: Mailbox, actor: User, decision: str, address: str | None = None) -> Mailbox:
     if not actor.has_perm(APPROVE_PERMISSION):
         raise PermissionDeniedError(
             f"approving or rejecting email addresses needs the permission {APPROVE_PERMISSION}",
             code="permission_denied",
         )
-    if not target.email:
+    seen = target.email if address is None else address
+    if not seen:
         raise ValidationFailed("there is no email address to approve or reject", code="no_address")
-    type(target).objects.filter(pk=target.pk).update(email_router_access_approval=decision)
-    target.email_router_access_approval = decision
+    # A decision is about the address the approver saw: if it changed since (which puts
+    # it back to pending), nothing is written.
+    decided = (
+        type(target)
+        .objects.filter(pk=target.pk, email=seen)
+        .update(
+            email_router_access_approval=decision,
+            email_approval_decided_by=actor,
+            email_approval_decided_at=timezone.now(),
+        )
+    )
+    if not decided:
+        current = type(target).objects.filter(pk=target.pk).values_list("email", flat=True).first()
+        raise Conflict(
+            f"the address is now {current or 'empty'}, not {seen}: look at it again before "
+            "deciding",
+            code="address_changed",
+        )
+    target.refresh_from_db()
     return target
 
 
-def email_address_approve(*, target: Mailbox, actor: User) -> Mailbox:
-    """Approve the primary address of a user or queue (needs crm.approve_email_address)."""
-    return _decide(target=target, actor=actor, decision=EmailApproval.APPROVED)
+def email_address_approve(*, target: Mailbox, actor: User, address: str | None = None) -> Mailbox:
+    """Approve the primary address of a user or queue (needs crm.approve_email_address).
+
+    ``address`` is the address the approver saw (default: ``target.email`` as loaded);
+    if the stored one differs, nothing changes (``Conflict``, code ``address_changed``).
+    Who decided and when are kept on the record.
+    """
+    return _decide(target=target, actor=actor, decision=EmailApproval.APPROVED, address=address)
 
 
-def email_address_reject(*, target: Mailbox, actor: User) -> Mailbox:
-    """Reject the primary address of a user or queue (needs crm.approve_email_address)."""
-    return _decide(target=target, actor=actor, decision=EmailApproval.REJECTED)
+def email_address_reject(*, target: Mailbox, actor: User, address: str | None = None) -> Mailbox:
+    """Reject the primary address of a user or queue; as ``email_address_approve``."""
+    return _decide(target=target, actor=actor, decision=EmailApproval.REJECTED, address=address)
 
 
 def account_save(*, account: Account, data: dict[str, Any]) -> Account:

@@ -87,8 +87,11 @@ def decide(request: HttpRequest, kind: str, pk: int, decision: str) -> HttpRespo
     service, done = DECISIONS[decision]
     show_all = request.POST.get("show") == "all"
     try:
-        target = service(target=target, actor=request.user)
+        target = service(
+            target=target, actor=request.user, address=request.POST.get("address") or None
+        )
     except ApplicationError as err:
+        target.refresh_from_db()
         message = f"{target.display_name} <{target.email or 'no address'}>: {err.message}"
         if not request.user.has_perm(APPROVE_PERMISSION):
             return _forbidden(request, message)

@@ -168,3 +168,32 @@ def test_only_staff_manage_queues(operation):
     calls[operation](UserFactory(is_staff=True))
     expected = {"create": {"Desk", "New"}, "update": {"Renamed"}, "delete": set()}[operation]
     assert set(Queue.objects.values_list("name", flat=True)) == expected
+
+
+def test_a_decision_keeps_who_and_when_and_a_new_address_clears_them():
+    queue = QueueFactory(email_router_access_approval=EmailApproval.PENDING)
+    ada = ApproverFactory()
+    email_address_approve(target=queue, actor=ada)
+    queue.refresh_from_db()
+    assert queue.email_approval_decided_by == ada and queue.email_approval_decided_at
+
+    mailbox_save(obj=queue, data={"name": "Renamed"})  # same address: the decision stays
+    queue.refresh_from_db()
+    assert queue.email_approval_decided_by == ada
+
+    mailbox_save(obj=queue, data={"email": "other@example.com"})
+    queue.refresh_from_db()
+    assert queue.email_router_access_approval == EmailApproval.PENDING
+    assert queue.email_approval_decided_by is None and queue.email_approval_decided_at is None
+
+
+@pytest.mark.parametrize("decide", [email_address_approve, email_address_reject])
+def test_a_decision_about_an_address_that_changed_since_writes_nothing(decide):
+    queue = QueueFactory(email="old@example.com", email_router_access_approval="pending_approval")
+    mailbox_save(obj=queue, data={"email": "new@example.com"})
+    with pytest.raises(Conflict, match="now new@example.com, not old@example.com") as exc:
+        decide(target=queue, actor=ApproverFactory(), address="old@example.com")
+    assert exc.value.code == "address_changed"
+    queue.refresh_from_db()
+    assert queue.email_router_access_approval == EmailApproval.PENDING
+    assert queue.email_approval_decided_by is None

@@ -146,3 +146,25 @@ def test_unknown_records_kinds_and_decisions_are_404_and_get_is_not_allowed(appr
 def test_the_page_says_when_nothing_waits(approver):
     html = signed_in(approver).get("/approvals/").content.decode()
     assert "No users wait for approval." in html and "No queues wait for approval." in html
+
+
+def test_the_decision_is_about_the_address_shown_and_says_who_made_it(approver, sales):
+    client = signed_in(approver)
+    Queue.objects.filter(pk=sales.pk).update(email="changed@example.com")
+    stale = client.post(
+        f"/approvals/queue/{sales.pk}/approve/",
+        {"address": "sales@example.com"},
+        headers={"HX-Request": "true"},
+    )
+    assert stale.status_code == 409
+    assert "now changed@example.com, not sales@example.com" in stale.content.decode()
+    assert approvals_of(sales) == [PENDING]
+
+    done = client.post(
+        f"/approvals/queue/{sales.pk}/approve/",
+        {"address": "changed@example.com"},
+        headers={"HX-Request": "true"},
+    )
+    assert done.status_code == 200 and approvals_of(sales) == [EmailApproval.APPROVED]
+    assert "Approved by Ada Admin" in done.content.decode()
+    assert "Approved by Ada Admin" in client.get("/approvals/?show=all").content.decode()
