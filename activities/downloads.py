@@ -12,7 +12,7 @@ import unicodedata
 from urllib.parse import quote
 
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 
 from .models import ActivityMimeAttachment
 from .services.attachments import safe_filename
@@ -24,8 +24,9 @@ class ContentMissing(Http404):
     code = "content_missing"
 
 
-def content_disposition(filename: str) -> str:
-    """``attachment`` with a quoted ASCII name, plus RFC 6266 ``filename*`` when needed."""
+def content_disposition(filename: str, *, inline: bool = False) -> str:
+    """``attachment`` (or ``inline``) with a quoted ASCII name, plus RFC 6266
+    ``filename*`` when needed."""
     name = safe_filename(filename)
     fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     fallback = re.sub(r'[^\x20-\x7e]|["\\%]', "_", fallback).strip()
@@ -33,10 +34,22 @@ def content_disposition(filename: str) -> str:
         fallback = "attachment"
     elif fallback.startswith("."):
         fallback = "attachment" + fallback
-    header = f'attachment; filename="{fallback}"'
+    header = f'{"inline" if inline else "attachment"}; filename="{fallback}"'
     if fallback != name:
         header += f"; filename*=UTF-8''{quote(name, safe='')}"
     return header
+
+
+def protected_download(
+    response: HttpResponse, *, filename: str, inline: bool = False, cache: str = "private"
+) -> HttpResponse:
+    """Give a response of bytes someone else wrote the headers of a safe download: its
+    name, no sniffing, and a policy under which it runs and loads nothing."""
+    response["Content-Disposition"] = content_disposition(filename, inline=inline)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = cache
+    return response
 
 
 def attachment_response(attachment: ActivityMimeAttachment) -> FileResponse:
@@ -49,10 +62,6 @@ def attachment_response(attachment: ActivityMimeAttachment) -> FileResponse:
     except FileNotFoundError as exc:
         raise ContentMissing("the stored bytes of this attachment are missing") from exc
     response = FileResponse(fh, content_type=attachment.mime_type)
-    response["Content-Disposition"] = content_disposition(attachment.filename)
-    response["X-Content-Type-Options"] = "nosniff"
-    # Should a browser open it anyway, it runs nothing and loads nothing.
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["Cache-Control"] = "private"
+    protected_download(response, filename=attachment.filename)
     response["ETag"] = f'"{attachment.blob.sha256}"'
     return response

@@ -13,9 +13,9 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path, reverse
-from django.utils.http import content_disposition_header
 
 from .. import outbox
+from ..downloads import protected_download
 from ..html import FRAME_SANDBOX, body_frame_response, sanitize_email_html
 
 PAGE_SIZE = 25
@@ -110,14 +110,6 @@ def outbox_body(request: HttpRequest, name: str) -> HttpResponse:
     )
 
 
-def _download_headers(response: HttpResponse) -> HttpResponse:
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, no-store"
-    # Should a browser render it anyway, it runs and fetches nothing.
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
-
-
 @login_required
 def outbox_part(request: HttpRequest, name: str, n: int) -> HttpResponse:
     refused = _refusal(request, not_found=True)
@@ -129,8 +121,7 @@ def outbox_part(request: HttpRequest, name: str, n: int) -> HttpResponse:
         raise Http404("the message has no such part")
     response = HttpResponse(outbox.part_bytes(part), content_type=part.get_content_type())
     filename = part.get_filename() or f"part-{n}"
-    response["Content-Disposition"] = content_disposition_header(True, filename)
-    return _download_headers(response)
+    return protected_download(response, filename=filename, cache="private, no-store")
 
 
 @login_required
@@ -141,8 +132,7 @@ def outbox_source(request: HttpRequest, name: str) -> HttpResponse:
     response = FileResponse(
         _message_path(name).open("rb"), content_type="text/plain; charset=utf-8"
     )
-    response["Content-Disposition"] = content_disposition_header(False, name)
-    return _download_headers(response)
+    return protected_download(response, filename=name, inline=True, cache="private, no-store")
 
 
 urlpatterns = [
