@@ -8,8 +8,8 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
-from crm.admin_utils import run_action
-from crm.errors import ApplicationError
+from common.admin_actions import run_action
+from common.errors import ApplicationError
 from crm.models import Organization
 
 from .models import (

@@ -1,6 +1,6 @@
 """Domain errors of the email activity, each with the stable code integrators see."""
 
-from crm.errors import ApplicationError, Conflict, InvalidTransition, ValidationFailed
+from common.errors import ApplicationError, Conflict, InvalidTransition, ValidationFailed
 
 __all__ = [
     "ApplicationError",

@@ -6,7 +6,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 
-from crm.api.filters import IdFilter
+from common.api.filters import IdFilter
 
 from .models import Direction, Email, EmailState, EmailStatus, Priority
 from .records import RECORD_MODELS

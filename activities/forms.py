@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 from django.db import models
 
-from crm.errors import ApplicationError
+from common.errors import ApplicationError
 from crm.models import Contact, Queue, User
 
 from .models import Priority, Template

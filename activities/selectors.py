@@ -15,7 +15,7 @@ from typing import Any
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Lower, Trim
 
-from crm.errors import ApplicationError
+from common.errors import ApplicationError
 from crm.models import Contact, EmailApproval, Organization, Queue, User
 
 from .models import (

@@ -44,7 +44,7 @@ def info() -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     action, params, out = argv[0], json.loads(argv[1]), argv[2]
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
     django.setup()

@@ -78,7 +78,7 @@ class Target:
             if k not in NOT_INHERITED and not k.startswith(("CRM_", "ANYMAIL_"))
         }
         env.update(
-            DJANGO_SETTINGS_MODULE="crm.settings",
+            DJANGO_SETTINGS_MODULE="config.settings",
             DATABASE_URL=self.database_url,
             CELERY_BROKER_URL=self.broker_url,
             CRM_DATA_DIR=str(self.data_dir),

@@ -225,7 +225,7 @@ def _flush_broker() -> None:
             shutil.rmtree(path, ignore_errors=True)
             path.mkdir(parents=True, exist_ok=True)
     else:
-        from crm.celery import purge_network_broker
+        from config.celery import purge_network_broker
 
         purge_network_broker(url)
 
@@ -239,7 +239,7 @@ class _Worker:
             "-m",
             "celery",
             "-A",
-            "crm",
+            "config",
             "worker",
             "--pool=solo",
             "--loglevel=INFO",

@@ -6,7 +6,8 @@ from django.db.models import Count
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
-from .admin_utils import run_action
+from common.admin_actions import run_action
+
 from .models import Account, Contact, Organization, Queue, Tag, User
 from .services import APPROVE_PERMISSION, email_address_approve, email_address_reject, mailbox_save
 

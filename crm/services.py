@@ -12,7 +12,8 @@ from django.core.validators import validate_slug
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from .errors import Conflict, PermissionDeniedError, ValidationFailed
+from common.errors import Conflict, PermissionDeniedError, ValidationFailed
+
 from .models import Account, Contact, EmailApproval, Organization, Queue, Tag, User
 
 APPROVE_PERMISSION = "crm.approve_email_address"

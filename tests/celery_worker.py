@@ -1,4 +1,4 @@
-"""Real ``celery -A crm worker`` processes for tests, working on the test database."""
+"""Real ``celery -A config worker`` processes for tests, working on the test database."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def private_broker(data_dir: Path) -> Iterator[dict[str, str]]:
     these tasks. Redis: the suite's broker URL must name a database of its own (e.g.
     ``/14``); it is flushed, which also drops what killed workers left unacknowledged.
     """
-    from crm.celery import app, purge_network_broker
+    from config.celery import app, purge_network_broker
 
     url = settings.CELERY_BROKER_URL
     env = {"CELERY_BROKER_URL": url, "CRM_DATA_DIR": str(data_dir)}
@@ -94,7 +94,7 @@ def worker_env(*, broker: dict[str, str], smtp_port: int, **overrides: Any) -> d
     env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
     env.update(broker)
     env.update(
-        DJANGO_SETTINGS_MODULE="crm.settings",
+        DJANGO_SETTINGS_MODULE="config.settings",
         DATABASE_URL=worker_database_url(),
         MEDIA_ROOT=str(settings.MEDIA_ROOT),
         EMAIL_URL=f"smtp://127.0.0.1:{smtp_port}",
@@ -126,7 +126,7 @@ class Worker:
             "-m",
             "celery",
             "-A",
-            "crm",
+            "config",
             "worker",
             "-B",
             "--pool=prefork",
@@ -216,7 +216,7 @@ def wait_for(
 def queued_tasks(queue: str = "celery") -> int:
     """Messages waiting in ``queue`` of this test's broker (see ``private_broker``):
     published and not yet taken by a worker."""
-    from crm.celery import app
+    from config.celery import app
 
     with app.connection_for_write() as conn:
         try:

@@ -4,7 +4,7 @@ import pytest
 from django.core.mail import get_connection
 
 from activities.mail import encoded_blobs
-from crm.celery import app as celery_app
+from config.celery import app as celery_app
 from crm.models import Organization
 
 from .smtp import SMTPServer

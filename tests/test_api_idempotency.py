@@ -9,7 +9,7 @@ from django.db import connection
 
 from activities.models import Email, EmailEvent, EmailStatus
 from activities.services.emails import email_create
-from crm.models import IdempotencyRecord
+from common.models import IdempotencyRecord
 from tests.api import client_for
 from tests.factories import ContactFactory, TemplateFactory, UserFactory
 from tests.services import need_postgresql

@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from crm.api.filters import MAX_ID
+from common.api.filters import MAX_ID
 
 from ..models import ActivityMimeAttachment
 

@@ -24,9 +24,9 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from crm.api.filters import IdFilter
-from crm.api.idempotency import idempotent
-from crm.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
+from common.api.filters import IdFilter
+from common.api.idempotency import idempotent
+from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
 from crm.models import Organization
 
 from ..downloads import ContentMissing, attachment_response

@@ -2,7 +2,7 @@
 
 Thin views: every query starts from ``bulk_sends_visible_to(request.user)`` (a job the
 caller may not see is a 404, also for ``cancel``), starting and canceling are one
-service call each, and the services' errors become responses in ``crm.api.exceptions``.
+service call each, and the services' errors become responses in ``common.api.exceptions``.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from crm.api.filters import IdFilter, StableOrderingFilter
-from crm.api.idempotency import idempotent
-from crm.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
+from common.api.filters import IdFilter, StableOrderingFilter
+from common.api.idempotency import idempotent
+from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
 
 from ..models import BulkSend, BulkSendStatus
 from ..selectors import bulk_sends_visible_to, bulk_sends_with_progress

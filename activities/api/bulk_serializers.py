@@ -14,7 +14,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from crm.api.filters import MAX_ID
+from common.api.filters import MAX_ID
 
 from ..models import BulkSend, BulkSendStatus, SkipReason, Template
 from ..selectors import bulk_send_progress, templates_visible_to

@@ -2,7 +2,7 @@
 
 Thin views: every query starts from ``emails_visible_to(request.user)`` (an email the
 caller may not see is a 404, also for actions), every change is one service call, and
-the services' errors become responses in ``crm.api.exceptions``.
+the services' errors become responses in ``common.api.exceptions``.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from crm.api.idempotency import idempotent
-from crm.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
+from common.api.idempotency import idempotent
+from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
 
 from ..filters import EmailFilter
 from ..models import Email, EmailEvent, EmailStatus

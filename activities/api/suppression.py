@@ -13,10 +13,10 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from crm.api.filters import NamedSearchFilter, StableOrderingFilter
-from crm.api.idempotency import idempotent
-from crm.api.permissions import StaffOnly
-from crm.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
+from common.api.filters import NamedSearchFilter, StableOrderingFilter
+from common.api.idempotency import idempotent
+from common.api.permissions import StaffOnly
+from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
 
 from ..models import SuppressedAddress, SuppressionReason
 from ..services.suppression import suppression_add, suppression_remove

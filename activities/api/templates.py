@@ -10,9 +10,9 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from crm.api.idempotency import idempotent
-from crm.api.permissions import StaffForWrites
-from crm.api.schema import IDEMPOTENT, LOOKUP_ANY, TEMPLATE_ERROR, errors
+from common.api.idempotency import idempotent
+from common.api.permissions import StaffForWrites
+from common.api.schema import IDEMPOTENT, LOOKUP_ANY, TEMPLATE_ERROR, errors
 
 from ..models import ActivityMimeAttachment, Template
 from ..selectors import templates_visible_to

@@ -10,7 +10,7 @@ from typing import IO
 
 from django.db import transaction
 
-from crm.errors import PermissionDeniedError
+from common.errors import PermissionDeniedError
 from crm.models import Organization, User
 
 from ..errors import InvalidTransition, ValidationFailed

@@ -24,7 +24,8 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from crm.models import Account, IdempotencyRecord, Organization, OutgoingDelivery, Queue, User
+from common.models import IdempotencyRecord
+from crm.models import Account, Organization, OutgoingDelivery, Queue, User
 
 from .. import conf
 from ..errors import (

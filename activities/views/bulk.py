@@ -24,7 +24,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from crm.errors import ApplicationError
+from common.errors import ApplicationError
 from crm.models import Account, Contact, Queue, Tag, User
 
 from ..errors import SenderNotAllowed, SenderNotApproved, TemplateRenderError

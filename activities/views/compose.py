@@ -27,7 +27,7 @@ from django.utils.html import strip_tags
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
-from crm.errors import ApplicationError
+from common.errors import ApplicationError
 from crm.models import Account, Contact, Organization, User
 
 from ..api.uploads import limit_upload

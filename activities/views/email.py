@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from crm.errors import ApplicationError
+from common.errors import ApplicationError
 
 from ..downloads import attachment_response
 from ..errors import SenderNotAllowed

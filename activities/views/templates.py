@@ -20,7 +20,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from crm.errors import ApplicationError
+from common.errors import ApplicationError
 from crm.models import Account, Contact, Queue, User
 
 from ..api.uploads import limit_upload

@@ -1,4 +1,4 @@
-"""Permission classes whose refusals name what is missing."""
+"""Permission classes of the CRM records whose refusals name what is missing."""
 
 from __future__ import annotations
 
@@ -6,34 +6,9 @@ from rest_framework import permissions
 
 from crm.services import APPROVE_PERMISSION
 
-SAFE = permissions.SAFE_METHODS
-
-
-class StaffForWrites(permissions.BasePermission):
-    """Anyone signed in reads; writing needs a staff account."""
-
-    message = "this change needs a staff account (is_staff)"
-
-    def has_permission(self, request, view) -> bool:
-        return request.method in SAFE or bool(request.user and request.user.is_staff)
-
-
-class StaffForDeletes(permissions.BasePermission):
-    message = "deleting needs a staff account (is_staff)"
-
-    def has_permission(self, request, view) -> bool:
-        return request.method != "DELETE" or bool(request.user and request.user.is_staff)
-
 
 class CanApproveEmailAddresses(permissions.BasePermission):
     message = f"approving or rejecting email addresses needs the permission {APPROVE_PERMISSION}"
 
     def has_permission(self, request, view) -> bool:
         return bool(request.user and request.user.has_perm(APPROVE_PERMISSION))
-
-
-class StaffOnly(permissions.BasePermission):
-    message = "this needs a staff account (is_staff)"
-
-    def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.is_staff)

@@ -19,19 +19,21 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 from rest_framework.views import APIView
 
-from crm import services
-from crm.models import Account, Contact, EmailApproval, Organization, OutgoingDelivery, Queue, User
-
-from .filters import (
+from common.api.filters import (
     DateOrDateTimeFilter,
     IdFilter,
     NamedSearchFilter,
     StableOrderingFilter,
     StrictBooleanFilter,
 )
-from .idempotency import idempotent
-from .permissions import CanApproveEmailAddresses, StaffForDeletes, StaffForWrites
-from .schema import IDEMPOTENT, LOOKUP_ANY, errors
+from common.api.idempotency import idempotent
+from common.api.permissions import StaffForDeletes, StaffForWrites
+from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
+from common.api.throttling import LoginRateThrottle
+from crm import services
+from crm.models import Account, Contact, EmailApproval, Organization, OutgoingDelivery, Queue, User
+
+from .permissions import CanApproveEmailAddresses
 from .serializers import (
     AccountSerializer,
     ContactSerializer,
@@ -40,7 +42,6 @@ from .serializers import (
     TokenSerializer,
     UserSerializer,
 )
-from .throttling import LoginRateThrottle
 
 FILTER_BACKENDS = [filters.DjangoFilterBackend, NamedSearchFilter, StableOrderingFilter]
 IDEMPOTENCY_HEADER = OpenApiParameter(

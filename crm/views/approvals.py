@@ -15,7 +15,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from ..errors import ApplicationError
+from common.errors import ApplicationError
+
 from ..models import Queue, User
 from ..selectors import queues_for_approval, users_for_approval
 from ..services import APPROVE_PERMISSION, email_address_approve, email_address_reject

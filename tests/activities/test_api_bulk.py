@@ -11,7 +11,8 @@ import pytest
 from activities.models import BulkSend, BulkSendStatus, Email, EmailStatus
 from activities.services.bulk import bulk_send_run, bulk_send_start
 from activities.tasks import deliver_email_chunk
-from crm.models import EmailApproval, IdempotencyRecord
+from common.models import IdempotencyRecord
+from crm.models import EmailApproval
 from tests.api import client_for, count_queries
 from tests.factories import (
     AccountFactory,

@@ -26,7 +26,7 @@ from activities.services.suppression import (
     unsubscribe,
     unsubscribe_token,
 )
-from crm.errors import PermissionDeniedError
+from common.errors import PermissionDeniedError
 from crm.models import Contact
 from tests.api import client_for
 from tests.factories import ContactFactory, EmailFactory, QueueFactory, TemplateFactory, UserFactory

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, transaction
 
-from crm.errors import Conflict, PermissionDeniedError, ValidationFailed
+from common.errors import Conflict, PermissionDeniedError, ValidationFailed
 from crm.models import Contact, EmailApproval, Organization, Queue, Tag
 from crm.services import (
     contact_save,

@@ -23,7 +23,8 @@ from activities.models import (
     SuppressedAddress,
 )
 from activities.services.bulk import bulk_send_run, bulk_send_start
-from crm.models import EmailApproval, IdempotencyRecord
+from common.models import IdempotencyRecord
+from crm.models import EmailApproval
 from tests.factories import (
     AccountFactory,
     ContactFactory,

@@ -22,7 +22,7 @@ from rest_framework import status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from crm.models import IdempotencyRecord
+from common.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 WAIT_SECONDS = 30.0

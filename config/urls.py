@@ -17,9 +17,9 @@ urlpatterns = [
     path("", include("crm.web_urls")),
     path("", include("activities.urls")),
     path("admin/", admin.site.urls),
-    path("api/v1/", include("crm.api.urls")),
+    path("api/v1/", include("config.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
-handler404 = "crm.api.errors_views.not_found"
+handler404 = "common.api.errors_views.not_found"

@@ -1,7 +1,7 @@
 """The OpenAPI schema of the error bodies, and the ``responses`` that document them.
 
 The one place for both: every endpoint documents its refusals with ``errors()``. Only
-for the schema; the bodies themselves are written by ``crm.api.exceptions``:
+for the schema; the bodies themselves are written by ``common.api.exceptions``:
 ``{"detail": str, "code": str, ...}``, where a 409 for a refused transition adds
 ``status`` and a template error adds ``line``, and a 400 may instead be field errors
 ``{"field": ["message"]}``.

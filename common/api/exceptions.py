@@ -17,7 +17,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from crm.errors import ApplicationError
+from common.errors import ApplicationError
 
 
 def application_error_response(exc: ApplicationError) -> Response:
