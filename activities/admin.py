@@ -12,6 +12,7 @@ from common.admin_actions import run_action
 from common.errors import ApplicationError
 from crm.models import Organization
 
+from .addresses import check_address, check_display_name, check_header_value
 from .models import (
     ActivityMimeAttachment,
     AttachmentBlob,
@@ -26,12 +27,11 @@ from .models import (
     SuppressedAddress,
     Template,
 )
+from .policies import EDITABLE_STATUSES
 from .selectors import bulk_sends_with_progress
-from .services.addresses import check_address, check_display_name, check_header_value
 from .services.attachments import attachment_delete, attachment_store
 from .services.bulk import bulk_send_cancel
 from .services.emails import (
-    EDITABLE_STATUSES,
     email_cancel,
     email_create,
     email_mark_as_sent,
@@ -88,7 +88,7 @@ class PartyForm(forms.ModelForm):
         contact = data.get("contact")
         address = data.get("address") or (contact.email if contact else "")
         try:
-            data["address"] = check_address(address, field="address")
+            data["address"] = check_address(address, label="address")
             data["name"] = check_display_name(data.get("name") or "")
         except ApplicationError as exc:
             raise _as_form_error(exc) from exc
@@ -253,7 +253,7 @@ class EmailAdminForm(forms.ModelForm):
 
     def clean_subject(self):
         try:
-            return check_header_value(self.cleaned_data["subject"], field="subject", max_length=400)
+            return check_header_value(self.cleaned_data["subject"], label="subject", max_length=400)
         except ApplicationError as exc:
             raise _as_form_error(exc) from exc
 
@@ -713,7 +713,7 @@ class SuppressedAddressForm(forms.ModelForm):
     def clean_address(self):
         address = self.cleaned_data["address"]
         try:
-            address = normalized_address(check_address(address, field="the address"))
+            address = normalized_address(check_address(address, label="the address"))
         except ApplicationError as exc:
             raise forms.ValidationError(exc.message) from exc
         if SuppressedAddress.objects.filter(address=address).exclude(pk=self.instance.pk).exists():

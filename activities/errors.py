@@ -9,6 +9,7 @@ __all__ = [
     "InvalidAddress",
     "InvalidHeader",
     "InvalidTransition",
+    "InvalidUnsubscribeLink",
     "LeaseConflict",
     "NoRecipients",
     "NotOutgoing",
@@ -26,6 +27,7 @@ class NotOutgoing(ApplicationError):
 
 class NoRecipients(ApplicationError):
     code = "no_recipients"
+    field = "to"
 
 
 class InvalidAddress(ApplicationError):
@@ -40,25 +42,36 @@ class InvalidHeader(ApplicationError):
 
 class SenderNotAllowed(ApplicationError):
     code = "sender_not_allowed"
+    field = "sender"
     http_status = 403
 
 
 class SenderNotApproved(ApplicationError):
     code = "sender_not_approved"
+    field = "sender"
 
 
 class AttachmentTooLarge(ApplicationError):
     code = "attachment_too_large"
+    field = "attachments"
     http_status = 413
+
+
+# The template field each part of a template is written in.
+TEMPLATE_PART_FIELDS = {"subject": "subject", "HTML body": "body_html", "text body": "body_text"}
 
 
 class TemplateRenderError(ApplicationError):
     code = "template_error"
 
     def __init__(self, message: str, *, line: int | None = None, part: str | None = None):
-        super().__init__(message, extra={"line": line} if line else None)
+        super().__init__(
+            message,
+            extra={"line": line} if line else None,
+            field=TEMPLATE_PART_FIELDS.get(part or ""),
+        )
         self.line = line
-        # "subject", "HTML body" or "text body": where a page shows the error.
+        # "subject", "HTML body" or "text body": the part named in the message.
         self.part = part
 
 
@@ -66,3 +79,7 @@ class LeaseConflict(Conflict):
     """A report or status write carried a missing, stale or foreign lease token."""
 
     code = "stale_lease"
+
+
+class InvalidUnsubscribeLink(ApplicationError):
+    code = "invalid_unsubscribe_link"

@@ -12,10 +12,10 @@ from django.db import models
 from common.errors import ApplicationError
 from crm.models import Contact, Queue, User
 
+from .addresses import Address, parse_address
 from .models import Priority, Template
 from .records import record_get
 from .selectors import sender_named, templates_visible_to
-from .services.addresses import Address, parse_address
 from .services.emails import resolve_party
 
 RECIPIENT_FIELDS = ("to", "cc", "bcc")
@@ -57,7 +57,7 @@ def _record_with_address(address: str) -> Contact | User | Queue | None:
 def recipient_value(token: str, *, role: str) -> str | dict[str, Any]:
     """A typed recipient as the services take it: a record's dict when the address
     belongs to exactly one contact, user or queue, else the text as typed."""
-    parsed = parse_address(token, field=f"{role} address")
+    parsed = parse_address(token, label=f"{role} address", field=role)
     record = _record_with_address(parsed.address)
     if record is None:
         return token

@@ -19,8 +19,8 @@ from django.core.mail.backends.smtp import EmailBackend as DjangoSMTPBackend
 from django.core.mail.message import sanitize_address
 from django.utils import timezone
 
+from .links import unsubscribe_url
 from .models import ActivityMimeAttachment, AttachmentBlob, Email, PartyRole, Priority
-from .services.suppression import unsubscribe_url
 
 # 57 raw bytes make one 76-character base64 line; read in multiples of that.
 _B64_LINE = 57

@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce, Lower, Trim
 from common.errors import ApplicationError
 from crm.models import Contact, EmailApproval, Organization, Queue, User
 
+from .addresses import check_address
 from .models import (
     ActivityMimeAttachment,
     BulkSend,
@@ -28,12 +29,7 @@ from .models import (
     SuppressedAddress,
     Template,
 )
-from .services.addresses import check_address
-from .services.emails import (
-    SEND_AS_ANY_PERMISSION,
-    check_sender_approved,
-    sender_approval_required,
-)
+from .policies import SEND_AS_ANY_PERMISSION, check_sender_approved, sender_approval_required
 
 
 def emails_visible_to(user: User) -> QuerySet[Email]:
@@ -289,7 +285,7 @@ def sender_named(key: str) -> User | Queue | None:
 def _choice(sender: User | Queue, org: Organization) -> SenderChoice:
     approved, problem = True, ""
     try:
-        check_address(sender.email or "", field=f"the sender's address ({sender.display_name})")
+        check_address(sender.email or "", label=f"the sender's address ({sender.display_name})")
     except ApplicationError as err:
         problem = err.message
     try:

@@ -167,12 +167,13 @@ def make_world(*, delivery: str) -> dict[str, Any]:
 
 def start_job(world: dict[str, Any], query: dict[str, Any] | None = None) -> int:
     """A queued bulk job; its run is left to the caller (no task is enqueued)."""
+    from activities import dispatch
     from activities.models import Template
     from activities.services import bulk
     from crm.models import Queue, User
 
-    enqueue = bulk._enqueue_run
-    bulk._enqueue_run = lambda job_id: None
+    enqueue = dispatch.run_bulk_send_after_commit
+    dispatch.run_bulk_send_after_commit = lambda job_id: None
     try:
         job = bulk.bulk_send_start(
             template=Template.objects.get(pk=world["template_id"]),
@@ -181,21 +182,22 @@ def start_job(world: dict[str, Any], query: dict[str, Any] | None = None) -> int
             actor=User.objects.get(pk=world["user_id"]),
         )
     finally:
-        bulk._enqueue_run = enqueue
+        dispatch.run_bulk_send_after_commit = enqueue
     return job.pk
 
 
 def run_job(job_id: int) -> None:
     """Write the job's emails in process; delivery is left to the caller (not enqueued)."""
+    from activities import dispatch
     from activities.models import BulkSendStatus
     from activities.services import bulk
 
-    enqueue = bulk._enqueue_chunk
-    bulk._enqueue_chunk = lambda ids: None
+    enqueue = dispatch.deliver_chunk_after_commit
+    dispatch.deliver_chunk_after_commit = lambda ids: None
     try:
         job = bulk.bulk_send_run(job_id=job_id)
     finally:
-        bulk._enqueue_chunk = enqueue
+        dispatch.deliver_chunk_after_commit = enqueue
     if job.status != BulkSendStatus.COMPLETED:
         raise RuntimeError(f"bulk job {job_id} ended {job.status}: {job.error}")
 

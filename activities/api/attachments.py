@@ -39,6 +39,7 @@ from ..services.attachments import (
     attachment_from_blob,
     attachment_store,
 )
+from ..uploads import base64_chunks, check_request_size, upload_handlers
 from .attachment_serializers import (
     OBJECT_TYPES,
     AttachmentBase64Serializer,
@@ -48,7 +49,6 @@ from .attachment_serializers import (
     AttachmentSerializer,
     AttachmentUploadSerializer,
 )
-from .uploads import base64_chunks, check_request_size, upload_handlers
 
 # The refusals of these endpoints, documented (for now) without 429.
 ERRORS = {

@@ -9,9 +9,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ..addresses import parse_address
 from ..errors import ApplicationError
 from ..records import RECORD_MODELS, record_type_of
-from ..services.addresses import parse_address
 
 
 class RecordRefSerializer(serializers.Serializer):

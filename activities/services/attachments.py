@@ -13,11 +13,12 @@ from django.db import transaction
 from common.errors import PermissionDeniedError
 from crm.models import Organization, User
 
+from ..addresses import check_header_value
 from ..errors import InvalidTransition, ValidationFailed
 from ..models import ActivityMimeAttachment, AttachmentBlob, Email, EmailStatus, Template
-from .addresses import check_header_value
+from ..policies import check_may_act
+from ..selectors import attachments_visible_to
 from .blobs import blob_store, blob_touch
-from .emails import _check_may_act
 
 MIME_TYPE_RE = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$"
@@ -74,7 +75,7 @@ def _check_actor(owner: Email | Template, actor: User | None) -> None:
             )
         return
     email = Email.objects.select_related("sender_user", "sender_queue").get(pk=owner.pk)
-    _check_may_act(email, actor)
+    check_may_act(email, actor)
 
 
 def _link(
@@ -122,7 +123,7 @@ def attachment_store(
     _check_actor(owner, actor)
     filename = safe_filename(filename)
     mime = _mime_type(filename, mime_type)
-    check_header_value(subject, field="attachment subject", max_length=400)
+    check_header_value(subject, label="attachment subject", max_length=400)
     limit = Organization.get().max_attachment_bytes
     blob, reused = blob_store(source=source, max_bytes=limit)
     attachment = _link(owner=owner, blob=blob, filename=filename, mime_type=mime, subject=subject)
@@ -145,8 +146,6 @@ def attachment_from_blob(
     someone else stored, so any other blob is refused as unknown. Without ``filename``
     (and ``mime_type``) those of such an attachment are used, else ``attachment``.
     """
-    from ..selectors import attachments_visible_to
-
     blob = AttachmentBlob.objects.filter(sha256=(sha256 or "").lower()).first()
     seen = ActivityMimeAttachment.objects.none()
     if blob is not None:
@@ -169,7 +168,7 @@ def attachment_from_blob(
         if named and mime_type is None:
             mime_type = named["mime_type"]
     filename = safe_filename(filename)
-    check_header_value(subject, field="attachment subject", max_length=400)
+    check_header_value(subject, label="attachment subject", max_length=400)
     return _link(
         owner=owner,
         blob=blob,

@@ -1,87 +1,27 @@
-"""Claiming pending emails under a lease, for workers and external send components.
+"""Claiming pending emails for external send components (Dynamics' BackgroundSendEmail).
 
-Every claim increments the email's ``lease_token`` (a fencing token) and records the
-attempt, in one transaction that commits before the caller touches the network. On
-PostgreSQL the candidates are locked with ``SELECT ... FOR UPDATE SKIP LOCKED``, so
-concurrent claimers take disjoint rows without waiting; elsewhere the conditional
-``UPDATE ... WHERE status = 'pending_send'`` decides. Each call tags its rows with an
-owner of its own and reads back exactly those, so no email goes to two callers.
+The claim and the outcome records are the leases of ``services.leases``, the same that
+our workers take; this module adds who may claim what and how callers report back.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
-
-from django.db import connection, transaction
-from django.db.models import F, Q, QuerySet
-from django.utils import timezone
 
 from crm.models import OutgoingDelivery, User
 
 from .. import conf
 from ..errors import ApplicationError, LeaseConflict, ValidationFailed
-from ..models import Email, EmailEvent, EmailStatus, EventKind
+from ..models import Email, EmailStatus, EventKind
 from ..selectors import delivery_by, emails_visible_to
-from .delivery import email_record_failure, email_record_sent
+from .leases import claim_emails, email_record_failure, email_record_sent
 from .transitions import record_event
 
 MAX_CLAIM_BATCH = 500
+
+
 MAX_LEASE_SECONDS = 24 * 3600
-
-
-def due_now() -> Q:
-    return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())
-
-
-def claim_emails(
-    candidates: QuerySet[Email], *, owner: str, lease_seconds: int, limit: int
-) -> list[Email]:
-    """Move up to ``limit`` of ``candidates`` from ``pending_send`` to ``sending``."""
-    now = timezone.now()
-    owner = f"{owner}:{uuid.uuid4().hex[:12]}"[:200]
-    pending = candidates.filter(due_now(), status=EmailStatus.PENDING_SEND).order_by(
-        "next_attempt_at", "pk"
-    )
-    with transaction.atomic():
-        if connection.features.has_select_for_update_skip_locked:
-            ids = list(
-                pending.select_for_update(skip_locked=True, of=("self",)).values_list(
-                    "pk", flat=True
-                )[:limit]
-            )
-        else:
-            ids = list(pending.values_list("pk", flat=True)[:limit])
-        if not ids:
-            return []
-        Email.objects.filter(pk__in=ids, status=EmailStatus.PENDING_SEND).update(
-            status=EmailStatus.SENDING,
-            lease_token=F("lease_token") + 1,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            attempts=F("attempts") + 1,
-            modified_at=now,
-        )
-        claimed = list(
-            Email.objects.filter(pk__in=ids, status=EmailStatus.SENDING, lease_owner=owner)
-            .select_related("sender_user", "sender_queue")
-            .order_by("next_attempt_at", "pk")
-        )
-        EmailEvent.objects.bulk_create(
-            EmailEvent(
-                email_id=email.pk,
-                kind=EventKind.STATUS,
-                from_status=EmailStatus.PENDING_SEND,
-                to_status=EmailStatus.SENDING,
-                actor_label=owner,
-                reason=f"claimed for delivery, attempt {email.attempts}",
-                data={"lease_token": email.lease_token, "attempt": email.attempts},
-            )
-            for email in claimed
-        )
-    return claimed
 
 
 def email_claim_batch(

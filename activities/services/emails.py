@@ -12,37 +12,42 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.utils import timezone
 
-from crm.models import Contact, EmailApproval, Organization, OutgoingDelivery, Queue, User
+from crm.models import Contact, Organization, OutgoingDelivery, Queue, User
 
-from .. import conf
-from ..errors import (
-    InvalidAddress,
-    InvalidTransition,
-    NoRecipients,
-    NotOutgoing,
-    SenderNotAllowed,
-    SenderNotApproved,
-)
-from ..models import Direction, Email, EmailParty, EmailStatus, PartyRole, Priority, Template
-from .addresses import (
+from .. import conf, dispatch
+from ..addresses import (
     Address,
     check_address,
     check_display_name,
     check_header_value,
     parse_address,
 )
-from .transitions import record_event, require_status, transition
+from ..errors import (
+    InvalidAddress,
+    InvalidTransition,
+    NoRecipients,
+    NotOutgoing,
+    SenderNotAllowed,
+)
+from ..models import Direction, Email, EmailParty, EmailStatus, PartyRole, Priority, Template
+from ..policies import (
+    CANCELABLE_STATUSES,
+    DELETE_ANY_PERMISSION,
+    EDITABLE_STATUSES,
+    UNDELETABLE_STATUSES,
+    Sender,
+    check_may_act,
+    check_may_send_as,
+    check_sender_approved,
+    require_status,
+)
+from .attachments import attachments_copy
+from .templates import template_render
+from .transitions import record_event, transition
 
-SEND_AS_ANY_PERMISSION = "activities.send_as_any_sender"
-EDITABLE_STATUSES = (EmailStatus.DRAFT, EmailStatus.FAILED)
-CANCELABLE_STATUSES = (EmailStatus.DRAFT, EmailStatus.PENDING_SEND)
-# A worker or an external sender may hold these: deleting would race the delivery.
-UNDELETABLE_STATUSES = (EmailStatus.PENDING_SEND, EmailStatus.SENDING)
-DELETE_ANY_PERMISSION = "activities.delete_email"
 SUBJECT_MAX_LENGTH = 400
 RECIPIENT_ROLES = (PartyRole.TO, PartyRole.CC, PartyRole.BCC)
 
-Sender = User | Queue
 PartyInput = str | Contact | User | Queue | Address | dict[str, Any]
 
 
@@ -52,11 +57,13 @@ PartyInput = str | Contact | User | Queue | Address | dict[str, Any]
 def _party_from_record(record: Contact | User | Queue, role: str) -> EmailParty:
     kind = type(record).__name__.lower()
     if not record.email:
-        raise InvalidAddress(f"{kind} {record} has no email address")
+        raise InvalidAddress(f"{kind} {record} has no email address", field=role)
     party = EmailParty(
         role=role,
-        address=check_address(record.email, field=f"{role} address of {kind} {record}"),
-        name=check_display_name(getattr(record, "full_name", "") or getattr(record, "name", "")),
+        address=check_address(record.email, label=f"{role} address of {kind} {record}", field=role),
+        name=check_display_name(
+            getattr(record, "full_name", "") or getattr(record, "name", ""), field=role
+        ),
     )
     setattr(party, kind, record)
     return party
@@ -69,11 +76,11 @@ def resolve_party(value: PartyInput, *, role: str) -> EmailParty:
     if isinstance(value, Address):
         return EmailParty(
             role=role,
-            address=check_address(value.address, field=f"{role} address"),
-            name=check_display_name(value.name),
+            address=check_address(value.address, label=f"{role} address", field=role),
+            name=check_display_name(value.name, field=role),
         )
     if isinstance(value, str):
-        return resolve_party(parse_address(value, field=f"{role} address"), role=role)
+        return resolve_party(parse_address(value, label=f"{role} address", field=role), role=role)
     if isinstance(value, dict):
         for kind, model in (("contact", Contact), ("user", User), ("queue", Queue)):
             ref = value.get(kind)
@@ -81,19 +88,19 @@ def resolve_party(value: PartyInput, *, role: str) -> EmailParty:
                 continue
             record = ref if isinstance(ref, model) else model.objects.filter(pk=ref).first()
             if record is None:
-                raise InvalidAddress(f"{role}: {kind} {ref} does not exist")
+                raise InvalidAddress(f"{role}: {kind} {ref} does not exist", field=role)
             party = _party_from_record(record, role)
             if value.get("address"):
-                party.address = check_address(value["address"], field=f"{role} address")
+                party.address = check_address(value["address"], label=f"{role} address", field=role)
             if value.get("name"):
-                party.name = check_display_name(value["name"])
+                party.name = check_display_name(value["name"], field=role)
             return party
         if not value.get("address"):
-            raise InvalidAddress(f"{role}: an address is required")
+            raise InvalidAddress(f"{role}: an address is required", field=role)
         return resolve_party(
             Address(address=str(value["address"]), name=str(value.get("name") or "")), role=role
         )
-    raise InvalidAddress(f"{role}: cannot read a recipient from {value!r}")
+    raise InvalidAddress(f"{role}: cannot read a recipient from {value!r}", field=role)
 
 
 def _replace_parties(email: Email, role: str, values: Iterable[PartyInput]) -> None:
@@ -134,7 +141,7 @@ def _sender_fields(sender: Sender | None) -> dict[str, Any]:
 
 
 def _check_content(subject: str) -> None:
-    check_header_value(subject, field="subject", max_length=SUBJECT_MAX_LENGTH)
+    check_header_value(subject, label="subject", max_length=SUBJECT_MAX_LENGTH, field="subject")
 
 
 def email_create(
@@ -167,7 +174,7 @@ def email_create(
     if parent is not None:
         in_reply_to = in_reply_to or parent.message_id
         references = " ".join(parent.references.split())
-        check_header_value(references, field="References")
+        check_header_value(references, label="References", field="in_reply_to")
     _check_content(subject)
     _check_reply_headers(in_reply_to=in_reply_to, tracking_token=tracking_token)
     if sender is not None:
@@ -217,9 +224,11 @@ EDITABLE_FIELDS = {
 
 def _check_reply_headers(*, in_reply_to: str = "", tracking_token: str = "") -> None:
     if in_reply_to:
-        check_header_value(in_reply_to, field="In-Reply-To", max_length=255)
+        check_header_value(in_reply_to, label="In-Reply-To", max_length=255, field="in_reply_to")
     if tracking_token:
-        check_header_value(tracking_token, field="tracking token", max_length=40)
+        check_header_value(
+            tracking_token, label="tracking token", max_length=40, field="tracking_token"
+        )
 
 
 def email_update(*, email: Email, actor: User, **changes: Any) -> Email:
@@ -243,7 +252,7 @@ def email_update(*, email: Email, actor: User, **changes: Any) -> Email:
         require_status(locked.status, EDITABLE_STATUSES, action="edit")
         if locked.direction != Direction.OUTGOING:
             raise NotOutgoing("only outgoing email can be edited")
-        _check_may_act(locked, actor)
+        check_may_act(locked, actor)
         if changes.get("sender") is not None:
             check_may_send_as(actor, changes["sender"])
         fields = {k: v for k, v in changes.items() if k in EDITABLE_FIELDS}
@@ -265,52 +274,6 @@ def email_update(*, email: Email, actor: User, **changes: Any) -> Email:
 # --- the checks of send, in DESIGN.md's order -----------------------------------
 
 
-def _may_send_as(actor: User, sender: Sender) -> bool:
-    if actor.has_perm(SEND_AS_ANY_PERMISSION):
-        return True
-    if isinstance(sender, Queue):
-        return sender.members.filter(pk=actor.pk).exists()
-    return sender.pk == actor.pk
-
-
-def _check_may_act(email: Email, actor: User) -> None:
-    sender = email.sender
-    if sender is None:
-        raise SenderNotAllowed("the email has no sender")
-    check_may_send_as(actor, sender)
-
-
-def check_may_send_as(actor: User, sender: Sender) -> None:
-    if not _may_send_as(actor, sender):
-        if isinstance(sender, Queue):
-            raise SenderNotAllowed(
-                f"{actor.get_username()} is not a member of the queue {sender.name} "
-                "and may not send as it"
-            )
-        raise SenderNotAllowed(
-            f"{actor.get_username()} may not send as the user {sender.get_username()}"
-        )
-
-
-def sender_approval_required(sender: Sender, org: Organization) -> bool:
-    """Whether ``org`` requires ``sender``'s address to be approved before mail is sent
-    from it (one setting for user addresses, one for queue addresses)."""
-    if isinstance(sender, Queue):
-        return org.require_approval_for_queue_email
-    return org.require_approval_for_user_email
-
-
-def check_sender_approved(sender: Sender, org: Organization) -> None:
-    kind = "queue" if isinstance(sender, Queue) else "user"
-    required = sender_approval_required(sender, org)
-    if required and sender.email_router_access_approval != EmailApproval.APPROVED:
-        state = EmailApproval(sender.email_router_access_approval).label.lower()
-        raise SenderNotApproved(
-            f"sender address is not approved: the {kind} address {sender.email} is {state}; "
-            "an administrator must approve it before mail can be sent from it"
-        )
-
-
 def check_sendable(email: Email, *, actor: User, org: Organization) -> None:
     """Raise the first refusal that stops ``email`` from being queued for delivery."""
     if email.direction != Direction.OUTGOING:
@@ -321,15 +284,19 @@ def check_sendable(email: Email, *, actor: User, org: Organization) -> None:
     if not recipients:
         raise NoRecipients("the email has no recipients: add at least one To, Cc or Bcc address")
     for party in recipients:
-        check_address(party.address, field=f"{party.role} address")
-        check_display_name(party.name, field=f"{party.role} display name")
+        check_address(party.address, label=f"{party.role} address", field=party.role)
+        check_display_name(party.name, label=f"{party.role} display name", field=party.role)
     _check_content(email.subject)
     sender = email.sender
     if sender is None:
         raise SenderNotAllowed("the email has no sender")
-    check_address(sender.email or "", field=f"the sender's address ({sender.display_name})")
-    check_display_name(sender.display_name, field="the sender's display name")
-    _check_may_act(email, actor)
+    check_address(
+        sender.email or "",
+        label=f"the sender's address ({sender.display_name})",
+        field="sender",
+    )
+    check_display_name(sender.display_name, label="the sender's display name", field="sender")
+    check_may_act(email, actor)
     check_sender_approved(sender, org)
 
 
@@ -340,7 +307,7 @@ def _tracked_subject(email: Email, org: Organization, token: str | None) -> tupl
         return subject, token
     if not token:
         token = f"{org.tracking_token_prefix}:{email.pk:0{org.tracking_token_digits}d}"
-    check_header_value(token, field="tracking token", max_length=40)
+    check_header_value(token, label="tracking token", max_length=40, field="tracking_token")
     if token not in subject:
         # A reply's subject quotes the token of the email it answers ("Re: Quote
         # CRM:0000002"); it is this email's own token that goes out, once.
@@ -349,16 +316,12 @@ def _tracked_subject(email: Email, org: Organization, token: str | None) -> tupl
             subject = other.sub("", subject).strip()
         subject = f"{subject} {token}" if subject else token
     check_header_value(
-        subject, field="subject with its tracking token", max_length=SUBJECT_MAX_LENGTH
+        subject,
+        label="subject with its tracking token",
+        max_length=SUBJECT_MAX_LENGTH,
+        field="subject",
     )
     return subject, token
-
-
-def enqueue_delivery(email_id: int, *, eta: datetime | None = None) -> None:
-    """Queue the delivery task once the current transaction commits."""
-    from ..tasks import enqueue_deliver_email
-
-    transaction.on_commit(lambda: enqueue_deliver_email(email_id, eta=eta))
 
 
 def email_send(
@@ -406,7 +369,7 @@ def email_send(
         )
         _sync_from_party(email)
         if sender.outgoing_delivery == OutgoingDelivery.WORKER:
-            enqueue_delivery(email.pk, eta=due if due > now else None)
+            dispatch.deliver_email_after_commit(email.pk, eta=due if due > now else None)
     return email
 
 
@@ -416,7 +379,7 @@ def email_mark_as_sent(*, email: Email, actor: User) -> Email:
     if email.direction != Direction.OUTGOING:
         raise NotOutgoing("only outgoing email can be marked as sent; this one is incoming")
     require_status(email.status, EDITABLE_STATUSES, action="mark as sent")
-    _check_may_act(email, actor)
+    check_may_act(email, actor)
     sender = email.sender
     return transition(
         email_id=email.pk,
@@ -433,7 +396,7 @@ def email_cancel(*, email: Email, actor: User, reason: str = "") -> Email:
     """Withdraw a draft or an email waiting for delivery (``pending_send``)."""
     email = Email.objects.select_related("sender_user", "sender_queue").get(pk=email.pk)
     require_status(email.status, CANCELABLE_STATUSES, action="cancel")
-    _check_may_act(email, actor)
+    check_may_act(email, actor)
     return transition(
         email_id=email.pk,
         to=EmailStatus.CANCELED,
@@ -467,7 +430,7 @@ def email_delete(*, email: Email, actor: User) -> None:
                 status=locked.status,
             )
         if not actor.has_perm(DELETE_ANY_PERMISSION):
-            _check_may_act(locked, actor)
+            check_may_act(locked, actor)
         locked.delete()
 
 
@@ -486,9 +449,6 @@ def email_create_from_template(
     The template's attachments are linked to the same blobs: no bytes are copied. With
     no ``to``, a contact (or user) that the email is regarding is the recipient.
     """
-    from .attachments import attachments_copy
-    from .templates import template_render
-
     sender = sender if sender is not None else actor
     rendered = template_render(template=template, regarding=regarding, sender=sender)
     if not to and isinstance(regarding, Contact | User):
@@ -519,8 +479,6 @@ def email_create_forward(
     linked to the same blobs: no bytes are copied. The caller has checked that the
     actor may see ``original``. On any refusal nothing is written.
     """
-    from .attachments import attachments_copy
-
     with transaction.atomic():
         email = email_create(actor=actor, **fields)
         attachments_copy(source=original, target=email, only=attachment_ids)

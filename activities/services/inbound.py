@@ -17,22 +17,14 @@ from django.utils import timezone
 
 from crm.models import Contact, Organization, Queue, User
 
+from ..addresses import check_display_name, check_header_value, parse_address
 from ..errors import Conflict
 from ..models import Direction, Email, EmailParty, EmailState, EmailStatus, EventKind, PartyRole
-from .addresses import check_display_name, check_header_value, parse_address
+from ..policies import mailbox_blocked
 from .emails import SUBJECT_MAX_LENGTH
 from .transitions import record_event
 
 INBOUND_ACTOR = "inbound"
-
-
-def _needs_approval(owner: User | Queue, org: Organization) -> bool:
-    required = (
-        org.require_approval_for_queue_email
-        if isinstance(owner, Queue)
-        else org.require_approval_for_user_email
-    )
-    return required and not owner.is_address_approved
 
 
 def _owner_of(address: str) -> User | Queue | None:
@@ -86,19 +78,19 @@ def email_record_received(
     received twice returns the first email and writes nothing; the Message-ID of one of
     our outgoing emails is refused (``Conflict``).
     """
-    sender = parse_address(from_address, field="from address")
-    check_display_name(sender.name, field="from name")
+    sender = parse_address(from_address, label="from address")
+    check_display_name(sender.name, label="from name")
     recipients = {
-        PartyRole.TO: [parse_address(a, field="to address") for a in to],
-        PartyRole.CC: [parse_address(a, field="cc address") for a in cc],
+        PartyRole.TO: [parse_address(a, label="to address") for a in to],
+        PartyRole.CC: [parse_address(a, label="cc address") for a in cc],
     }
-    check_header_value(subject, field="subject", max_length=SUBJECT_MAX_LENGTH)
+    check_header_value(subject, label="subject", max_length=SUBJECT_MAX_LENGTH)
     for value, field in (
         (message_id, "Message-ID"),
         (in_reply_to, "In-Reply-To"),
         (references, "References"),
     ):
-        check_header_value(value, field=field, max_length=None if field == "References" else 255)
+        check_header_value(value, label=field, max_length=None if field == "References" else 255)
     if message_id:
         first = Email.objects.filter(message_id=message_id).first()
         if first is not None and first.direction == Direction.INCOMING:
@@ -152,7 +144,7 @@ def email_record_received(
                         name=address.name,
                     )
                     owner = _owner_of(address.address)
-                    if owner is not None and _needs_approval(owner, org):
+                    if owner is not None and mailbox_blocked(owner, org):
                         blocked.append(f"{address.address} ({owner.display_name})")
                     elif isinstance(owner, Queue):
                         party.queue = owner

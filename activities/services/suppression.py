@@ -12,25 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.core import signing
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import Contact, User
 from crm.services import require_staff
 
-from ..errors import ApplicationError, Conflict
+from ..addresses import check_address
+from ..errors import ApplicationError, Conflict, InvalidUnsubscribeLink
+from ..links import email_id_of_unsubscribe_token
 from ..models import Email, EmailParty, EventKind, PartyRole, SuppressedAddress, SuppressionReason
-from .addresses import check_address
 from .transitions import record_event
-
-_UNSUBSCRIBE_SALT = "activities.unsubscribe"
-
-
-class InvalidUnsubscribeLink(ApplicationError):
-    code = "invalid_unsubscribe_link"
 
 
 def normalized_address(address: str) -> str:
@@ -46,7 +38,7 @@ def suppression_add(
 ) -> SuppressedAddress:
     """List an address; a second listing of the same address (any case) is a 409."""
     require_staff(actor, "changing the suppression list")
-    address = normalized_address(check_address(address, field="the address to suppress"))
+    address = normalized_address(check_address(address, label="the address to suppress"))
     if reason not in SuppressionReason.values:
         raise ApplicationError(
             f"unknown suppression reason {reason!r} (known: {', '.join(SuppressionReason.values)})",
@@ -76,25 +68,10 @@ def suppressed_among(addresses: Iterable[str]) -> set[str]:
     )
 
 
-def unsubscribe_token(email_id: int) -> str:
-    """The signed token of an email's unsubscribe link (the same every time)."""
-    return signing.Signer(salt=_UNSUBSCRIBE_SALT).sign(str(email_id))
-
-
-def unsubscribe_url(email_id: int) -> str:
-    path = reverse("unsubscribe", kwargs={"token": unsubscribe_token(email_id)})
-    return settings.CRM_PUBLIC_URL.rstrip("/") + path
-
-
 def email_for_unsubscribe_token(token: str) -> Email:
     """The bulk email a token was made for; ``InvalidUnsubscribeLink`` if it was not made
     here (forged, altered, truncated) or its email no longer exists."""
-    try:
-        email_id = int(signing.Signer(salt=_UNSUBSCRIBE_SALT).unsign(token))
-    except (signing.BadSignature, ValueError):
-        raise InvalidUnsubscribeLink(
-            "this unsubscribe link is not valid: it was altered or not made by us"
-        ) from None
+    email_id = email_id_of_unsubscribe_token(token)
     email = Email.objects.filter(pk=email_id, bulk_send__isnull=False).first()
     if email is None:
         raise InvalidUnsubscribeLink("this unsubscribe link belongs to an email that was deleted")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.template import Context, Engine, TemplateSyntaxError
 from django.template.base import VariableDoesNotExist
@@ -14,7 +15,7 @@ from django.template.base import VariableDoesNotExist
 from crm.models import Account, Contact, Queue, User
 from crm.services import require_staff
 
-from ..errors import TemplateRenderError
+from ..errors import TemplateRenderError, ValidationFailed
 from ..models import ActivityMimeAttachment, RecordType, Template
 
 MERGE_FIELDS = {
@@ -261,10 +262,6 @@ def template_save(*, template: Template, actor: User | None = None) -> Template:
     Staff only (``actor`` None is the system). Raises ``PermissionDeniedError`` (403),
     ``TemplateRenderError`` (400, naming the part and line) or ``ValidationFailed``.
     """
-    from django.core.exceptions import ValidationError
-
-    from ..errors import ValidationFailed
-
     require_staff(actor, "changing templates")
     template_check(
         subject=template.subject, body_html=template.body_html, body_text=template.body_text

@@ -12,6 +12,7 @@ from crm.models import User
 
 from ..errors import InvalidTransition, LeaseConflict
 from ..models import STATE_OF_STATUS, Email, EmailEvent, EmailStatus, EventKind
+from ..policies import require_status
 
 TIMESTAMP_OF_STATUS = {
     EmailStatus.PENDING_SEND: "queued_at",
@@ -21,12 +22,6 @@ TIMESTAMP_OF_STATUS = {
     EmailStatus.COMPLETED: "completed_at",
     EmailStatus.CANCELED: "canceled_at",
 }
-
-
-def require_status(status: str, allowed: Iterable[str], *, action: str) -> None:
-    """Refuse ``action`` (409) unless ``status`` is one of ``allowed``."""
-    if status not in {str(s) for s in allowed}:
-        raise InvalidTransition(f"cannot {action} an email whose status is {status}", status=status)
 
 
 def record_event(

@@ -30,7 +30,7 @@ from django.views.decorators.http import require_GET, require_POST
 from common.errors import ApplicationError
 from crm.models import Account, Contact, Organization, User
 
-from ..api.uploads import limit_upload
+from ..addresses import Address
 from ..errors import NotOutgoing, TemplateRenderError, ValidationFailed
 from ..forms import (
     RECIPIENT_FIELDS,
@@ -39,6 +39,7 @@ from ..forms import (
     regarding_label,
 )
 from ..models import Direction, Email, EmailStatus, PartyRole, Priority
+from ..policies import EDITABLE_STATUSES, check_may_send_as, require_status
 from ..records import record_get, record_type_of
 from ..selectors import (
     emails_visible_to,
@@ -49,8 +50,6 @@ from ..selectors import (
 )
 from ..services.attachments import DEFAULT_MIME_TYPE, attachment_delete, attachment_store
 from ..services.emails import (
-    EDITABLE_STATUSES,
-    check_may_send_as,
     email_cancel,
     email_create,
     email_create_forward,
@@ -58,7 +57,7 @@ from ..services.emails import (
     email_update,
 )
 from ..services.templates import template_render
-from ..services.transitions import require_status
+from ..uploads import limit_upload
 
 MAX_SUGGESTIONS = 8
 NEW, EDIT, REPLY, FORWARD = "new", "edit", "reply", "forward"
@@ -184,23 +183,13 @@ def _email_initial(email: Email) -> dict[str, Any]:
 # --- rendering -----------------------------------------------------------------------
 
 
+# The fields next to which the page shows a refusal ("attachments": the upload area).
+SHOWN_FIELDS = frozenset({*RECIPIENT_FIELDS, "sender", "subject", "attachments"})
+
+
 def _field_of(err: ApplicationError) -> str | None:
-    """The form field a service refusal is about, from its code and the field its
-    message names first (``"cc address 'x' is not ..."``)."""
-    first = err.message.split(" ", 1)[0].rstrip(":")
-    if err.code == "no_recipients":
-        return "to"
-    if err.code in ("sender_not_allowed", "sender_not_approved"):
-        return "sender"
-    if err.code == "invalid_address":
-        if err.message.startswith("the sender"):
-            return "sender"
-        return first if first in RECIPIENT_FIELDS else None
-    if err.code == "invalid_header" and first == "subject":
-        return "subject"
-    if err.code in ("attachment_too_large",):
-        return "attachments"
-    return None
+    """The form field a service refusal is about (the error names it), if shown here."""
+    return err.field if err.field in SHOWN_FIELDS else None
 
 
 def _attachments(email: Email | None) -> list:
@@ -516,8 +505,6 @@ def compose_recipients(request: HttpRequest) -> HttpResponse:
 
 
 def _address_text(name: str, address: str) -> str:
-    from ..services.addresses import Address
-
     return str(Address(address=address, name=name))
 
 

@@ -21,9 +21,10 @@ from ..downloads import attachment_response
 from ..errors import SenderNotAllowed
 from ..html import FRAME_SANDBOX, body_frame_response, sanitize_email_html
 from ..models import Direction, Email, EmailStatus, EventKind, PartyRole
+from ..policies import CANCELABLE_STATUSES, check_may_send_as
 from ..records import RECORD_MODELS, record_type_of
 from ..selectors import email_page_queryset, emails_visible_to
-from ..services.emails import CANCELABLE_STATUSES, check_may_send_as, email_cancel
+from ..services.emails import email_cancel
 
 # Each email's timestamps, in the order they happen, as the page names them.
 TIMES = (

@@ -23,20 +23,18 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from common.errors import ApplicationError
 from crm.models import Account, Contact, Queue, User
 
-from ..api.uploads import limit_upload
-from ..errors import TemplateRenderError
+from ..errors import TEMPLATE_PART_FIELDS, TemplateRenderError
 from ..html import FRAME_SANDBOX, body_frame_response
 from ..models import ActivityMimeAttachment, RecordType, Template
 from ..records import record_get
 from ..selectors import sender_choices, sender_from_key, templates_visible_to
 from ..services.attachments import attachment_delete, attachment_store
 from ..services.templates import template_delete, template_preview, template_save
+from ..uploads import limit_upload
 
 PAGE_SIZE = 25
 PICKER_SIZE = 8
 FRAME_NAME = "template-preview-frame"
-# Where each part of a template error is shown.
-PART_FIELDS = {"subject": "subject", "HTML body": "body_html", "text body": "body_text"}
 PICKER_KINDS = {"contact": Contact, "account": Account, "user": User}
 
 
@@ -197,9 +195,8 @@ def _save(request: HttpRequest, template: Template | None) -> HttpResponse:
     try:
         saved = template_save(template=form.save(commit=False), actor=request.user)
     except ApplicationError as err:
-        field = PART_FIELDS.get(getattr(err, "part", None) or "")
-        if isinstance(err, TemplateRenderError) and field:
-            form.add_error(field, err.message)
+        if isinstance(err, TemplateRenderError) and err.field:
+            form.add_error(err.field, err.message)
             return _editor(request, form, template, status=err.http_status)
         return _editor(request, form, template, error=err.message, status=err.http_status)
     verb = "created" if template is None else "saved"
@@ -370,10 +367,9 @@ def template_preview_view(request: HttpRequest) -> HttpResponse:
         if rendered is None:
             return body_frame_response(text=f"No preview: {error.message}")
         return body_frame_response(html=rendered.body_html, text=rendered.body_text)
-    field_errors = dict.fromkeys(PART_FIELDS.values(), "")
-    field = PART_FIELDS.get(error.part or "") if error else None
-    if error and field:
-        field_errors[field] = error.message
+    field_errors = dict.fromkeys(TEMPLATE_PART_FIELDS.values(), "")
+    if error and error.field:
+        field_errors[error.field] = error.message
     return render(
         request,
         "web/template/preview.html",

@@ -13,7 +13,8 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from ..services.suppression import InvalidUnsubscribeLink, email_for_unsubscribe_token, unsubscribe
+from ..errors import InvalidUnsubscribeLink
+from ..services.suppression import email_for_unsubscribe_token, unsubscribe
 
 
 @csrf_exempt

@@ -17,10 +17,10 @@ from django.middleware.csrf import _get_new_csrf_string
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from rest_framework.test import APIClient
 
-from activities.api.uploads import MULTIPART_OVERHEAD, SizeLimitUploadHandler, base64_chunks
 from activities.errors import AttachmentTooLarge, ValidationFailed
 from activities.models import ActivityMimeAttachment, AttachmentBlob, EmailParty, EmailStatus
 from activities.services.attachments import attachment_store
+from activities.uploads import MULTIPART_OVERHEAD, SizeLimitUploadHandler, base64_chunks
 from crm.models import Organization
 from tests.api import client_for, count_queries
 from tests.factories import EmailFactory, QueueFactory, TemplateFactory, UserFactory

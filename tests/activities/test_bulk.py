@@ -28,12 +28,12 @@ from activities.models import (
 from activities.selectors import bulk_send_progress
 from activities.services.attachments import attachment_store
 from activities.services.bulk import (
-    _Run,
     bulk_send_cancel,
     bulk_send_run,
     bulk_send_start,
     bulk_sends_to_resume,
 )
+from activities.services.bulk.run import _Run
 from activities.tasks import deliver_email_chunk
 from crm.models import EmailApproval
 from tests.factories import (

@@ -8,7 +8,8 @@ import pytest
 from django.core import signing
 from django.test import Client
 
-from activities.errors import Conflict, InvalidAddress
+from activities.errors import Conflict, InvalidAddress, InvalidUnsubscribeLink
+from activities.links import unsubscribe_token
 from activities.mail import build_message
 from activities.models import (
     BulkSend,
@@ -19,13 +20,7 @@ from activities.models import (
     SuppressedAddress,
 )
 from activities.services.bulk import bulk_send_run, bulk_send_start
-from activities.services.suppression import (
-    InvalidUnsubscribeLink,
-    suppression_add,
-    suppression_remove,
-    unsubscribe,
-    unsubscribe_token,
-)
+from activities.services.suppression import suppression_add, suppression_remove, unsubscribe
 from common.errors import PermissionDeniedError
 from crm.models import Contact
 from tests.api import client_for

@@ -1,41 +1,34 @@
-"""Delivery: claim under a lease, hand the message over, record the outcome.
+"""Delivery by our workers: claim under a lease, hand the message over, record the outcome.
 
-Every claim, by a worker or an external sender, increments the email's
-``lease_token``; outcomes carry the token they were given, and a stale one changes
-nothing. The claim is committed before any network call, and the attempt is recorded
-before the message is handed over, so a crash leaves a ``sending`` row whose lease
-runs out and the sweep re-queues it with its Message-ID unchanged.
+The claim is committed before any network call, and the attempt is recorded before
+the message is handed over (``services.leases``), so a crash leaves a ``sending`` row
+whose lease runs out and the sweep re-queues it with its Message-ID unchanged. A chunk
+of emails shares one connection; each outcome is recorded on its own.
 """
 
 from __future__ import annotations
 
 import logging
-import smtplib
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from anymail.exceptions import (
-    AnymailAPIError,
-    AnymailError,
-    AnymailInvalidAddress,
-    AnymailRecipientsRefused,
-)
 from django.core.mail import get_connection
-from django.db.models import F, Q, prefetch_related_objects
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from crm.models import OutgoingDelivery
 
-from .. import conf
-from ..errors import InvalidTransition, LeaseConflict
-from ..mail import build_message, refused_recipients
-from ..models import Email, EmailStatus, EventKind
-from ..selectors import delivery_by
-from . import ratelimit
-from .transitions import record_event, transition
+from ... import conf
+from ...errors import InvalidTransition, LeaseConflict
+from ...mail import build_message, refused_recipients
+from ...models import Email, EmailStatus, EventKind
+from ...selectors import delivery_by
+from .. import ratelimit
+from ..leases import claim_emails, email_record_failure, email_record_sent, email_release
+from ..transitions import record_event
+from .failures import SEND_ERRORS, PermanentFailure, classify_send_error, describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -51,59 +44,6 @@ class DeliveryResult:
     retry_in: float | None = None  # seconds until the email is due again ("retry")
 
 
-class PermanentFailure(Exception):
-    pass
-
-
-class TransientFailure(Exception):
-    pass
-
-
-def _smtp_code_is_permanent(code: int | None) -> bool:
-    return code is not None and 500 <= int(code) < 600
-
-
-def classify_send_error(exc: BaseException) -> type[PermanentFailure] | type[TransientFailure]:
-    """Permanent: the server or provider refused this message for good (5xx, bad address).
-
-    Transient: anything that may work later (4xx, lost connection, time-out).
-    """
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        codes = [code for code, _ in exc.recipients.values()]
-        return (
-            PermanentFailure
-            if codes and all(map(_smtp_code_is_permanent, codes))
-            else TransientFailure
-        )
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return PermanentFailure if _smtp_code_is_permanent(exc.smtp_code) else TransientFailure
-    if isinstance(exc, AnymailRecipientsRefused | AnymailInvalidAddress):
-        return PermanentFailure
-    if isinstance(exc, AnymailAPIError):
-        status = getattr(exc, "status_code", None)
-        if status is not None and 400 <= status < 500 and status not in (408, 429):
-            return PermanentFailure
-        return TransientFailure
-    return TransientFailure
-
-
-SEND_ERRORS = (smtplib.SMTPException, AnymailError, OSError, socket.timeout)
-
-
-def describe_error(exc: BaseException) -> str:
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        parts = [
-            f"{addr}: {code} {msg.decode(errors='replace') if isinstance(msg, bytes) else msg}"
-            for addr, (code, msg) in exc.recipients.items()
-        ]
-        return "recipients refused: " + "; ".join(parts)
-    if isinstance(exc, smtplib.SMTPResponseException):
-        msg = exc.smtp_error
-        text = msg.decode(errors="replace") if isinstance(msg, bytes) else str(msg)
-        return f"{type(exc).__name__}: {exc.smtp_code} {text}"
-    return f"{type(exc).__name__}: {exc}"
-
-
 def email_claim_for_delivery(*, email_id: int, owner: str) -> Email | None:
     """Claim one pending email for a worker: ``pending_send`` -> ``sending``.
 
@@ -113,86 +53,6 @@ def email_claim_for_delivery(*, email_id: int, owner: str) -> Email | None:
     """
     claimed = _claim_for_chunk([email_id], owner)
     return claimed[0] if claimed else None
-
-
-def email_record_sent(
-    *,
-    email: Email,
-    lease_token: int,
-    owner: str,
-    message_id: str = "",
-    refused: dict[str, str] | None = None,
-    fetch: bool = True,
-) -> Email | None:
-    """Record a message as handed over; ``refused`` lists recipients the server turned
-    down while accepting it for the others (kept in ``last_error`` and the event)."""
-    updates = {
-        "lease_expires_at": None,
-        "lease_owner": "",
-        "last_error": "",
-        "next_attempt_at": None,
-    }
-    reason = "handed to the mail server"
-    if refused:
-        listing = "; ".join(f"{address}: {answer}" for address, answer in refused.items())
-        updates["last_error"] = f"refused recipients: {listing}"[:2000]
-        reason = f"handed to the mail server, which refused some recipients: {listing}"
-    if message_id and not email.message_id:
-        updates["message_id"] = message_id
-    return transition(
-        email_id=email.pk,
-        to=EmailStatus.SENT,
-        allowed_from=[EmailStatus.SENDING],
-        action="record the email as sent",
-        actor_label=owner,
-        reason=reason,
-        updates=updates,
-        lease_token=lease_token,
-        event_data={"lease_token": lease_token, **({"refused": refused} if refused else {})},
-        fetch=fetch,
-    )
-
-
-def email_record_failure(
-    *, email: Email, lease_token: int, owner: str, error: str, permanent: bool
-) -> Email:
-    """Record a failed attempt: ``failed`` if permanent or out of attempts, else back
-    to ``pending_send`` to be retried after a backoff."""
-    error = error[:2000]
-    if permanent or email.attempts >= conf.send_max_attempts():
-        why = "permanent failure" if permanent else f"gave up after {email.attempts} attempts"
-        return transition(
-            email_id=email.pk,
-            to=EmailStatus.FAILED,
-            allowed_from=[EmailStatus.SENDING],
-            action="record the failure of",
-            actor_label=owner,
-            reason=f"{why}: {error}",
-            updates={
-                "last_error": error,
-                "lease_expires_at": None,
-                "lease_owner": "",
-                "next_attempt_at": None,
-            },
-            lease_token=lease_token,
-        )
-    retry_in = conf.retry_backoff(email.attempts)
-    return transition(
-        email_id=email.pk,
-        to=EmailStatus.PENDING_SEND,
-        allowed_from=[EmailStatus.SENDING],
-        action="record the failure of",
-        actor_label=owner,
-        reason=f"attempt {email.attempts} failed, retrying in {retry_in}s: {error}",
-        updates={
-            "last_error": error,
-            "lease_expires_at": None,
-            "lease_owner": "",
-            "next_attempt_at": timezone.now() + timedelta(seconds=retry_in),
-        },
-        lease_token=lease_token,
-        event_data={"retry_in": retry_in},
-    )
 
 
 def email_deliver(*, email_id: int, owner: str, connection=None) -> DeliveryResult:
@@ -263,6 +123,8 @@ def _deliver_claimed(email: Email, *, owner: str, connection=None) -> DeliveryRe
 # A worker sleeps for a rate-limited sender's next slot up to this long; a longer wait
 # hands the rest of the chunk to a later task, so the worker is free meanwhile.
 MAX_INLINE_WAIT_SECONDS = 2.0
+
+
 # Emails of a sender without a rate are claimed this many at a time (one transaction),
 # with their parties and attachments read in three queries, not per email. A worker that
 # dies mid-batch leaves the untried rest in ``sending``; the sweep re-queues them flagged
@@ -302,8 +164,6 @@ def _senders_of(email_ids: list[int]) -> dict[int, tuple[str | None, int]]:
 
 
 def _claim_for_chunk(email_ids: list[int], owner: str) -> list[Email]:
-    from .claim import claim_emails  # claim builds on this module's outcome records
-
     claimed = claim_emails(
         Email.objects.filter(delivery_by(OutgoingDelivery.WORKER), pk__in=email_ids),
         owner=owner,
@@ -336,31 +196,6 @@ def _open(connection) -> None:
         connection.open()
     except SEND_ERRORS:
         pass
-
-
-def email_release(*, emails: list[Email], not_before, reason: str) -> None:
-    """Give back emails claimed but not tried: ``pending_send`` again, the attempt the
-    claim counted returned, due at ``not_before``. Fenced by each claim's token."""
-    for email in emails:
-        try:
-            transition(
-                email_id=email.pk,
-                to=EmailStatus.PENDING_SEND,
-                allowed_from=[EmailStatus.SENDING],
-                action="release",
-                actor_label=email.lease_owner,
-                reason=reason,
-                updates={
-                    "attempts": F("attempts") - 1,
-                    "lease_expires_at": None,
-                    "lease_owner": "",
-                    "next_attempt_at": not_before,
-                },
-                lease_token=email.lease_token,
-                fetch=False,
-            )
-        except (LeaseConflict, InvalidTransition):
-            continue  # the lease was taken back meanwhile: the sweep has it
 
 
 def deliver_chunk(
@@ -474,99 +309,4 @@ def _note_late_delivery(email: Email, owner: str) -> None:
         actor_label=owner,
         reason="handed to the mail server after the lease expired; a second copy is possible",
         data={"lease_token": email.lease_token},
-    )
-
-
-# An expired lease is revoked (its token moves on, so the late holder's report is refused
-# as stale), and the email is flagged: the holder may have delivered it.
-_REVOKE_EXPIRED_LEASE = {
-    "lease_token": F("lease_token") + 1,
-    "lease_expires_at": None,
-    "lease_owner": "",
-    "possible_duplicate": True,
-}
-
-
-def _give_up_after_expired_lease(email_id: int, token: int, attempts: int) -> None:
-    """Every attempt ended without an outcome (each holder died or hung): stop trying."""
-    try:
-        transition(
-            email_id=email_id,
-            to=EmailStatus.FAILED,
-            allowed_from=[EmailStatus.SENDING],
-            action="give up on",
-            actor_label="sweep",
-            reason=(
-                f"lease expired after {attempts} attempts without an outcome; gave up "
-                "(the last attempt may have been delivered)"
-            ),
-            updates={
-                **_REVOKE_EXPIRED_LEASE,
-                "next_attempt_at": None,
-                "last_error": f"no outcome reported for {attempts} attempts (lease expired)",
-            },
-            lease_token=token,
-        )
-    except (LeaseConflict, InvalidTransition):
-        pass  # reported meanwhile
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    requeued_expired: list[int]
-    due_pending: list[int]
-
-
-def delivery_sweep(*, limit: int = 1000) -> SweepResult:
-    """Return expired leases to ``pending_send`` and list the pending emails to re-enqueue.
-
-    An expired lease means the worker or external caller died, or is too slow: the
-    message may or may not have gone out, so the email is marked as a possible
-    duplicate and keeps its Message-ID for receivers to drop a second copy. Re-queueing
-    revokes the lease (its token moves on), so the holder's late report is a
-    ``LeaseConflict``.
-    """
-    now = timezone.now()
-    expired = list(
-        Email.objects.filter(status=EmailStatus.SENDING, lease_expires_at__lt=now).values_list(
-            "pk", "lease_token", "attempts"
-        )[:limit]
-    )
-    requeued = []
-    for email_id, token, attempts in expired:
-        if attempts >= conf.send_max_attempts():
-            _give_up_after_expired_lease(email_id, token, attempts)
-            continue
-        try:
-            transition(
-                email_id=email_id,
-                to=EmailStatus.PENDING_SEND,
-                allowed_from=[EmailStatus.SENDING],
-                action="re-queue",
-                actor_label="sweep",
-                reason="lease expired; re-queued with the same Message-ID (possible duplicate)",
-                updates={**_REVOKE_EXPIRED_LEASE, "next_attempt_at": now},
-                lease_token=token,
-            )
-            requeued.append(email_id)
-        except (LeaseConflict, InvalidTransition):
-            continue  # reported or re-claimed meanwhile
-    stale_before = now - timedelta(seconds=conf.sweep_pending_after_seconds())
-    worker_sender = delivery_by(OutgoingDelivery.WORKER)
-    due = list(
-        Email.objects.filter(worker_sender, status=EmailStatus.PENDING_SEND)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=stale_before))
-        .order_by("next_attempt_at", "pk")
-        .values_list("pk", flat=True)[:limit]
-    )
-    if due:
-        # Push the due time forward so the next sweep leaves them to the task a while.
-        Email.objects.filter(pk__in=due, status=EmailStatus.PENDING_SEND).update(
-            next_attempt_at=now
-        )
-    worker_requeued = list(
-        Email.objects.filter(worker_sender, pk__in=requeued).values_list("pk", flat=True)
-    )
-    return SweepResult(
-        requeued_expired=requeued, due_pending=sorted(set(due) | set(worker_requeued))
     )

@@ -24,7 +24,7 @@ from django.core.files.uploadhandler import (
 
 from crm.models import Organization
 
-from ..errors import AttachmentTooLarge, ValidationFailed
+from .errors import AttachmentTooLarge, ValidationFailed
 
 # Boundaries, part headers and the small form fields (object_type, object_id, subject,
 # filename) around the file in a multipart body.

@@ -1,0 +1,83 @@
+"""Enqueueing: the one way services hand work to the Celery workers.
+
+Tasks are published *by name* once the current transaction commits (Zulip's
+``queue_event_on_commit``), so a rolled-back request never sends and no service imports
+``tasks.py``. A broker that cannot take a message now is not an error: every piece of
+work published here is also found by the periodic sweep (``pending_send`` emails that
+are due, jobs without a heartbeat), so it is logged and left to the sweep.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from datetime import datetime
+
+from celery import current_app
+from django.db import transaction
+from kombu.exceptions import OperationalError
+
+logger = logging.getLogger(__name__)
+
+DELIVER_EMAIL = "activities.tasks.deliver_email"
+DELIVER_EMAIL_CHUNK = "activities.tasks.deliver_email_chunk"
+RUN_BULK_SEND = "activities.tasks.run_bulk_send"
+
+
+@functools.cache
+def _tasks_registered() -> None:
+    """Let Celery's loader import the apps' ``tasks`` modules (its autodiscovery), so a
+    name resolves to its task: then ``task_always_eager`` (in-process execution, the
+    tests) runs it here, and routing and time limits are the task's own."""
+    current_app.loader.import_default_modules()
+
+
+def _publish(
+    name: str, args: tuple, *, eta: datetime | None = None, countdown: float | None = None
+) -> bool:
+    """Publish now; ``False`` (and a warning) when the broker cannot take it."""
+    _tasks_registered()
+    try:
+        current_app.signature(name, args=args).apply_async(eta=eta, countdown=countdown, retry=True)
+    except OperationalError:
+        logger.warning("broker unavailable; %s%s is left to the sweep", name, args)
+        return False
+    return True
+
+
+def _after_commit(name: str, args: tuple, *, eta: datetime | None = None) -> None:
+    transaction.on_commit(lambda: _publish(name, args, eta=eta))
+
+
+def deliver_email_after_commit(email_id: int, *, eta: datetime | None = None) -> None:
+    """Deliver one email once the transaction commits (at ``eta`` if given)."""
+    _after_commit(DELIVER_EMAIL, (email_id,), eta=eta)
+
+
+def deliver_chunk_after_commit(email_ids: list[int]) -> None:
+    """Deliver emails over one connection once the transaction commits."""
+    _after_commit(DELIVER_EMAIL_CHUNK, (list(email_ids),))
+
+
+def run_bulk_send_after_commit(job_id: int) -> None:
+    """Start (or resume) a bulk job's run once the transaction commits."""
+    _after_commit(RUN_BULK_SEND, (job_id,))
+
+
+def deliver_chunk_now(email_ids: list[int]) -> bool:
+    """Publish a chunk outside any transaction (the sweep's backlog)."""
+    return _publish(DELIVER_EMAIL_CHUNK, (list(email_ids),))
+
+
+def run_bulk_send_now(job_id: int) -> bool:
+    return _publish(RUN_BULK_SEND, (job_id,))
+
+
+def deliver_email_later(email_id: int, *, countdown: float) -> bool:
+    """Try one email again in ``countdown`` seconds (a retry after a backoff)."""
+    return _publish(DELIVER_EMAIL, (email_id,), countdown=countdown)
+
+
+def deliver_chunk_later(email_ids: list[int], *, countdown: float) -> bool:
+    """Hand the untried rest of a chunk to a later task (a sender's rate or pause)."""
+    return _publish(DELIVER_EMAIL_CHUNK, (list(email_ids),), countdown=countdown)
