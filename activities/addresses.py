@@ -33,6 +33,11 @@ class Address:
         return formataddr((self.name, self.address)) if self.name else self.address
 
 
+def party_text(party) -> str:
+    """A party of an email (anything with ``address`` and ``name``) as header text."""
+    return str(Address(address=party.address, name=party.name))
+
+
 def has_forbidden_chars(value: str) -> bool:
     return any(ch in value for ch in FORBIDDEN_HEADER_CHARS)
 

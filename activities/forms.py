@@ -12,7 +12,7 @@ from django.db import models
 from common.errors import ApplicationError
 from crm.models import Contact, Queue, User
 
-from .addresses import Address, parse_address
+from .addresses import parse_address
 from .models import Priority, Template
 from .records import record_get
 from .selectors import sender_named, templates_visible_to
@@ -63,10 +63,6 @@ def recipient_value(token: str, *, role: str) -> str | dict[str, Any]:
         return token
     kind = type(record).__name__.lower()
     return {kind: record.pk, "address": parsed.address, "name": parsed.name}
-
-
-def party_text(party) -> str:
-    return str(Address(address=party.address, name=party.name))
 
 
 # --- the compose form ---------------------------------------------------------------

@@ -10,11 +10,13 @@ sanitiser (and blocked by the policy) until the reader asks for them.
 
 from __future__ import annotations
 
+import html as html_entities
+import re
 from dataclasses import dataclass
 
 import nh3
 from django.http import HttpResponse
-from django.utils.html import escape
+from django.utils.html import escape, strip_tags
 
 # Mail is laid out with tables, inline styles and the old presentational attributes.
 TAGS = nh3.ALLOWED_TAGS | {"font", "tfoot", "center"}
@@ -132,3 +134,13 @@ def body_frame_response(
     response["Referrer-Policy"] = "no-referrer"
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+_LINE_ENDS = re.compile(r"(?i)<br\s*/?>|</p>|</div>|</li>|</tr>|</h\d>")
+
+
+def text_of_html(body_html: str) -> str:
+    """The plain text of mail HTML, a line per paragraph, row or item (for quoting a
+    reply, or a text part where a template has none)."""
+    text = html_entities.unescape(strip_tags(_LINE_ENDS.sub("\n", body_html)))
+    return re.sub(r"\n{3,}", "\n\n", text).strip()

@@ -10,7 +10,6 @@ the sender), attachment upload (streamed within the organisation's limit) and re
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -22,8 +21,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import path, reverse
-from django.utils import timezone
-from django.utils.html import strip_tags
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
@@ -35,12 +32,13 @@ from ..errors import NotOutgoing, TemplateRenderError, ValidationFailed
 from ..forms import (
     RECIPIENT_FIELDS,
     ComposeForm,
-    party_text,
     regarding_label,
 )
-from ..models import Direction, Email, EmailStatus, PartyRole, Priority
+from ..html import text_of_html
+from ..models import Direction, Email, EmailStatus, Priority
 from ..policies import EDITABLE_STATUSES, check_may_send_as, require_status
-from ..records import record_get, record_type_of
+from ..records import record_get
+from ..replies import draft_fields, forward_fields, reply_fields
 from ..selectors import (
     emails_visible_to,
     sender_choices,
@@ -62,122 +60,6 @@ from ..uploads import limit_upload
 MAX_SUGGESTIONS = 8
 NEW, EDIT, REPLY, FORWARD = "new", "edit", "reply", "forward"
 TITLES = {NEW: "New email", EDIT: "Edit email", REPLY: "Reply", FORWARD: "Forward"}
-
-
-# --- prefill of replies and forwards -------------------------------------------------
-
-
-def _plain_text(email: Email) -> str:
-    if email.body_text.strip():
-        return email.body_text
-    text = html.unescape(
-        strip_tags(re.sub(r"(?i)<br\s*/?>|</p>|</div>|</tr>", "\n", email.body_html))
-    )
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
-
-
-def _when(email: Email) -> str:
-    moment = email.received_at or email.sent_at or email.created_at
-    return timezone.localtime(moment).strftime("%-d %b %Y %H:%M") if moment else ""
-
-
-def _parties(email: Email, role: str) -> list:
-    return [p for p in email.parties.all() if p.role == role]
-
-
-def _from_text(email: Email) -> str:
-    senders = _parties(email, PartyRole.FROM)
-    if senders:
-        return party_text(senders[0])
-    return email.from_address or (email.sender.email if email.sender else "")
-
-
-def _prefixed(prefix: str, subject: str, known: tuple[str, ...]) -> str:
-    subject = subject.strip()
-    if subject.lower().startswith(known):
-        return subject
-    return f"{prefix} {subject}".strip()
-
-
-def _regarding_initial(email: Email) -> dict[str, Any]:
-    record = email.regarding if email.regarding_type_id else None
-    if record is None:
-        return {"regarding_type": "", "regarding_id": ""}
-    return {"regarding_type": record_type_of(record), "regarding_id": record.pk}
-
-
-def _reply_initial(original: Email, user: User, *, reply_all: bool) -> dict[str, Any]:
-    own_queues = list(user.queues.all())
-    own = {a.lower() for a in [user.email, *(q.email for q in own_queues)] if a}
-    seen: set[str] = set()
-    to: list[str] = []
-    cc: list[str] = []
-
-    def add(target: list[str], party) -> None:
-        address = party.address.lower()
-        if address in own or address in seen:
-            return
-        seen.add(address)
-        target.append(party_text(party))
-
-    for party in _parties(original, PartyRole.FROM):
-        add(to, party)
-    if reply_all or not to:  # a reply to one's own sent mail goes to its recipients
-        for party in _parties(original, PartyRole.TO):
-            add(to, party)
-    if reply_all:
-        for party in _parties(original, PartyRole.CC):
-            add(cc, party)
-    addressed = {p.address.lower() for p in original.parties.all() if p.role != PartyRole.FROM}
-    queue = next((q for q in own_queues if q.email.lower() in addressed), None)
-    quoted = "\n".join(f"> {line}" if line else ">" for line in _plain_text(original).splitlines())
-    return {
-        "sender": sender_key(queue or user),
-        "to": ", ".join(to),
-        "cc": ", ".join(cc),
-        "subject": _prefixed("Re:", original.subject, ("re:",)),
-        "body_text": f"\n\nOn {_when(original)}, {_from_text(original)} wrote:\n{quoted}\n",
-        "priority": Priority.NORMAL,
-        **_regarding_initial(original),
-    }
-
-
-def _forward_initial(original: Email, user: User) -> dict[str, Any]:
-    lines = [
-        "",
-        "",
-        "---------- Forwarded message ----------",
-        f"From: {_from_text(original)}",
-        f"Date: {_when(original)}",
-        f"Subject: {original.subject}",
-    ]
-    for role, label in ((PartyRole.TO, "To"), (PartyRole.CC, "Cc")):
-        parties = _parties(original, role)
-        if parties:
-            lines.append(f"{label}: {', '.join(party_text(p) for p in parties)}")
-    return {
-        "sender": sender_key(user),
-        "subject": _prefixed("Fwd:", original.subject, ("fwd:", "fw:")),
-        "body_text": "\n".join([*lines, "", _plain_text(original), ""]),
-        "priority": Priority.NORMAL,
-        **_regarding_initial(original),
-    }
-
-
-def _email_initial(email: Email) -> dict[str, Any]:
-    return {
-        "sender": sender_key(email.sender),
-        **{
-            role: ", ".join(party_text(p) for p in _parties(email, role))
-            for role in RECIPIENT_FIELDS
-        },
-        "subject": email.subject,
-        "body_text": email.body_text,
-        "body_html": email.body_html,
-        "priority": email.priority,
-        "template": email.template_id or "",
-        **_regarding_initial(email),
-    }
 
 
 # --- rendering -----------------------------------------------------------------------
@@ -349,11 +231,11 @@ def _compose(
     wants_json = request.headers.get("X-Compose-Save") == "1"
     if request.method != "POST":
         if email is not None:
-            initial = _email_initial(email)
+            initial = draft_fields(email)
         elif mode == REPLY:
-            initial = _reply_initial(original, user, reply_all=reply_all)
+            initial = reply_fields(original, user, reply_all=reply_all)
         elif mode == FORWARD:
-            initial = _forward_initial(original, user)
+            initial = forward_fields(original, user)
         else:
             initial = {"sender": sender_key(user), "priority": Priority.NORMAL}
         form = ComposeForm(initial=initial, user=user)
@@ -531,11 +413,6 @@ def compose_regarding(request: HttpRequest) -> HttpResponse:
 # --- insert template -----------------------------------------------------------------
 
 
-def _text_of_html(body_html: str) -> str:
-    text = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</li>|</tr>|</h\d>", "\n", body_html)
-    return re.sub(r"\n{3,}", "\n\n", html.unescape(strip_tags(text))).strip()
-
-
 @login_required
 @require_POST
 def compose_template(request: HttpRequest) -> HttpResponse:
@@ -571,7 +448,7 @@ def compose_template(request: HttpRequest) -> HttpResponse:
     else:
         values = {
             "subject": rendered.subject,
-            "body_text": rendered.body_text or _text_of_html(rendered.body_html),
+            "body_text": rendered.body_text or text_of_html(rendered.body_html),
             "body_html": rendered.body_html,
             "template": template.pk,
         }
