@@ -19,12 +19,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.filters import OrderingFilter, SearchFilter
+from rest_framework.filters import SearchFilter
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
+from common.api.filters import StableOrderingFilter
 from common.api.idempotency import idempotent
 from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
 
@@ -82,16 +83,6 @@ class EmailSearchFilter(SearchFilter):
 
     def filter_queryset(self, request: Request, queryset: QuerySet[Email], view) -> QuerySet:
         return emails_matching(queryset, self.get_search_terms(request))
-
-
-class StableOrderingFilter(OrderingFilter):
-    """Ordering with ``id`` as the last key, so pages never overlap or skip rows."""
-
-    def get_ordering(self, request: Request, queryset: QuerySet, view) -> list[str]:
-        ordering = list(super().get_ordering(request, queryset, view) or [])
-        if ordering and not any(key.lstrip("-") in ("id", "pk") for key in ordering):
-            ordering.append("-id" if ordering[-1].startswith("-") else "id")
-        return ordering
 
 
 # --- the viewset ------------------------------------------------------------------------

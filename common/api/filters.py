@@ -97,12 +97,13 @@ extend_schema_field(OpenApiTypes.INT)(IdFilter)
 
 
 class StableOrderingFilter(OrderingFilter):
-    """``?ordering=`` as DRF's, with the primary key last so that pages never overlap."""
+    """``?ordering=`` as DRF's, with the primary key as the last key (in the direction of
+    the key before it), so that pages never overlap or skip rows."""
 
     def get_ordering(self, request, queryset, view):
         ordering = list(super().get_ordering(request, queryset, view) or [])
         if not any(field.lstrip("-") in ("pk", "id") for field in ordering):
-            ordering.append("pk")
+            ordering.append("-pk" if ordering and ordering[-1].startswith("-") else "pk")
         return ordering
 
 
