@@ -1,4 +1,4 @@
-"""The web pages of the email activity (the API has its own router in ``crm.api``)."""
+"""The web pages of the email activity (the API has its own router in ``config.api_urls``)."""
 
 from django.urls import path
 
