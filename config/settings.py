@@ -8,29 +8,63 @@ start-up rather than failing later.
 from __future__ import annotations
 
 import os
-import sys
-import warnings
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django_guid.integrations import CeleryIntegration
+
+from common.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
 DATA_DIR = Path(env.str("CRM_DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
 
-_DEV_SECRET = "dev-insecure-secret-key-change-me-0123456789abcdef"  # noqa: S105
-SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET)
-DEBUG = env.bool("DEBUG", default=SECRET_KEY == _DEV_SECRET)
+DEBUG = env.bool("DEBUG", default=False)
+
+# No key is known to anyone but this installation: SECRET_KEY from the environment, or
+# the file SECRET_KEY_FILE names (default: the data folder's ``secret_key``, which
+# ``bin/run`` makes once per installation with a random key). Without either, start-up
+# refuses: a key in the source would let anyone who reads it forge unsubscribe links,
+# sessions and every other signature.
+SECRET_KEY_FILE = Path(env.str("SECRET_KEY_FILE", default=str(DATA_DIR / "secret_key")))
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY and SECRET_KEY_FILE.is_file():
+    SECRET_KEY = SECRET_KEY_FILE.read_text().strip()
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is not set: set the SECRET_KEY environment variable (or write a "
+        f"random key to {SECRET_KEY_FILE}; bin/run makes one for the embedded setup)."
+    )
+if len(SECRET_KEY) < 32:
+    raise ImproperlyConfigured("SECRET_KEY is too short: use at least 32 random characters.")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-if SECRET_KEY == _DEV_SECRET and "pytest" not in sys.modules and not env.bool("CRM_QUIET", False):
-    warnings.warn(
-        "SECRET_KEY is not set: using the development key. Set SECRET_KEY, DEBUG=false "
-        "and ALLOWED_HOSTS in production.",
-        stacklevel=1,
-    )
+
+# --- HTTPS ------------------------------------------------------------------------
+# With DEBUG off the site is taken to be served over HTTPS behind a proxy that sets
+# X-Forwarded-Proto (and overwrites it when a client sends one): cookies only over
+# HTTPS, HTTP redirected, HSTS. CRM_HTTPS=false turns the block off for a plain-HTTP
+# setup on loopback (bin/run, the tests); each setting can also be set alone.
+CRM_HTTPS = env.bool("CRM_HTTPS", default=not DEBUG)
+if env.str("SECURE_PROXY_SSL_HEADER", default="X-Forwarded-Proto" if CRM_HTTPS else ""):
+    _proxy_header = env.str("SECURE_PROXY_SSL_HEADER", default="X-Forwarded-Proto")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_header.upper().replace("-", "_"), "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=CRM_HTTPS)
+# Load balancers probe the health endpoints over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=CRM_HTTPS)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=CRM_HTTPS)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if CRM_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=CRM_HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Preloading is a submission to the browsers' lists, the operator's decision for the
+# whole domain: off unless asked for, and check --deploy's reminder of it (W021) off too.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -44,6 +78,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "django_htmx",
+    "django_guid",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "common",
@@ -53,7 +88,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every later log line of a request carries its id.
+    "django_guid.middleware.guid_middleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files with hashed, compressed names (after collectstatic), before sessions.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -145,8 +184,14 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# Production: collectstatic writes hashed, compressed files to STATIC_ROOT and whitenoise
+# serves them with far-future cache headers. DEBUG or CRM_STATIC_HASHED=false (the
+# tests): plain names, served by whitenoise from the source folders, looked up per request.
+CRM_STATIC_HASHED = env.bool("CRM_STATIC_HASHED", default=not DEBUG)
+WHITENOISE_USE_FINDERS = not CRM_STATIC_HASHED
+WHITENOISE_AUTOREFRESH = not CRM_STATIC_HASHED
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = DATA_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(DATA_DIR / "staticfiles")))
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
 MEDIA_URL = "media/"
 
@@ -171,7 +216,13 @@ else:
     }
 STORAGES = {
     "default": _default_storage,
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Hashed and compressed names (whitenoise, after collectstatic) unless DEBUG is on
+    # or CRM_STATIC_HASHED=false (the tests, which serve the source folders).
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if CRM_STATIC_HASHED
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
 }
 FILE_UPLOAD_TEMP_DIR = None
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
@@ -222,8 +273,6 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
         "polling_interval": 0.1,  # kombu's default waits 1 s between looks at the folder
     }
-    for _folder in ("queue", "processed", "control"):
-        (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_ACKS_LATE = True
@@ -312,13 +361,19 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "mail"
 LOGOUT_REDIRECT_URL = "login"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+# Every process kind logs one line per event to standard error, with the request id,
+# task id and email id (common.logging); LOG_FORMAT=json for a log collector.
+LOGGING = logging_config(
+    level=env.str("LOG_LEVEL", default="INFO"), fmt=env.str("LOG_FORMAT", default="plain")
+)
+# The request id: X-Request-ID from the proxy when it sets one (a UUID), made otherwise,
+# answered in the response and carried into the tasks the request publishes.
+DJANGO_GUID = {
+    "GUID_HEADER_NAME": "X-Request-ID",
+    "VALIDATE_GUID": True,
+    "RETURN_HEADER": True,
+    "EXPOSE_HEADER": True,
+    "INTEGRATIONS": [CeleryIntegration(use_django_logging=True, log_parent=False)],
 }
-
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# Workers log through LOGGING above, not Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from .. import conf
 from ..errors import InvalidTransition, LeaseConflict
+from ..eventlog import email_events_logged
 from ..models import Email, EmailEvent, EmailStatus, EventKind
 from .transitions import transition
 
@@ -75,6 +76,14 @@ def claim_emails(
                 data={"lease_token": email.lease_token, "attempt": email.attempts},
             )
             for email in claimed
+        )
+        email_events_logged(
+            [email.pk for email in claimed],
+            kind=EventKind.STATUS,
+            from_status=EmailStatus.PENDING_SEND,
+            to_status=EmailStatus.SENDING,
+            reason="claimed for delivery",
+            actor_label=owner,
         )
     return claimed
 

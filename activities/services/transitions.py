@@ -11,6 +11,7 @@ from django.utils import timezone
 from crm.models import User
 
 from ..errors import InvalidTransition, LeaseConflict
+from ..eventlog import email_events_logged
 from ..models import STATE_OF_STATUS, Email, EmailEvent, EmailStatus, EventKind
 from ..policies import require_status
 
@@ -35,7 +36,7 @@ def record_event(
     to_status: str = "",
     data: dict[str, Any] | None = None,
 ) -> EmailEvent:
-    return EmailEvent.objects.create(
+    event = EmailEvent.objects.create(
         email_id=email_id,
         kind=kind,
         from_status=from_status,
@@ -45,6 +46,15 @@ def record_event(
         reason=reason,
         data=data or {},
     )
+    email_events_logged(
+        [email_id],
+        kind=kind,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        actor_label=event.actor_label,
+    )
+    return event
 
 
 def transition(

@@ -8,6 +8,7 @@ from django.utils import timezone
 from crm.models import User
 
 from ...errors import InvalidTransition
+from ...eventlog import email_events_logged
 from ...models import BulkSend, BulkSendStatus, Email, EmailEvent, EmailStatus, EventKind
 from ...policies import check_may_send_as
 
@@ -65,5 +66,13 @@ def bulk_send_cancel(*, job: BulkSend, actor: User, reason: str = "") -> BulkSen
                 reason=reason or f"bulk job {job.pk} canceled",
             )
             for email_id in withdrawn_ids
+        )
+        email_events_logged(
+            withdrawn_ids,
+            kind=EventKind.STATUS,
+            from_status=EmailStatus.PENDING_SEND,
+            to_status=EmailStatus.CANCELED,
+            reason=reason or f"bulk job {job.pk} canceled",
+            actor_label=actor.get_username() if actor else "",
         )
     return BulkSend.objects.get(pk=job.pk)

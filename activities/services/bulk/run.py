@@ -14,6 +14,7 @@ from crm.models import Organization, OutgoingDelivery, Queue, User
 from ... import conf, dispatch
 from ...addresses import check_address, check_display_name
 from ...errors import ApplicationError, InvalidAddress
+from ...eventlog import email_events_logged
 from ...models import (
     ActivityMimeAttachment,
     BulkSend,
@@ -277,6 +278,13 @@ class _Run:
             actor_label=f"bulk job {job.pk}",
             reason=f"written by bulk job {job.pk} and accepted for delivery",
         ).insert(events)
+        email_events_logged(
+            ids,
+            kind=EventKind.STATUS,
+            to_status=EmailStatus.PENDING_SEND,
+            reason=f"written by bulk job {job.pk} and accepted for delivery",
+            actor_label=f"bulk job {job.pk}",
+        )
         return ids
 
 
