@@ -1,12 +1,46 @@
 import os
 
-from celery import Celery
+from celery import Celery, bootsteps
+from celery.beat import PersistentScheduler
+from django.conf import settings
+
+from common.health import touch_heartbeat
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("crm")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+class WorkerHeartbeat(bootsteps.StartStopStep):
+    """Touches the worker's heartbeat file every CRM_HEARTBEAT_SECONDS while its event
+    loop runs (``manage.py health --kind worker`` reads its age)."""
+
+    requires = {"celery.worker.components:Timer"}
+
+    def start(self, worker) -> None:
+        touch_heartbeat("worker")
+        self.tref = worker.timer.call_repeatedly(
+            settings.CRM_HEARTBEAT_SECONDS, touch_heartbeat, ("worker",), priority=10
+        )
+
+    def stop(self, worker) -> None:
+        tref = getattr(self, "tref", None)
+        if tref is not None:
+            tref.cancel()
+
+
+app.steps["worker"].add(WorkerHeartbeat)
+
+
+class HeartbeatScheduler(PersistentScheduler):
+    """Beat's scheduler, touching the beat heartbeat file on every tick (at least every
+    sweep interval) for ``manage.py health --kind beat``."""
+
+    def tick(self, *args, **kwargs):
+        touch_heartbeat("beat")
+        return super().tick(*args, **kwargs)
 
 
 def purge_network_broker(url: str) -> None:

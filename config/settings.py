@@ -8,6 +8,7 @@ start-up rather than failing later.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -79,6 +80,7 @@ INSTALLED_APPS = [
     "django_filters",
     "django_htmx",
     "django_guid",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "common",
@@ -101,6 +103,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last: turns a sign-in refused for too many failures into its 429 (common.signin).
+    "axes.middleware.AxesMiddleware",
 ]
 
 # The staff pages frame an email's own body (``/mail/<id>/body/``), so same-origin framing
@@ -172,6 +176,25 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "crm.User"
+
+# Sign-in attempts: axes refuses a user from an address after CRM_SIGNIN_FAILURE_LIMIT
+# failures in a row, for CRM_SIGNIN_LOCKOUT_MINUTES (a success resets the count); its
+# records are in the admin ("Axes"), `manage.py axes_reset` unlocks everyone.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("CRM_SIGNIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("CRM_SIGNIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "common.signin.lockout_response"
+# Behind a proxy, the client address is the last of X-Forwarded-For's N entries.
+AXES_IPWARE_PROXY_COUNT = env.int("CRM_PROXY_COUNT", default=0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -284,6 +307,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_BEAT_SCHEDULER = "config.celery:HeartbeatScheduler"
 CELERY_BEAT_SCHEDULE = {
     "sweep-email-delivery": {
         "task": "activities.tasks.sweep_email_delivery",
@@ -295,6 +319,14 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Health (common.health) ----------------------------------------------------------
+# Workers and beat touch a file here while they run; `manage.py health --kind worker`
+# fails when it is older than the max age (a stuck or stopped process).
+CRM_HEARTBEAT_DIR = Path(env.str("CRM_HEARTBEAT_DIR", default=str(DATA_DIR / "heartbeat")))
+CRM_HEARTBEAT_SECONDS = env.int("CRM_HEARTBEAT_SECONDS", default=10)
+CRM_HEARTBEAT_MAX_AGE_SECONDS = env.int("CRM_HEARTBEAT_MAX_AGE_SECONDS", default=60)
+CRM_HEALTH_TIMEOUT_SECONDS = env.float("CRM_HEALTH_TIMEOUT_SECONDS", default=2.0)
+
 # --- Application tunables (read through activities.conf getters) ----------------
 CRM_LEASE_SECONDS = env.int("CRM_LEASE_SECONDS", default=300)
 CRM_SEND_MAX_ATTEMPTS = env.int("CRM_SEND_MAX_ATTEMPTS", default=5)
@@ -305,9 +337,13 @@ CRM_BLOB_GC_GRACE_SECONDS = env.int("CRM_BLOB_GC_GRACE_SECONDS", default=24 * 36
 # Contacts a bulk job writes per transaction (and emails per delivery task).
 CRM_BULK_CHUNK_SIZE = env.int("CRM_BULK_CHUNK_SIZE", default=500)
 
-# --- Cache (API throttling counters) ---------------------------------------------
-# Several web processes need a shared cache for throttling: CACHE_URL=redis://...
-CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+# --- Cache (API throttling counters, sign-in attempts) -----------------------------
+# Shared by every web process, so that a limit is one limit and not one per process:
+# CACHE_URL, else the broker's Redis when the broker is Redis, else (the embedded
+# setup, one machine) memory of the process.
+_redis_broker = CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
+CACHES = {"default": env.cache_url("CACHE_URL", default=_redis_broker or "locmemcache://")}
+CACHES["default"].setdefault("KEY_PREFIX", "crm")
 
 # --- REST API -------------------------------------------------------------------
 REST_FRAMEWORK = {

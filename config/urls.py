@@ -4,7 +4,11 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from common import views as common_views
+
 urlpatterns = [
+    path("health/", common_views.live, name="health-live"),
+    path("health/ready/", common_views.ready, name="health-ready"),
     path("", RedirectView.as_view(pattern_name="mail", permanent=False)),
     path(
         "sign-in/",

@@ -383,9 +383,14 @@ class ObtainAuthTokenSchema(OpenApiViewExtension):
 
 
 class ObtainAuthTokenView(ObtainAuthToken):
-    """DRF's obtain-token view, throttled per client address (DRF's own is not)."""
+    """DRF's obtain-token view, throttled per client address (DRF's own is not). The
+    credentials are checked with Django's own request, so that sign-in limits
+    (common.signin) count these attempts and refuse a locked user as the sign-in page does."""
 
     throttle_classes = [LoginRateThrottle]
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "request": self.request._request}
 
 
 # --- Wiring ------------------------------------------------------------------------
