@@ -133,6 +133,8 @@ def body_frame_response(
     response["X-Content-Type-Options"] = "nosniff"
     response["Referrer-Policy"] = "no-referrer"
     response["Cache-Control"] = "private, no-store"
+    # The one kind of page that the staff pages frame (every other page: DENY).
+    response["X-Frame-Options"] = "SAMEORIGIN"
     return response
 
 

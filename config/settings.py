@@ -107,9 +107,9 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
-# The staff pages frame an email's own body (``/mail/<id>/body/``), so same-origin framing
-# is allowed; anything else may not frame them.
-X_FRAME_OPTIONS = "SAMEORIGIN"
+# No page may be framed, except an email's own body that the staff pages frame
+# (``activities.html.body_frame_response`` allows same-origin framing for it alone).
+X_FRAME_OPTIONS = "DENY"
 
 # The staff pages load scripts, styles and images from this site only: no inline
 # script, no eval (htmx runs with allowEval off), no remote content. The body frame of an
@@ -125,7 +125,7 @@ CONTENT_SECURITY_POLICY = {
         "font-src": ["'self'"],
         "connect-src": ["'self'"],
         "frame-src": ["'self'"],
-        "frame-ancestors": ["'self'"],
+        "frame-ancestors": ["'none'"],
         "object-src": ["'none'"],
         "base-uri": ["'none'"],
         "form-action": ["'self'"],
