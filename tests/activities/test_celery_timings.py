@@ -248,7 +248,7 @@ def test_extra_transport_options_are_merged_and_a_scaled_setup_is_accepted(load_
             "CELERY_TASK_SOFT_TIME_LIMIT (400) must be above 0 and below CELERY_TASK_TIME_LIMIT",
         ),
         ({"CRM_TASK_SLICE_SECONDS": "300"}, "CRM_TASK_SLICE_SECONDS (300) must be above 0"),
-        ({"CRM_ETA_HORIZON_SECONDS": "20"}, "must be longer than CRM_SWEEP_INTERVAL (30"),
+        ({"CRM_ETA_HORIZON_SECONDS": "0"}, "CRM_ETA_HORIZON_SECONDS (0) must be above 0"),
         ({"CELERY_BROKER_TRANSPORT_OPTIONS": "{nope"}, "is not valid JSON"),
         ({"CELERY_BROKER_TRANSPORT_OPTIONS": "[1]"}, "must be a JSON object"),
     ],
