@@ -31,3 +31,13 @@ def message_id_domain() -> str:
 
 def bulk_chunk_size() -> int:
     return settings.CRM_BULK_CHUNK_SIZE
+
+
+def eta_horizon_seconds() -> float:
+    """Tasks are published with an ETA or countdown at most this far ahead."""
+    return settings.CRM_ETA_HORIZON_SECONDS
+
+
+def task_slice_seconds() -> float:
+    """How long a bulk run or a delivery chunk works before handing the rest on."""
+    return settings.CRM_TASK_SLICE_SECONDS

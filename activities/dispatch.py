@@ -5,6 +5,14 @@ Tasks are published *by name* once the current transaction commits (Zulip's
 ``tasks.py``. A broker that cannot take a message now is not an error: every piece of
 work published here is also found by the periodic sweep (``pending_send`` emails that
 are due, jobs without a heartbeat), so it is logged and left to the sweep.
+
+The ETA horizon: a task is published with an ETA or countdown at most
+``CRM_ETA_HORIZON_SECONDS`` ahead. A worker holds a task with an ETA unacknowledged
+until then, and a broker redelivers a message held longer than its visibility timeout
+(Redis) or consumer timeout (RabbitMQ), again and again; the settings keep the horizon
+well below both. A later publish is not made: the email stays ``pending_send`` with its
+due time (``next_attempt_at``), and the sweep publishes it once it comes within the
+horizon.
 """
 
 from __future__ import annotations
@@ -15,7 +23,10 @@ from datetime import datetime
 
 from celery import current_app
 from django.db import transaction
+from django.utils import timezone
 from kombu.exceptions import OperationalError
+
+from . import conf
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +43,37 @@ def _tasks_registered() -> None:
     current_app.loader.import_default_modules()
 
 
+def _delay(eta: datetime | None, countdown: float | None) -> float:
+    """Seconds from now until a task published with ``eta`` or ``countdown`` is due."""
+    if eta is not None:
+        return (eta - timezone.now()).total_seconds()
+    return countdown or 0.0
+
+
+def within_horizon(*, eta: datetime | None = None, countdown: float | None = None) -> bool:
+    """Whether a task due at ``eta`` (or in ``countdown`` seconds) may be published now."""
+    return _delay(eta, countdown) <= conf.eta_horizon_seconds()
+
+
+def retry_countdown(seconds: float) -> float | None:
+    """The countdown of a task's own retry in ``seconds``: within the horizon as it is
+    (so below the broker's redelivery limit), ``None`` beyond it (left to the sweep)."""
+    return max(seconds, 0.0) if within_horizon(countdown=seconds) else None
+
+
 def _publish(
     name: str, args: tuple, *, eta: datetime | None = None, countdown: float | None = None
 ) -> bool:
-    """Publish now; ``False`` (and a warning) when the broker cannot take it."""
+    """Publish now; ``False`` when the ETA lies beyond the horizon or the broker cannot
+    take it (a warning): the sweep finds that work by its due time."""
+    if not within_horizon(eta=eta, countdown=countdown):
+        logger.info(
+            "%s%s is due in %.0fs, beyond the ETA horizon: left to the sweep",
+            name,
+            args,
+            _delay(eta, countdown),
+        )
+        return False
     _tasks_registered()
     try:
         current_app.signature(name, args=args).apply_async(eta=eta, countdown=countdown, retry=True)
@@ -50,7 +88,8 @@ def _after_commit(name: str, args: tuple, *, eta: datetime | None = None) -> Non
 
 
 def deliver_email_after_commit(email_id: int, *, eta: datetime | None = None) -> None:
-    """Deliver one email once the transaction commits (at ``eta`` if given)."""
+    """Deliver one email once the transaction commits (at ``eta`` if given; an ``eta``
+    beyond the horizon publishes nothing: the sweep will)."""
     _after_commit(DELIVER_EMAIL, (email_id,), eta=eta)
 
 
@@ -69,15 +108,22 @@ def deliver_chunk_now(email_ids: list[int]) -> bool:
     return _publish(DELIVER_EMAIL_CHUNK, (list(email_ids),))
 
 
+def deliver_chunk_at(email_ids: list[int], *, eta: datetime) -> bool:
+    """Publish a chunk due at ``eta`` (the sweep: emails coming within the horizon)."""
+    return _publish(DELIVER_EMAIL_CHUNK, (list(email_ids),), eta=eta)
+
+
 def run_bulk_send_now(job_id: int) -> bool:
     return _publish(RUN_BULK_SEND, (job_id,))
 
 
 def deliver_email_later(email_id: int, *, countdown: float) -> bool:
-    """Try one email again in ``countdown`` seconds (a retry after a backoff)."""
+    """Try one email again in ``countdown`` seconds (a retry after a backoff); beyond
+    the horizon nothing is published and the sweep takes it when it is due."""
     return _publish(DELIVER_EMAIL, (email_id,), countdown=countdown)
 
 
 def deliver_chunk_later(email_ids: list[int], *, countdown: float) -> bool:
-    """Hand the untried rest of a chunk to a later task (a sender's rate or pause)."""
+    """Hand the untried rest of a chunk to a later task (a sender's rate or pause, or
+    the chunk's time slice spent); beyond the horizon it is left to the sweep."""
     return _publish(DELIVER_EMAIL_CHUNK, (list(email_ids),), countdown=countdown)

@@ -2,6 +2,11 @@
 
 Nothing imports this module: services publish these tasks by name through
 ``activities.dispatch``, and Celery's autodiscovery registers them.
+
+Every task has a soft and a hard time limit: ``CELERY_TASK_SOFT_TIME_LIMIT`` and
+``CELERY_TASK_TIME_LIMIT`` unless it sets its own (below them). Nothing here catches
+``SoftTimeLimitExceeded``: a delivery cut short leaves its rows as a crash would, the
+claimed ones under their lease and the rest pending, for the sweep.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import os
 import socket
 
 from celery import shared_task
+from django.conf import settings
 
 from . import dispatch
 from .services.blobs import blob_collect_garbage
@@ -25,7 +31,13 @@ def _owner(task) -> str:
 def deliver_email(self, email_id: int) -> str:
     result = deliver_chunk(email_ids=[email_id], owner=_owner(self))
     if result.rest or result.retries:  # the sender's rate, or try again after a backoff
-        raise self.retry(countdown=result.rest_in if result.rest else result.retries[0][1])
+        countdown = dispatch.retry_countdown(
+            result.rest_in if result.rest else result.retries[0][1]
+        )
+        if countdown is not None:
+            raise self.retry(countdown=countdown)
+        # Beyond the ETA horizon: the email's due time says when; the sweep publishes it.
+        return "left to the sweep"
     return next(iter(result.outcomes))
 
 
@@ -40,7 +52,13 @@ def deliver_email_chunk(self, email_ids: list[int]) -> dict[str, int]:
     return result.outcomes
 
 
-@shared_task(acks_late=True)
+# The sweep runs every CRM_SWEEP_INTERVAL seconds and does a bounded amount of work: one
+# that takes minutes is stuck on something (a lock), and the next sweep should start.
+SWEEP_SOFT_TIME_LIMIT = min(60.0, settings.CELERY_TASK_SOFT_TIME_LIMIT)
+SWEEP_TIME_LIMIT = min(75.0, settings.CELERY_TASK_TIME_LIMIT)
+
+
+@shared_task(acks_late=True, soft_time_limit=SWEEP_SOFT_TIME_LIMIT, time_limit=SWEEP_TIME_LIMIT)
 def sweep_email_delivery() -> dict[str, int]:
     result = delivery_sweep_and_enqueue()
     jobs = bulk_sends_to_resume()
@@ -49,6 +67,7 @@ def sweep_email_delivery() -> dict[str, int]:
     return {
         "requeued_expired": len(result.requeued_expired),
         "enqueued": len(result.due_pending),
+        "published_coming_due": len(result.coming_due),
         "bulk_jobs_resumed": len(jobs),
     }
 

@@ -287,7 +287,43 @@ CRM_PUBLIC_URL = env.str("CRM_PUBLIC_URL", default="http://127.0.0.1:8000")
 # folder, served by a local worker that the first README command starts.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 BROKER_DIR = DATA_DIR / "broker"
-if CELERY_BROKER_URL.startswith("filesystem://"):
+
+# Timings (docs/operations.md, "Celery timings"). Tasks are acknowledged late (after they
+# ran), and a task published with an ETA or countdown is held unacknowledged by a worker
+# until then. A network broker gives a message that stays unacknowledged too long to
+# another worker, and again, and again: Redis after its visibility timeout, RabbitMQ
+# after its consumer timeout (the server closes the channel and requeues what it held).
+# So no message may stay unacknowledged that long:
+# - only ETAs within CRM_ETA_HORIZON_SECONDS are published (activities.dispatch); a later
+#   one is left to the sweep, which publishes it once it comes within the horizon;
+# - every task has a soft and a hard time limit, and long work (a bulk run, a delivery
+#   chunk) hands the rest to a new task after CRM_TASK_SLICE_SECONDS.
+# A message is unacknowledged for at most the horizon, plus the wait for a pool process
+# (one running task: a hard limit, with prefetch 1), plus its own run (a hard limit):
+# that sum must stay below the broker's limit, checked below.
+CELERY_TASK_SOFT_TIME_LIMIT = env.float("CELERY_TASK_SOFT_TIME_LIMIT", default=300.0)
+CELERY_TASK_TIME_LIMIT = env.float("CELERY_TASK_TIME_LIMIT", default=360.0)
+# Keep it longer than the sweep's interval: the sweep publishes a scheduled email once it
+# comes within the horizon, so it must look in between (else the email goes out late).
+CRM_ETA_HORIZON_SECONDS = env.float("CRM_ETA_HORIZON_SECONDS", default=900.0)
+CRM_SWEEP_INTERVAL = env.float("CRM_SWEEP_INTERVAL", default=30.0)
+# How long a bulk run or a delivery chunk works before it hands the rest to a new task.
+CRM_TASK_SLICE_SECONDS = env.float(
+    "CRM_TASK_SLICE_SECONDS", default=CELERY_TASK_SOFT_TIME_LIMIT / 5
+)
+
+# Broker transport options, per broker; CELERY_BROKER_TRANSPORT_OPTIONS (a JSON object)
+# adds kombu options of the operator's own over these.
+try:
+    _extra_transport_options = env.json("CELERY_BROKER_TRANSPORT_OPTIONS", default={})
+except ValueError as exc:
+    raise ImproperlyConfigured(f"CELERY_BROKER_TRANSPORT_OPTIONS is not valid JSON: {exc}") from exc
+if not isinstance(_extra_transport_options, dict):
+    raise ImproperlyConfigured("CELERY_BROKER_TRANSPORT_OPTIONS must be a JSON object")
+_broker_scheme = CELERY_BROKER_URL.split("://", 1)[0].split("+", 1)[0].lower()
+if _broker_scheme == "filesystem":
+    # No redelivery: the folder keeps a message until a worker takes it, and a worker
+    # puts back what it had not acknowledged when it stops.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
@@ -295,9 +331,62 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
         "polling_interval": 0.1,  # kombu's default waits 1 s between looks at the folder
+        **_extra_transport_options,
     }
-else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    _redelivery = None
+elif _broker_scheme in ("amqp", "amqps", "pyamqp", "librabbitmq"):
+    # RabbitMQ has no visibility timeout: the server's consumer timeout (rabbitmq.conf
+    # ``consumer_timeout``, 30 minutes by default) closes the channel of a consumer that
+    # holds a delivery unacknowledged longer, and requeues it. A queue argument or policy
+    # (``x-consumer-timeout`` / ``consumer-timeout``) can change it per queue from 3.11.15
+    # (for quorum queues only, says the 4.3 documentation), but Celery's queue is declared
+    # without one, and declaring it with one fails on a queue that exists without. So the
+    # timings stay below the server's value, which CELERY_BROKER_CONSUMER_TIMEOUT states.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {**_extra_transport_options}
+    _redelivery = (
+        "CELERY_BROKER_CONSUMER_TIMEOUT (the RabbitMQ consumer timeout)",
+        env.float("CELERY_BROKER_CONSUMER_TIMEOUT", default=1800.0),
+    )
+elif _broker_scheme in ("redis", "rediss", "sentinel", "sqs"):
+    # Redis (and SQS): a message taken and not acknowledged within the visibility timeout
+    # is restored to the queue and delivered again, also while its worker still holds it
+    # (kombu looks for such messages every ``unacked_restore_interval`` seconds).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=3600),
+        **_extra_transport_options,
+    }
+    _redelivery = (
+        "the visibility timeout (CELERY_BROKER_VISIBILITY_TIMEOUT)",
+        float(CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]),
+    )
+else:  # another transport (e.g. memory://): no redelivery limit known here
+    CELERY_BROKER_TRANSPORT_OPTIONS = {**_extra_transport_options}
+    _redelivery = None
+
+if not 0 < CELERY_TASK_SOFT_TIME_LIMIT < CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"CELERY_TASK_SOFT_TIME_LIMIT ({CELERY_TASK_SOFT_TIME_LIMIT:g}) must be above 0 and "
+        f"below CELERY_TASK_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT:g})"
+    )
+if not 0 < CRM_TASK_SLICE_SECONDS < CELERY_TASK_SOFT_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"CRM_TASK_SLICE_SECONDS ({CRM_TASK_SLICE_SECONDS:g}) must be above 0 and below "
+        f"CELERY_TASK_SOFT_TIME_LIMIT ({CELERY_TASK_SOFT_TIME_LIMIT:g})"
+    )
+if CRM_ETA_HORIZON_SECONDS <= 0:
+    raise ImproperlyConfigured(
+        f"CRM_ETA_HORIZON_SECONDS ({CRM_ETA_HORIZON_SECONDS:g}) must be above 0"
+    )
+if _redelivery is not None:
+    _limit_name, _limit = _redelivery
+    _held = CRM_ETA_HORIZON_SECONDS + 2 * CELERY_TASK_TIME_LIMIT
+    if _held >= _limit:
+        raise ImproperlyConfigured(
+            f"{_limit_name} is {_limit:g} s, but a task may stay unacknowledged for "
+            f"CRM_ETA_HORIZON_SECONDS + 2 x CELERY_TASK_TIME_LIMIT = {_held:g} s and would "
+            "be delivered again: lower the horizon or the time limit, or raise the timeout"
+        )
+
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -311,7 +400,7 @@ CELERY_BEAT_SCHEDULER = "config.celery:HeartbeatScheduler"
 CELERY_BEAT_SCHEDULE = {
     "sweep-email-delivery": {
         "task": "activities.tasks.sweep_email_delivery",
-        "schedule": env.float("CRM_SWEEP_INTERVAL", default=30.0),
+        "schedule": CRM_SWEEP_INTERVAL,
     },
     "collect-orphan-blobs": {
         "task": "activities.tasks.collect_orphan_blobs",

@@ -118,6 +118,10 @@ class Email(models.Model):
     lease_owner = models.CharField(max_length=200, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # The due time (``next_attempt_at``) a delivery task was published for. A task is
+    # published with an ETA only within the horizon (``activities.dispatch``); the sweep
+    # publishes a row coming within it when this differs from its due time: once.
+    task_published_for = models.DateTimeField(null=True, blank=True)
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

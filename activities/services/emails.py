@@ -346,6 +346,7 @@ def email_send(
     sender = email.sender
     now = timezone.now()
     due = email.scheduled_at if email.scheduled_at and email.scheduled_at > now else now
+    by_worker = sender.outgoing_delivery == OutgoingDelivery.WORKER
     with transaction.atomic():
         email = transition(
             email_id=email.pk,
@@ -363,12 +364,17 @@ def email_send(
                 "attempts": 0,
                 "last_error": "",
                 "next_attempt_at": due,
+                # Published for its due time now if that is within the ETA horizon;
+                # a later one is left to the sweep, which publishes it in time.
+                "task_published_for": (
+                    due if by_worker and dispatch.within_horizon(eta=due) else None
+                ),
                 "lease_expires_at": None,
                 "lease_owner": "",
             },
         )
         _sync_from_party(email)
-        if sender.outgoing_delivery == OutgoingDelivery.WORKER:
+        if by_worker:
             dispatch.deliver_email_after_commit(email.pk, eta=due if due > now else None)
     return email
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from email.utils import make_msgid
 
@@ -36,13 +37,21 @@ from ..templates import CompiledTemplate, merge_context_of, sender_fields
 logger = logging.getLogger(__name__)
 
 
-def bulk_send_run(*, job_id: int, chunk_size: int | None = None) -> BulkSend:
+def bulk_send_run(
+    *, job_id: int, chunk_size: int | None = None, slice_seconds: float | None = None
+) -> BulkSend:
     """Write the job's emails chunk by chunk; resumes after ``last_contact_id``.
 
+    A run works for one slice (``CRM_TASK_SLICE_SECONDS``; at least one chunk), then
+    publishes a new run for the rest and returns with the job still ``running``: no task
+    runs near its time limit, or long enough for the broker to give it to another worker.
     Safe to call again for the same job (a redelivered task, a restarted worker): it
     continues where the last committed chunk ended.
     """
     chunk_size = chunk_size or conf.bulk_chunk_size()
+    deadline = time.monotonic() + (
+        conf.task_slice_seconds() if slice_seconds is None else slice_seconds
+    )
     now = timezone.now()
     BulkSend.objects.filter(pk=job_id, status=BulkSendStatus.QUEUED).update(
         status=BulkSendStatus.RUNNING, started_at=now, heartbeat_at=now
@@ -60,6 +69,11 @@ def bulk_send_run(*, job_id: int, chunk_size: int | None = None) -> BulkSend:
                 BulkSend.objects.filter(pk=job_id, status=BulkSendStatus.RUNNING).update(
                     status=BulkSendStatus.COMPLETED, finished_at=timezone.now()
                 )
+                break
+            if time.monotonic() >= deadline:
+                # The slice is spent: the rest in a new run. Should the broker not take
+                # it, the sweep resumes the job once its heartbeat is a lease old.
+                dispatch.run_bulk_send_now(job_id)
                 break
     except ApplicationError as exc:
         # The template or the sender went bad after the start: stop with the reason;

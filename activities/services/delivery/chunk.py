@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.core.mail import get_connection
-from django.db.models import prefetch_related_objects
+from django.db.models import F, prefetch_related_objects
 from django.utils import timezone
 
 from crm.models import OutgoingDelivery
 
-from ... import conf
+from ... import conf, dispatch
 from ...errors import InvalidTransition, LeaseConflict
 from ...mail import build_message, refused_recipients
 from ...models import Email, EmailStatus, EventKind
@@ -134,7 +134,13 @@ CLAIM_BATCH = 20
 
 @dataclass
 class ChunkResult:
-    """What became of a chunk: outcomes by kind, and what the caller must schedule."""
+    """What became of a chunk: outcomes by kind, and what the caller must schedule.
+
+    The caller publishes ``retries`` and ``rest`` through ``activities.dispatch``, which
+    publishes a wait within the ETA horizon and leaves a longer one to the sweep (the
+    emails' due time says when). ``deliver_chunk`` has marked the emails of the first
+    kind as published for their due time, so the sweep does not publish them too.
+    """
 
     outcomes: dict[str, int] = field(default_factory=dict)
     retries: list[tuple[int, float]] = field(default_factory=list)  # (email id, seconds)
@@ -205,6 +211,7 @@ def deliver_chunk(
     connection=None,
     sleep: Callable[[float], None] = time.sleep,
     max_inline_wait: float = MAX_INLINE_WAIT_SECONDS,
+    slice_seconds: float | None = None,
 ) -> ChunkResult:
     """Deliver emails in order over one connection, each outcome recorded on its own.
 
@@ -213,8 +220,44 @@ def deliver_chunk(
     limited sender, once per chunk for the others, to see a pause). A temporary failure
     pauses the sender and stops the chunk: that email is retried after its backoff, and
     the rest (released if claimed) waits out the pause (``rest``/``rest_in``) without
-    spending attempts.
+    spending attempts. After ``slice_seconds`` (``CRM_TASK_SLICE_SECONDS``) the chunk
+    stops before its next batch and hands the rest on (``rest_in`` 0), so a task stays
+    well inside its time limits.
     """
+    result = _deliver_chunk(
+        email_ids=email_ids,
+        owner=owner,
+        connection=connection,
+        sleep=sleep,
+        max_inline_wait=max_inline_wait,
+        deadline=time.monotonic()
+        + (conf.task_slice_seconds() if slice_seconds is None else slice_seconds),
+    )
+    _mark_published(result)
+    return result
+
+
+def _mark_published(result: ChunkResult) -> None:
+    """Mark the emails the caller will publish (a wait within the ETA horizon) as
+    published for their due time; those beyond it stay unmarked for the sweep."""
+    ids = [pk for pk, wait in result.retries if dispatch.within_horizon(countdown=wait)]
+    if result.rest and dispatch.within_horizon(countdown=result.rest_in):
+        ids += result.rest
+    if ids:
+        Email.objects.filter(pk__in=ids, status=EmailStatus.PENDING_SEND).update(
+            task_published_for=F("next_attempt_at")
+        )
+
+
+def _deliver_chunk(
+    *,
+    email_ids: list[int],
+    owner: str,
+    connection,
+    sleep: Callable[[float], None],
+    max_inline_wait: float,
+    deadline: float,
+) -> ChunkResult:
     result = ChunkResult()
     senders = _senders_of(email_ids)
     own_connection = connection is None
@@ -224,6 +267,10 @@ def deliver_chunk(
     position = 0
     try:
         while position < len(email_ids):
+            if position and time.monotonic() >= deadline:  # the slice is spent
+                result.rest, result.rest_in = email_ids[position:], 0.0
+                _due_later(result.rest, 0.0)
+                return result
             key, rate = senders.get(email_ids[position], (None, 0))
             while key and (rate or key not in checked):
                 slot = ratelimit.take_slot(key, rate)
