@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Lower, Trim
 
@@ -32,7 +33,7 @@ from .models import (
 from .policies import SEND_AS_ANY_PERMISSION, check_sender_approved, sender_approval_required
 
 
-def emails_visible_to(user: User) -> QuerySet[Email]:
+def emails_visible_to(user: User | AnonymousUser) -> QuerySet[Email]:
     emails = Email.objects.all()
     if not user.is_authenticated:
         return emails.none()
@@ -97,11 +98,11 @@ def email_page_queryset(qs: QuerySet[Email]) -> QuerySet[Email]:
     )
 
 
-def templates_visible_to(user: User) -> QuerySet[Template]:
+def templates_visible_to(user: User | AnonymousUser) -> QuerySet[Template]:
     return Template.objects.all() if user.is_authenticated else Template.objects.none()
 
 
-def attachments_visible_to(user: User) -> QuerySet[ActivityMimeAttachment]:
+def attachments_visible_to(user: User | AnonymousUser) -> QuerySet[ActivityMimeAttachment]:
     """Attachments of templates, and of the emails the user may see."""
     if not user.is_authenticated:
         return ActivityMimeAttachment.objects.none()
@@ -134,7 +135,7 @@ def contacts_matching(query: dict[str, Any]) -> QuerySet[Contact]:
     return contacts.order_by("pk")
 
 
-def bulk_sends_visible_to(user: User) -> QuerySet[BulkSend]:
+def bulk_sends_visible_to(user: User | AnonymousUser) -> QuerySet[BulkSend]:
     """Staff see every job; others the jobs they started or that send as them or
     as a queue they are a member of."""
     jobs = BulkSend.objects.select_related("template", "sender_user", "sender_queue")
