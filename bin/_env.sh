@@ -1,4 +1,4 @@
-# Shared by bin/run, bin/test and bin/lock: make .venv and install into it exactly the
+# Shared by bin/run and bin/test: make .venv and install into it exactly the
 # versions of requirements.lock, then the project itself, once per change of
 # pyproject.toml or requirements.lock. Needs only python3 (3.11+) on the PATH.
 set -euo pipefail
