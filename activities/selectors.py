@@ -10,7 +10,7 @@ on which they are a party themselves. Contacts and accounts have no owners, so
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
@@ -31,6 +31,9 @@ from .models import (
     Template,
 )
 from .policies import SEND_AS_ANY_PERMISSION, check_sender_approved, sender_approval_required
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 
 def emails_visible_to(user: User | AnonymousUser) -> QuerySet[Email]:
@@ -159,7 +162,17 @@ def _bulk_emails_in(status: str) -> Coalesce:
     return Coalesce(Subquery(counted), 0)
 
 
-def bulk_sends_with_progress(jobs: QuerySet[BulkSend]) -> QuerySet[BulkSend]:
+class ProgressCounts(TypedDict):
+    """What ``bulk_sends_with_progress`` adds to each job."""
+
+    sent_count: int
+    failed_count: int
+    canceled_count: int
+
+
+def bulk_sends_with_progress(
+    jobs: QuerySet[BulkSend],
+) -> QuerySet[WithAnnotations[BulkSend, ProgressCounts]]:
     """Jobs with ``sent_count``, ``failed_count`` and ``canceled_count``, counted from
     their emails (subqueries: a page of jobs costs one query, and the columns sort)."""
     return jobs.annotate(
@@ -174,16 +187,18 @@ def bulk_send_progress(job: BulkSend) -> dict[str, Any]:
 
     A job from ``bulk_sends_with_progress`` costs no query; another costs one.
     """
-    if not hasattr(job, "sent_count"):
-        job = bulk_sends_with_progress(BulkSend.objects.filter(pk=job.pk)).get()
+    if hasattr(job, "sent_count"):  # from bulk_sends_with_progress: counted already
+        counted = cast("WithAnnotations[BulkSend, ProgressCounts]", job)
+    else:
+        counted = bulk_sends_with_progress(BulkSend.objects.filter(pk=job.pk)).get()
     return {
-        "total": job.total,
-        "created": job.created,
-        "sent": job.sent_count,
-        "failed": job.failed_count,
-        "canceled": job.canceled_count,
-        "skipped": job.skipped,
-        "skipped_by_reason": job.skipped_by_reason,
+        "total": counted.total,
+        "created": counted.created,
+        "sent": counted.sent_count,
+        "failed": counted.failed_count,
+        "canceled": counted.canceled_count,
+        "skipped": counted.skipped,
+        "skipped_by_reason": counted.skipped_by_reason,
     }
 
 
@@ -242,7 +257,7 @@ def bulk_audience(query: dict[str, Any], *, sample_size: int = 3) -> BulkAudienc
 
 # --- senders ------------------------------------------------------------------------
 
-APPROVAL_WORDS = {
+APPROVAL_WORDS: dict[str, str] = {
     EmailApproval.APPROVED: "approved",
     EmailApproval.PENDING: "pending approval",
     EmailApproval.REJECTED: "rejected",
@@ -277,7 +292,8 @@ def sender_named(key: str) -> User | Queue | None:
     """The user or queue a key names, whoever may send as it (the services say who may:
     ``check_may_send_as``); ``None`` for a key that names nothing."""
     kind, _, pk = (key or "").partition(":")
-    model = {"user": User, "queue": Queue}.get(kind)
+    senders: dict[str, type[User] | type[Queue]] = {"user": User, "queue": Queue}
+    model = senders.get(kind)
     if model is None or not pk.isdigit():
         return None
     return model.objects.filter(pk=int(pk)).first()

@@ -155,6 +155,7 @@ class AttachmentViewSet(
 
     def _owner(self, object_type: str, object_id: int) -> Email | Template:
         user = self.request.user
+        owner: Email | Template | None
         if object_type == "email":
             owner = (
                 emails_visible_to(user)

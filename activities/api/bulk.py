@@ -85,7 +85,7 @@ class BulkSendViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             bulk_sends_visible_to(self.request.user).select_related("regarding_type")
         )
 
-    def filter_queryset(self, queryset: QuerySet[BulkSend]) -> QuerySet[BulkSend]:
+    def filter_queryset(self, queryset: QuerySet[BulkSend, Any]) -> QuerySet[BulkSend, Any]:
         # List parameters filter the list only; a detail or action URL names its job.
         if self.action != "list":
             return queryset

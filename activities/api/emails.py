@@ -24,6 +24,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
+from rest_framework.views import APIView
 
 from common.api.filters import StableOrderingFilter
 from common.api.idempotency import idempotent
@@ -82,7 +83,9 @@ class EmailSearchFilter(SearchFilter):
 
     search_description = "words to find in the subject or in the addresses and names of parties"
 
-    def filter_queryset(self, request: Request, queryset: QuerySet[Email], view) -> QuerySet:
+    def filter_queryset(
+        self, request: Request, queryset: QuerySet[Any, Any], view: APIView
+    ) -> QuerySet[Any, Any]:
         return emails_matching(queryset, self.get_search_terms(request))
 
 
@@ -121,7 +124,7 @@ class EmailViewSet(
             return email_list_queryset(emails)
         return emails
 
-    def filter_queryset(self, queryset: QuerySet[Email]) -> QuerySet[Email]:
+    def filter_queryset(self, queryset: QuerySet[Email, Any]) -> QuerySet[Email, Any]:
         # List parameters filter the list only; a detail or action URL names its email.
         if self.action != "list":
             return queryset

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
@@ -26,10 +26,10 @@ from .template_serializers import (
 
 # The refusals of these endpoints, documented (for now) without 429. The 400 of a
 # write or a rendering may be a template error; a list's 400 is a bad filter.
-ERRORS = {
+ERRORS: dict[str, str | OpenApiResponse | None] = {
     "forbidden": "writing templates needs a staff account (is_staff)",
 }
-WRITE_ERRORS = {**ERRORS, "bad_request": TEMPLATE_ERROR}
+WRITE_ERRORS: dict[str, str | OpenApiResponse | None] = {**ERRORS, "bad_request": TEMPLATE_ERROR}
 
 
 @extend_schema_view(

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, ClassVar
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -41,7 +41,7 @@ class _SandboxEngine(Engine):
     # ``Engine`` adds its default builtins (load, include, extends, debug, url,
     # csrf_token, the safe filter ...) to whatever ``builtins`` it is given; only the
     # sandbox library may be in scope.
-    default_builtins: ClassVar[list[str]] = []
+    default_builtins: list[str] = []
 
 
 @cache
