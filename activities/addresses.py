@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 from email.utils import formataddr, parseaddr
+from typing import Protocol
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -33,7 +34,17 @@ class Address:
         return formataddr((self.name, self.address)) if self.name else self.address
 
 
-def party_text(party) -> str:
+class Party(Protocol):
+    """Anything with an ``address`` and a ``name`` (an ``EmailParty``, an ``Address``)."""
+
+    @property
+    def address(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+def party_text(party: Party) -> str:
     """A party of an email (anything with ``address`` and ``name``) as header text."""
     return str(Address(address=party.address, name=party.name))
 

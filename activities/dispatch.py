@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 from datetime import datetime
+from typing import Any
 
 from celery import current_app
 from django.db import transaction
@@ -62,7 +63,7 @@ def retry_countdown(seconds: float) -> float | None:
 
 
 def _publish(
-    name: str, args: tuple, *, eta: datetime | None = None, countdown: float | None = None
+    name: str, args: tuple[Any, ...], *, eta: datetime | None = None, countdown: float | None = None
 ) -> bool:
     """Publish now; ``False`` when the ETA lies beyond the horizon or the broker cannot
     take it (a warning): the sweep finds that work by its due time."""
@@ -76,14 +77,18 @@ def _publish(
         return False
     _tasks_registered()
     try:
-        current_app.signature(name, args=args).apply_async(eta=eta, countdown=countdown, retry=True)
+        current_app.signature(name, args=args).apply_async(
+            eta=eta,
+            countdown=countdown,  # type: ignore[arg-type]  # None is Celery's default; the stub says float
+            retry=True,
+        )
     except OperationalError:
         logger.warning("broker unavailable; %s%s is left to the sweep", name, args)
         return False
     return True
 
 
-def _after_commit(name: str, args: tuple, *, eta: datetime | None = None) -> None:
+def _after_commit(name: str, args: tuple[Any, ...], *, eta: datetime | None = None) -> None:
     transaction.on_commit(lambda: _publish(name, args, eta=eta))
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import TypeVar
 from urllib.parse import quote
 
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404
+from django.http.response import HttpResponseBase
 
 from .models import ActivityMimeAttachment
 from .services.attachments import safe_filename
@@ -40,9 +42,12 @@ def content_disposition(filename: str, *, inline: bool = False) -> str:
     return header
 
 
+ResponseT = TypeVar("ResponseT", bound=HttpResponseBase)
+
+
 def protected_download(
-    response: HttpResponse, *, filename: str, inline: bool = False, cache: str = "private"
-) -> HttpResponse:
+    response: ResponseT, *, filename: str, inline: bool = False, cache: str = "private"
+) -> ResponseT:
     """Give a response of bytes someone else wrote the headers of a safe download: its
     name, no sniffing, and a policy under which it runs and loads nothing."""
     response["Content-Disposition"] = content_disposition(filename, inline=inline)
@@ -57,8 +62,11 @@ def attachment_response(attachment: ActivityMimeAttachment) -> FileResponse:
 
     Raises ``ContentMissing`` (an ``Http404``) when the stored bytes are gone.
     """
+    name = attachment.blob.file.name
+    if not name:
+        raise ContentMissing("the stored bytes of this attachment are missing")
     try:
-        fh = default_storage.open(attachment.blob.file.name, "rb")
+        fh = default_storage.open(name, "rb")
     except FileNotFoundError as exc:
         raise ContentMissing("the stored bytes of this attachment are missing") from exc
     response = FileResponse(fh, content_type=attachment.mime_type)

@@ -45,8 +45,9 @@ def split_addresses(value: str) -> list[str]:
 
 def _record_with_address(address: str) -> Contact | User | Queue | None:
     """The one contact (else user, else queue) with this address, to link the party."""
-    for model in (Contact, User, Queue):
-        found = list(model.objects.filter(email__iexact=address)[:2])
+    kinds: tuple[type[Contact] | type[User] | type[Queue], ...] = (Contact, User, Queue)
+    for model in kinds:
+        found: list[Contact | User | Queue] = list(model.objects.filter(email__iexact=address)[:2])
         if len(found) == 1:
             return found[0]
         if found:
@@ -134,6 +135,7 @@ class ComposeForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # Form.clean answers cleaned_data
         kind, pk = data.get("regarding_type") or "", data.get("regarding_id") or ""
         data["regarding"] = None
         if kind or pk:

@@ -95,7 +95,7 @@ def attachment_part(attachment: ActivityMimeAttachment) -> MIMEBase:
     return part
 
 
-PRIORITY_HEADERS = {
+PRIORITY_HEADERS: dict[str, dict[str, str]] = {
     Priority.HIGH: {"X-Priority": "1 (Highest)", "Importance": "high"},
     Priority.LOW: {"X-Priority": "5 (Lowest)", "Importance": "low"},
 }
@@ -211,6 +211,7 @@ class SMTPBackend(DjangoSMTPBackend):
         encoding = email_message.encoding or settings.DEFAULT_CHARSET
         from_email = sanitize_address(email_message.from_email, encoding)
         recipients = [sanitize_address(addr, encoding) for addr in email_message.recipients()]
+        assert self.connection is not None  # send_messages opened it before calling _send
         try:
             refused = self.connection.sendmail(from_email, recipients, message_bytes(email_message))
         except smtplib.SMTPException:

@@ -6,7 +6,7 @@ from django.db import models
 
 from crm.models import Account, Contact, Queue, User
 
-RECORD_MODELS: dict[str, type[models.Model]] = {
+RECORD_MODELS: dict[str, type[Contact] | type[Account] | type[User] | type[Queue]] = {
     "contact": Contact,
     "account": Account,
     "user": User,

@@ -10,8 +10,9 @@ on which they are a party themselves. Contacts and accounts have no owners, so
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Lower, Trim
 
@@ -31,8 +32,11 @@ from .models import (
 )
 from .policies import SEND_AS_ANY_PERMISSION, check_sender_approved, sender_approval_required
 
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
-def emails_visible_to(user: User) -> QuerySet[Email]:
+
+def emails_visible_to(user: User | AnonymousUser) -> QuerySet[Email]:
     emails = Email.objects.all()
     if not user.is_authenticated:
         return emails.none()
@@ -97,11 +101,11 @@ def email_page_queryset(qs: QuerySet[Email]) -> QuerySet[Email]:
     )
 
 
-def templates_visible_to(user: User) -> QuerySet[Template]:
+def templates_visible_to(user: User | AnonymousUser) -> QuerySet[Template]:
     return Template.objects.all() if user.is_authenticated else Template.objects.none()
 
 
-def attachments_visible_to(user: User) -> QuerySet[ActivityMimeAttachment]:
+def attachments_visible_to(user: User | AnonymousUser) -> QuerySet[ActivityMimeAttachment]:
     """Attachments of templates, and of the emails the user may see."""
     if not user.is_authenticated:
         return ActivityMimeAttachment.objects.none()
@@ -134,7 +138,7 @@ def contacts_matching(query: dict[str, Any]) -> QuerySet[Contact]:
     return contacts.order_by("pk")
 
 
-def bulk_sends_visible_to(user: User) -> QuerySet[BulkSend]:
+def bulk_sends_visible_to(user: User | AnonymousUser) -> QuerySet[BulkSend]:
     """Staff see every job; others the jobs they started or that send as them or
     as a queue they are a member of."""
     jobs = BulkSend.objects.select_related("template", "sender_user", "sender_queue")
@@ -158,7 +162,17 @@ def _bulk_emails_in(status: str) -> Coalesce:
     return Coalesce(Subquery(counted), 0)
 
 
-def bulk_sends_with_progress(jobs: QuerySet[BulkSend]) -> QuerySet[BulkSend]:
+class ProgressCounts(TypedDict):
+    """What ``bulk_sends_with_progress`` adds to each job."""
+
+    sent_count: int
+    failed_count: int
+    canceled_count: int
+
+
+def bulk_sends_with_progress(
+    jobs: QuerySet[BulkSend],
+) -> QuerySet[WithAnnotations[BulkSend, ProgressCounts]]:
     """Jobs with ``sent_count``, ``failed_count`` and ``canceled_count``, counted from
     their emails (subqueries: a page of jobs costs one query, and the columns sort)."""
     return jobs.annotate(
@@ -173,16 +187,18 @@ def bulk_send_progress(job: BulkSend) -> dict[str, Any]:
 
     A job from ``bulk_sends_with_progress`` costs no query; another costs one.
     """
-    if not hasattr(job, "sent_count"):
-        job = bulk_sends_with_progress(BulkSend.objects.filter(pk=job.pk)).get()
+    if hasattr(job, "sent_count"):  # from bulk_sends_with_progress: counted already
+        counted = cast("WithAnnotations[BulkSend, ProgressCounts]", job)
+    else:
+        counted = bulk_sends_with_progress(BulkSend.objects.filter(pk=job.pk)).get()
     return {
-        "total": job.total,
-        "created": job.created,
-        "sent": job.sent_count,
-        "failed": job.failed_count,
-        "canceled": job.canceled_count,
-        "skipped": job.skipped,
-        "skipped_by_reason": job.skipped_by_reason,
+        "total": counted.total,
+        "created": counted.created,
+        "sent": counted.sent_count,
+        "failed": counted.failed_count,
+        "canceled": counted.canceled_count,
+        "skipped": counted.skipped,
+        "skipped_by_reason": counted.skipped_by_reason,
     }
 
 
@@ -241,7 +257,7 @@ def bulk_audience(query: dict[str, Any], *, sample_size: int = 3) -> BulkAudienc
 
 # --- senders ------------------------------------------------------------------------
 
-APPROVAL_WORDS = {
+APPROVAL_WORDS: dict[str, str] = {
     EmailApproval.APPROVED: "approved",
     EmailApproval.PENDING: "pending approval",
     EmailApproval.REJECTED: "rejected",
@@ -276,7 +292,8 @@ def sender_named(key: str) -> User | Queue | None:
     """The user or queue a key names, whoever may send as it (the services say who may:
     ``check_may_send_as``); ``None`` for a key that names nothing."""
     kind, _, pk = (key or "").partition(":")
-    model = {"user": User, "queue": Queue}.get(kind)
+    senders: dict[str, type[User] | type[Queue]] = {"user": User, "queue": Queue}
+    model = senders.get(kind)
     if model is None or not pk.isdigit():
         return None
     return model.objects.filter(pk=int(pk)).first()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count
@@ -11,8 +13,14 @@ from common.admin_actions import run_action
 from .models import Account, Contact, Organization, Queue, Tag, User
 from .services import APPROVE_PERMISSION, email_address_approve, email_address_reject, mailbox_save
 
+if TYPE_CHECKING:
+    # What the mixin below is mixed into, so that its super() calls are checked.
+    _ModelAdminBase = admin.ModelAdmin[Any]
+else:
+    _ModelAdminBase = object
 
-class ApprovalActionsMixin:
+
+class ApprovalActionsMixin(_ModelAdminBase):
     """Approve / Reject email address actions, offered only to holders of the permission."""
 
     actions = ["approve_email_address", "reject_email_address"]
@@ -67,7 +75,7 @@ class UserAdmin(ApprovalActionsMixin, DjangoUserAdmin):
         "email_approval_decided_at",
     )
     fieldsets = (
-        *DjangoUserAdmin.fieldsets,
+        *(DjangoUserAdmin.fieldsets or ()),
         (
             "Email",
             {

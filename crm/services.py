@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
@@ -19,6 +19,8 @@ from .models import Account, Contact, EmailApproval, Organization, Queue, Tag, U
 APPROVE_PERMISSION = "crm.approve_email_address"
 
 Mailbox = User | Queue
+# A user or a queue, given and answered as the same type.
+MailboxT = TypeVar("MailboxT", bound=Mailbox)
 
 
 def _full_clean(obj: models.Model, exclude: list[str] | None = None) -> None:
@@ -35,7 +37,7 @@ def _normalized(address: str | None) -> str:
     return (address or "").strip().lower()
 
 
-def mailbox_save(*, obj: Mailbox, data: dict[str, Any] | None = None) -> Mailbox:
+def mailbox_save(*, obj: MailboxT, data: dict[str, Any] | None = None) -> MailboxT:
     """Create or update a user or queue, from ``data`` or from fields already set on ``obj``.
 
     A new or changed primary address (compared with what is stored) puts the address
@@ -142,7 +144,11 @@ def _delete(obj: models.Model) -> None:
         with transaction.atomic():
             obj.delete()
     except (models.ProtectedError, models.RestrictedError) as exc:
-        related = getattr(exc, "protected_objects", None) or getattr(exc, "restricted_objects", ())
+        related = (
+            exc.protected_objects
+            if isinstance(exc, models.ProtectedError)
+            else exc.restricted_objects
+        )
         counts = Counter(row._meta for row in related)
         uses = ", ".join(
             f"{n} {opts.verbose_name if n == 1 else opts.verbose_name_plural}"
@@ -160,7 +166,9 @@ def queue_delete(*, queue: Queue, actor: User | None = None) -> None:
     _delete(queue)
 
 
-def _decide(*, target: Mailbox, actor: User, decision: str, address: str | None = None) -> Mailbox:
+def _decide(
+    *, target: MailboxT, actor: User, decision: str, address: str | None = None
+) -> MailboxT:
     if not actor.has_perm(APPROVE_PERMISSION):
         raise PermissionDeniedError(
             f"approving or rejecting email addresses needs the permission {APPROVE_PERMISSION}",
@@ -191,7 +199,7 @@ def _decide(*, target: Mailbox, actor: User, decision: str, address: str | None 
     return target
 
 
-def email_address_approve(*, target: Mailbox, actor: User, address: str | None = None) -> Mailbox:
+def email_address_approve(*, target: MailboxT, actor: User, address: str | None = None) -> MailboxT:
     """Approve the primary address of a user or queue (needs crm.approve_email_address).
 
     ``address`` is the address the approver saw (default: ``target.email`` as loaded);
@@ -201,7 +209,7 @@ def email_address_approve(*, target: Mailbox, actor: User, address: str | None =
     return _decide(target=target, actor=actor, decision=EmailApproval.APPROVED, address=address)
 
 
-def email_address_reject(*, target: Mailbox, actor: User, address: str | None = None) -> Mailbox:
+def email_address_reject(*, target: MailboxT, actor: User, address: str | None = None) -> MailboxT:
     """Reject the primary address of a user or queue; as ``email_address_approve``."""
     return _decide(target=target, actor=actor, decision=EmailApproval.REJECTED, address=address)
 

@@ -3,6 +3,8 @@ read-only pages, attachment inlines saved through the attachment service."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
@@ -16,6 +18,13 @@ from ..models import (
 )
 from ..policies import EDITABLE_STATUSES
 from ..services.attachments import attachment_delete, attachment_store
+
+if TYPE_CHECKING:
+    # What the mixins below are mixed into, so that their super() calls are checked.
+    _InlineBase = admin.options.InlineModelAdmin[Any, Any]
+    _ModelAdminBase = admin.ModelAdmin[Any]
+else:
+    _InlineBase = _ModelAdminBase = object
 
 
 def coloured_status(obj, colours: dict[str, str]) -> str:
@@ -31,7 +40,7 @@ def as_form_error(exc: ApplicationError) -> forms.ValidationError:
     return forms.ValidationError(exc.message, code=exc.code)
 
 
-class EditableOnlyInDraftMixin:
+class EditableOnlyInDraftMixin(_InlineBase):
     def _editable(self, obj) -> bool:
         return obj is None or obj.status in EDITABLE_STATUSES
 
@@ -99,7 +108,7 @@ def save_attachment_formset(request, formset, owner) -> None:
             )
 
 
-class ServiceErrorsAsMessagesMixin:
+class ServiceErrorsAsMessagesMixin(_ModelAdminBase):
     """A refusal from a service that got past form validation becomes a message, not a 500.
 
     The admin wraps the change form in a transaction, so nothing is half-written.

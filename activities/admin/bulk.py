@@ -16,7 +16,7 @@ from ..selectors import bulk_sends_with_progress
 from ..services.bulk import bulk_send_cancel
 from .base import ReadOnlyAdmin, coloured_status
 
-BULK_STATUS_COLOURS = {
+BULK_STATUS_COLOURS: dict[str, str] = {
     BulkSendStatus.QUEUED: "#8a5a00",
     BulkSendStatus.RUNNING: "#8a5a00",
     BulkSendStatus.COMPLETED: "#1b5e20",

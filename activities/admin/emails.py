@@ -3,6 +3,8 @@ read-only pages of parties and events."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.contenttypes.models import ContentType
@@ -41,7 +43,7 @@ from .base import (
     save_attachment_formset,
 )
 
-STATUS_COLOURS = {
+STATUS_COLOURS: dict[str, str] = {
     EmailStatus.DRAFT: "#555",
     EmailStatus.FAILED: "#b00020",
     EmailStatus.PENDING_SEND: "#8a5a00",
@@ -67,6 +69,7 @@ class PartyForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        assert data is not None  # Form.clean answers cleaned_data
         if self.cleaned_data.get("DELETE"):
             return data
         contact = data.get("contact")
@@ -158,6 +161,7 @@ class EmailAdminForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        assert data is not None  # Form.clean answers cleaned_data
         if data.get("sender_queue"):
             data["sender_user"] = None
         ctype, obj_id = data.get("regarding_type"), data.get("regarding_id")
@@ -266,7 +270,11 @@ class EmailAdmin(ServiceErrorsAsMessagesMixin, admin.ModelAdmin):
         for formset in formsets:
             mark_saved_by_service(formset)
             if formset.model is EmailParty:
-                recipients = {PartyRole.TO: [], PartyRole.CC: [], PartyRole.BCC: []}
+                recipients: dict[str, list[Any]] = {
+                    PartyRole.TO: [],
+                    PartyRole.CC: [],
+                    PartyRole.BCC: [],
+                }
                 for f in formset.forms:
                     if not f.cleaned_data or formset._should_delete_form(f):
                         continue

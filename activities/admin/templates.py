@@ -44,6 +44,7 @@ class TemplateAdminForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        assert data is not None  # Form.clean answers cleaned_data
         try:
             template_check(
                 subject=data.get("subject", ""),

@@ -46,7 +46,9 @@ class AttachmentSerializer(serializers.ModelSerializer):
         return "email" if attachment.email_id else "template"
 
     def get_object_id(self, attachment: ActivityMimeAttachment) -> int:
-        return attachment.email_id or attachment.template_id
+        owner_id = attachment.email_id or attachment.template_id
+        assert owner_id is not None  # exactly one owner (attachment_exactly_one_owner)
+        return owner_id
 
     def get_content_url(self, attachment: ActivityMimeAttachment) -> str:
         return reverse(

@@ -27,6 +27,7 @@ from rest_framework.routers import DefaultRouter
 from common.api.filters import IdFilter
 from common.api.idempotency import idempotent
 from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
+from crm.api import signed_in_user
 from crm.models import Organization
 
 from ..downloads import ContentMissing, attachment_response
@@ -154,6 +155,7 @@ class AttachmentViewSet(
 
     def _owner(self, object_type: str, object_id: int) -> Email | Template:
         user = self.request.user
+        owner: Email | Template | None
         if object_type == "email":
             owner = (
                 emails_visible_to(user)
@@ -219,7 +221,7 @@ class AttachmentViewSet(
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         owner = self._owner(data["object_type"], data["object_id"])
-        common = {"owner": owner, "subject": data["subject"], "actor": request.user}
+        common = {"owner": owner, "subject": data["subject"], "actor": signed_in_user(request)}
         if "attachment_id" in data:
             attachment = attachment_from_blob(
                 sha256=data["attachment_id"],
@@ -252,7 +254,7 @@ class AttachmentViewSet(
         return Response(answer.data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, *args, **kwargs):
-        attachment_delete(attachment=self.get_object(), actor=request.user)
+        attachment_delete(attachment=self.get_object(), actor=signed_in_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(

@@ -22,6 +22,7 @@ from rest_framework.routers import DefaultRouter
 from common.api.filters import IdFilter, StableOrderingFilter
 from common.api.idempotency import idempotent
 from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
+from crm.api import signed_in_user
 
 from ..models import BulkSend, BulkSendStatus
 from ..selectors import bulk_sends_visible_to, bulk_sends_with_progress
@@ -84,7 +85,7 @@ class BulkSendViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             bulk_sends_visible_to(self.request.user).select_related("regarding_type")
         )
 
-    def filter_queryset(self, queryset: QuerySet[BulkSend]) -> QuerySet[BulkSend]:
+    def filter_queryset(self, queryset: QuerySet[BulkSend, Any]) -> QuerySet[BulkSend, Any]:
         # List parameters filter the list only; a detail or action URL names its job.
         if self.action != "list":
             return queryset
@@ -122,10 +123,10 @@ class BulkSendViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         data = serializer.validated_data
         job = bulk_send_start(
             template=data["template"],
-            sender=data.get("sender") or request.user,
+            sender=data.get("sender") or signed_in_user(request),
             query=data["query"],
             regarding=data["regarding"],
-            actor=request.user,
+            actor=signed_in_user(request),
         )
         # The job as started: its run may already have begun once the start committed,
         # but the answer to this request is the queued job (API.md).
@@ -146,7 +147,7 @@ class BulkSendViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=True, methods=["post"])
     @idempotent
     def cancel(self, request: Request, pk: str | None = None) -> Response:
-        job = bulk_send_cancel(job=self.get_object(), actor=request.user)
+        job = bulk_send_cancel(job=self.get_object(), actor=signed_in_user(request))
         return self._job_response(job.pk, status.HTTP_200_OK)
 
 

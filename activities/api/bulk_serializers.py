@@ -109,7 +109,9 @@ class BulkSendStartSerializer(serializers.Serializer):
         super().__init__(*args, **kwargs)
         request = self.context.get("request")
         if request is not None:
-            self.fields["template"].queryset = templates_visible_to(request.user)
+            template = self.fields["template"]
+            assert isinstance(template, serializers.RelatedField)
+            template.queryset = templates_visible_to(request.user)
 
 
 class SkippedByReasonSerializer(serializers.Serializer):
@@ -185,6 +187,6 @@ class BulkSendSerializer(serializers.Serializer):
 
     @extend_schema_field(RecordRefSerializer(allow_null=True))
     def get_regarding(self, job: BulkSend) -> dict[str, Any] | None:
-        if job.regarding_type_id is None or job.regarding_id is None:
+        if job.regarding_id is None or job.regarding_type is None:
             return None
         return {"type": job.regarding_type.model, "id": job.regarding_id}

@@ -24,10 +24,12 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
+from rest_framework.views import APIView
 
 from common.api.filters import StableOrderingFilter
 from common.api.idempotency import idempotent
 from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
+from crm.api import signed_in_user
 
 from ..filters import EmailFilter
 from ..models import Email, EmailEvent, EmailStatus
@@ -81,7 +83,9 @@ class EmailSearchFilter(SearchFilter):
 
     search_description = "words to find in the subject or in the addresses and names of parties"
 
-    def filter_queryset(self, request: Request, queryset: QuerySet[Email], view) -> QuerySet:
+    def filter_queryset(
+        self, request: Request, queryset: QuerySet[Any, Any], view: APIView
+    ) -> QuerySet[Any, Any]:
         return emails_matching(queryset, self.get_search_terms(request))
 
 
@@ -120,7 +124,7 @@ class EmailViewSet(
             return email_list_queryset(emails)
         return emails
 
-    def filter_queryset(self, queryset: QuerySet[Email]) -> QuerySet[Email]:
+    def filter_queryset(self, queryset: QuerySet[Email, Any]) -> QuerySet[Email, Any]:
         # List parameters filter the list only; a detail or action URL names its email.
         if self.action != "list":
             return queryset
@@ -143,7 +147,7 @@ class EmailViewSet(
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = EmailWriteSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        email = email_create(actor=request.user, **serializer.validated_data)
+        email = email_create(actor=signed_in_user(request), **serializer.validated_data)
         return self._email_response(email.pk, status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -159,7 +163,7 @@ class EmailViewSet(
             data=request.data, partial=True, context={"request": request}
         )
         serializer.is_valid(raise_exception=True)
-        email_update(email=email, actor=request.user, **serializer.validated_data)
+        email_update(email=email, actor=signed_in_user(request), **serializer.validated_data)
         return self._email_response(email.pk, status.HTTP_200_OK)
 
     @extend_schema(
@@ -172,7 +176,7 @@ class EmailViewSet(
         responses={204: None, **errors(403, 404, 409)},
     )
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        email_delete(email=self.get_object(), actor=request.user)
+        email_delete(email=self.get_object(), actor=signed_in_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     # --- actions --------------------------------------------------------------------
@@ -202,7 +206,7 @@ class EmailViewSet(
         serializer.is_valid(raise_exception=True)
         result = email_send(
             email=email,
-            actor=request.user,
+            actor=signed_in_user(request),
             issue_send=serializer.validated_data["issue_send"],
             tracking_token=serializer.validated_data.get("tracking_token"),
         )
@@ -224,7 +228,7 @@ class EmailViewSet(
         email = self.get_object()
         serializer = EmailCancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        email_cancel(email=email, actor=request.user, **serializer.validated_data)
+        email_cancel(email=email, actor=signed_in_user(request), **serializer.validated_data)
         return self._email_response(email.pk, status.HTTP_200_OK)
 
     @extend_schema(
@@ -253,7 +257,7 @@ class EmailViewSet(
             data=request.data, context={"request": request}
         )
         serializer.is_valid(raise_exception=True)
-        email = email_send_from_template(actor=request.user, **serializer.validated_data)
+        email = email_send_from_template(actor=signed_in_user(request), **serializer.validated_data)
         return self._email_response(email.pk, status.HTTP_202_ACCEPTED)
 
     @extend_schema(
@@ -274,7 +278,7 @@ class EmailViewSet(
         serializer = EmailClaimSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         claimed = email_claim_batch(
-            actor=request.user,
+            actor=signed_in_user(request),
             max_count=serializer.validated_data["max"],
             lease_seconds=serializer.validated_data.get("lease_seconds"),
         )
@@ -309,7 +313,7 @@ class EmailViewSet(
         data = serializer.validated_data
         email_report_delivery(
             email=email,
-            actor=request.user,
+            actor=signed_in_user(request),
             lease_token=data["lease_token"],
             outcome=data["outcome"],
             message_id=data.get("message_id", ""),
@@ -337,7 +341,7 @@ class EmailViewSet(
         serializer = EmailDeliveryResultsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         outcomes = email_report_deliveries(
-            actor=request.user, reports=serializer.validated_data["results"]
+            actor=signed_in_user(request), reports=serializer.validated_data["results"]
         )
         data = EmailDeliveryResultsResponseSerializer({"results": outcomes}).data
         return Response(data, status=status.HTTP_200_OK)

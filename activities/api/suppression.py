@@ -17,6 +17,7 @@ from common.api.filters import NamedSearchFilter, StableOrderingFilter
 from common.api.idempotency import idempotent
 from common.api.permissions import StaffOnly
 from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
+from crm.models import User
 
 from ..models import SuppressedAddress, SuppressionReason
 from ..services.suppression import suppression_add, suppression_remove
@@ -32,7 +33,9 @@ class SuppressedAddressSerializer(serializers.ModelSerializer):
     reason = serializers.ChoiceField(
         choices=SuppressionReason.choices, default=SuppressionReason.MANUAL
     )
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = SuppressedAddress

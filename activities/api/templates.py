@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
@@ -13,6 +13,7 @@ from rest_framework.routers import DefaultRouter
 from common.api.idempotency import idempotent
 from common.api.permissions import StaffForWrites
 from common.api.schema import IDEMPOTENT, LOOKUP_ANY, TEMPLATE_ERROR, errors
+from crm.api import signed_in_user
 
 from ..models import ActivityMimeAttachment, Template
 from ..selectors import templates_visible_to
@@ -25,10 +26,10 @@ from .template_serializers import (
 
 # The refusals of these endpoints, documented (for now) without 429. The 400 of a
 # write or a rendering may be a template error; a list's 400 is a bad filter.
-ERRORS = {
+ERRORS: dict[str, str | OpenApiResponse | None] = {
     "forbidden": "writing templates needs a staff account (is_staff)",
 }
-WRITE_ERRORS = {**ERRORS, "bad_request": TEMPLATE_ERROR}
+WRITE_ERRORS: dict[str, str | OpenApiResponse | None] = {**ERRORS, "bad_request": TEMPLATE_ERROR}
 
 
 @extend_schema_view(
@@ -97,7 +98,9 @@ class TemplateViewSet(
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        template = template_save(template=Template(**serializer.validated_data), actor=request.user)
+        template = template_save(
+            template=Template(**serializer.validated_data), actor=signed_in_user(request)
+        )
         return self._answer(template, status.HTTP_201_CREATED)
 
     def partial_update(self, request, *args, **kwargs):
@@ -106,11 +109,11 @@ class TemplateViewSet(
         serializer.is_valid(raise_exception=True)
         for name, value in serializer.validated_data.items():
             setattr(template, name, value)
-        template_save(template=template, actor=request.user)
+        template_save(template=template, actor=signed_in_user(request))
         return self._answer(template)
 
     def destroy(self, request, *args, **kwargs):
-        template_delete(template=self.get_object(), actor=request.user)
+        template_delete(template=self.get_object(), actor=signed_in_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
@@ -126,7 +129,7 @@ class TemplateViewSet(
         rendered = template_render(
             template=template,
             regarding=serializer.validated_data.get("regarding"),
-            sender=serializer.validated_data.get("sender") or request.user,
+            sender=serializer.validated_data.get("sender") or signed_in_user(request),
         )
         return Response(RenderedTemplateSerializer(rendered).data)
 

@@ -185,6 +185,7 @@ def attachment_delete(*, attachment: ActivityMimeAttachment, actor: User | None 
     change the owner (403), as for adding.
     """
     owner = attachment.email or attachment.template
+    assert owner is not None  # exactly one of them (attachment_exactly_one_owner)
     with transaction.atomic():
         if isinstance(owner, Email):
             # As in ``_link``: a send cannot slip between the check and the delete.

@@ -63,7 +63,11 @@ def blob_store(
         # finds no row) is stored afresh below.
         if existing is not None and not blob_touch(blob=existing):
             existing = None
-        if existing is not None and default_storage.exists(existing.file.name):
+        if (
+            existing is not None
+            and existing.file.name
+            and default_storage.exists(existing.file.name)
+        ):
             return existing, True
         if not default_storage.exists(name):
             spool.seek(0)

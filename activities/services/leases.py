@@ -15,7 +15,8 @@ sweep (its token moves on) and the email re-queued, flagged as a possible duplic
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Literal, overload
 
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
@@ -86,6 +87,30 @@ def claim_emails(
             actor_label=owner,
         )
     return claimed
+
+
+@overload
+def email_record_sent(
+    *,
+    email: Email,
+    lease_token: int,
+    owner: str,
+    message_id: str = ...,
+    refused: dict[str, str] | None = ...,
+    fetch: Literal[True] = ...,
+) -> Email: ...
+
+
+@overload
+def email_record_sent(
+    *,
+    email: Email,
+    lease_token: int,
+    owner: str,
+    message_id: str = ...,
+    refused: dict[str, str] | None = ...,
+    fetch: Literal[False],
+) -> None: ...
 
 
 def email_record_sent(
@@ -168,7 +193,7 @@ def email_record_failure(
     )
 
 
-def email_release(*, emails: list[Email], not_before, reason: str) -> None:
+def email_release(*, emails: list[Email], not_before: datetime | None, reason: str) -> None:
     """Give back emails claimed but not tried: ``pending_send`` again, the attempt the
     claim counted returned, due at ``not_before``. Fenced by each claim's token."""
     for email in emails:

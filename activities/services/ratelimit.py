@@ -63,7 +63,7 @@ def take_slot(key: str, per_minute: int, *, at: datetime | None = None) -> Slot:
         ):
             return Slot(0.0, slowed)
     # Lost every race: others are sending as this sender right now; try again shortly.
-    return Slot(interval.total_seconds(), False)
+    return Slot(interval.total_seconds() if interval is not None else 0.0, False)
 
 
 def slow_down(key: str, reason: str) -> float:

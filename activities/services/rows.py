@@ -19,6 +19,12 @@ from django.db import connection, models
 from django.db.backends.utils import CursorDebugWrapper
 
 
+def _column(field: models.Field[Any, Any]) -> str:
+    """A concrete field's column (the stubs allow ``None``, for fields that have none)."""
+    assert field.column is not None
+    return field.column
+
+
 class RowWriter:
     def __init__(self, model: type[models.Model], varying: Sequence[str], **common: Any):
         proto = model(**common)
@@ -29,7 +35,7 @@ class RowWriter:
         constant = [
             f for f in model._meta.concrete_fields if f.attname not in varying and not f.primary_key
         ]
-        columns = [by_attname[name].column for name in varying] + [f.column for f in constant]
+        columns = [_column(by_attname[name]) for name in varying] + [_column(f) for f in constant]
         self.constants = tuple(
             f.get_db_prep_save(f.pre_save(proto, add=True), connection) for f in constant
         )
@@ -40,7 +46,7 @@ class RowWriter:
         self.sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"  # noqa: S608
         self.copy_sql = f"COPY {table} ({names}) FROM STDIN"
 
-    def insert(self, rows: Sequence[tuple]) -> None:
+    def insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
         if not rows:
             return
         constants = self.constants
@@ -49,7 +55,7 @@ class RowWriter:
                 cursor.executemany(self.sql, [row + constants for row in rows])
                 return
 
-            def copy(sql, params, many, context):
+            def copy(sql: str, params: Any, many: bool, context: Any) -> None:
                 with cursor.cursor.copy(sql) as copy:
                     for row in rows:
                         copy.write_row(row + constants)
@@ -81,7 +87,7 @@ def allocate_ids(model: type[models.Model], count: int) -> list[int]:
             return [row[0] for row in cursor.fetchall()]
         if connection.vendor == "sqlite":
             quote = connection.ops.quote_name
-            pk, name = quote(model._meta.pk.column), quote(table)
+            pk, name = quote(_column(model._meta.pk)), quote(table)
             sql = f"SELECT MAX({pk}) FROM {name} UNION ALL SELECT seq FROM sqlite_sequence WHERE name = %s"  # noqa: S608, E501
             cursor.execute(sql, [table])
             start = max((row[0] or 0 for row in cursor.fetchall()), default=0) + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -93,7 +94,7 @@ def merge_context(*, regarding: models.Model | None, sender: User | Queue | None
     contact = account = user = None
     if isinstance(regarding, Contact):
         contact = _contact_fields(regarding)
-        if regarding.account_id:
+        if regarding.account is not None:
             account = _account_fields(regarding.account)
     elif isinstance(regarding, Account):
         account = _account_fields(regarding)
@@ -140,7 +141,7 @@ FILTER_ERRORS = (ValueError, TypeError, ArithmeticError, LookupError)
 
 
 @contextmanager
-def _template_errors(part: str):
+def _template_errors(part: str) -> Iterator[None]:
     """Turn what compiling or rendering ``part`` raises into a ``TemplateRenderError``."""
     try:
         yield
@@ -178,7 +179,7 @@ class CompiledTemplate:
         return " ".join(subject.split()), html, text
 
 
-RECORD_TYPE_MODELS = {
+RECORD_TYPE_MODELS: dict[str, type[models.Model]] = {
     RecordType.CONTACT: Contact,
     RecordType.ACCOUNT: Account,
     RecordType.USER: User,

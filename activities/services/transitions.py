@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal, overload
 
 from django.db import transaction
 from django.utils import timezone
@@ -15,7 +15,7 @@ from ..eventlog import email_events_logged
 from ..models import STATE_OF_STATUS, Email, EmailEvent, EmailStatus, EventKind
 from ..policies import require_status
 
-TIMESTAMP_OF_STATUS = {
+TIMESTAMP_OF_STATUS: dict[str, str] = {
     EmailStatus.PENDING_SEND: "queued_at",
     EmailStatus.SENT: "sent_at",
     EmailStatus.FAILED: "failed_at",
@@ -55,6 +55,58 @@ def record_event(
         actor_label=event.actor_label,
     )
     return event
+
+
+# The email comes back unless ``fetch=False`` asks not to read it.
+@overload
+def transition(
+    *,
+    email_id: int,
+    to: str,
+    allowed_from: Iterable[str],
+    action: str,
+    actor: User | None = ...,
+    actor_label: str = ...,
+    reason: str = ...,
+    updates: dict[str, Any] | None = ...,
+    lease_token: int | None = ...,
+    event_data: dict[str, Any] | None = ...,
+    fetch: Literal[True] = ...,
+) -> Email: ...
+
+
+@overload
+def transition(
+    *,
+    email_id: int,
+    to: str,
+    allowed_from: Iterable[str],
+    action: str,
+    actor: User | None = ...,
+    actor_label: str = ...,
+    reason: str = ...,
+    updates: dict[str, Any] | None = ...,
+    lease_token: int | None = ...,
+    event_data: dict[str, Any] | None = ...,
+    fetch: Literal[False],
+) -> None: ...
+
+
+@overload
+def transition(
+    *,
+    email_id: int,
+    to: str,
+    allowed_from: Iterable[str],
+    action: str,
+    actor: User | None = ...,
+    actor_label: str = ...,
+    reason: str = ...,
+    updates: dict[str, Any] | None = ...,
+    lease_token: int | None = ...,
+    event_data: dict[str, Any] | None = ...,
+    fetch: bool,
+) -> Email | None: ...
 
 
 def transition(

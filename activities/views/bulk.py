@@ -19,13 +19,14 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from common.errors import ApplicationError
 from crm.models import Account, Contact, Queue, Tag, User
+from crm.views import AuthenticatedHttpRequest
 
 from ..errors import SenderNotAllowed, SenderNotApproved, TemplateRenderError
 from ..html import FRAME_SANDBOX, body_frame_response
@@ -75,13 +76,17 @@ class BulkForm(forms.Form):
     def __init__(self, *args: Any, user: User, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.senders = sender_choices(user)
-        self.fields["template"].queryset = templates_visible_to(user).filter(
+        template, sender = self.fields["template"], self.fields["sender"]
+        assert isinstance(template, forms.ModelChoiceField)
+        assert isinstance(sender, forms.ChoiceField)
+        template.queryset = templates_visible_to(user).filter(
             record_type__in=[RecordType.CONTACT, RecordType.GLOBAL]
         )
-        self.fields["sender"].choices = [(o.key, o.record.display_name) for o in self.senders]
+        sender.choices = [(o.key, o.record.display_name) for o in self.senders]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # Form.clean answers cleaned_data
         after, before = data.get("created_after"), data.get("created_before")
         if after and before and after >= before:
             self.add_error("created_before", "Must be later than “created on or after”.")
@@ -168,7 +173,9 @@ def _preview(form: BulkForm) -> Preview:
     return preview
 
 
-def _wizard_context(request: HttpRequest, form: BulkForm, **extra: Any) -> dict[str, Any]:
+def _wizard_context(
+    request: AuthenticatedHttpRequest, form: BulkForm, **extra: Any
+) -> dict[str, Any]:
     # A fresh form filters nothing yet: its audience is every contact.
     preview = _preview(form) if form.is_bound else Preview(audience=bulk_audience({}))
     return {
@@ -195,7 +202,7 @@ ERROR_FIELD = {
 
 
 @login_required
-def bulk_create(request: HttpRequest) -> HttpResponse:
+def bulk_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method != "POST":
         own = f"user:{request.user.pk}"
         if request.GET:  # a link or a reload with the choices in the address
@@ -210,11 +217,13 @@ def bulk_create(request: HttpRequest) -> HttpResponse:
         return render(request, "web/bulk_new.html", _wizard_context(request, form), status=400)
     if request.POST.get("action") != "start":
         return render(request, "web/bulk_new.html", _wizard_context(request, form))
+    sender = form.chosen_sender
+    assert sender is not None  # the form took one of the sender choices
     try:
         job, started = bulk_send_start_once(
             key=request.POST.get("start_token", ""),
             template=form.cleaned_data["template"],
-            sender=form.chosen_sender,
+            sender=sender,
             query=form.query(),
             actor=request.user,
         )
@@ -231,7 +240,7 @@ def bulk_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def bulk_audience_panel(request: HttpRequest) -> HttpResponse:
+def bulk_audience_panel(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The wizard's audience panel for the choices in the query string (htmx)."""
     form = BulkForm(request.GET, user=request.user)
     form.is_valid()
@@ -240,7 +249,7 @@ def bulk_audience_panel(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def bulk_sample_frame(request: HttpRequest) -> HttpResponse:
+def bulk_sample_frame(request: AuthenticatedHttpRequest) -> HttpResponse:
     """One sample of the wizard: the template rendered for a contact, as the framed,
     sanitised page the email page uses (``<iframe sandbox>``, its own CSP)."""
     try:
@@ -271,7 +280,7 @@ def _jobs_for(user: User):
 
 @login_required
 @require_GET
-def bulk_list(request: HttpRequest) -> HttpResponse:
+def bulk_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     jobs = _jobs_for(request.user).order_by("-created_at", "-id")
     page = Paginator(jobs, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "web/bulk_list.html", {"nav": "bulk", "page": page})
@@ -332,7 +341,7 @@ def _progress_of(user: User, pk: int) -> Progress:
 
 @login_required
 @require_GET
-def bulk_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def bulk_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     progress = _progress_of(request.user, pk)
     if request.htmx:
         # The poll names what it shows; nothing new is "no content", which htmx leaves
@@ -373,7 +382,7 @@ def describe_query(query: dict[str, Any]) -> list[str]:
 
 @login_required
 @require_POST
-def bulk_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+def bulk_cancel(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(bulk_sends_visible_to(request.user), pk=pk)
     try:
         job = bulk_send_cancel(job=job, actor=request.user)

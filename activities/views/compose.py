@@ -17,7 +17,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import path, reverse
@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from common.errors import ApplicationError
 from crm.models import Account, Contact, Organization, User
+from crm.views import AuthenticatedHttpRequest
 
 from ..addresses import Address
 from ..errors import NotOutgoing, TemplateRenderError, ValidationFailed
@@ -35,7 +36,7 @@ from ..forms import (
     regarding_label,
 )
 from ..html import text_of_html
-from ..models import Direction, Email, EmailStatus, Priority
+from ..models import ActivityMimeAttachment, Direction, Email, EmailStatus, Priority
 from ..policies import EDITABLE_STATUSES, check_may_send_as, require_status
 from ..records import record_get
 from ..replies import draft_fields, forward_fields, reply_fields
@@ -74,7 +75,7 @@ def _field_of(err: ApplicationError) -> str | None:
     return err.field if err.field in SHOWN_FIELDS else None
 
 
-def _attachments(email: Email | None) -> list:
+def _attachments(email: Email | None) -> list[ActivityMimeAttachment]:
     if email is None:
         return []
     return list(email.attachments.select_related("blob").order_by("position", "id"))
@@ -83,16 +84,16 @@ def _attachments(email: Email | None) -> list:
 def _action_url(mode: str, email: Email | None, original: Email | None, reply_all: bool) -> str:
     if email is not None:
         return reverse("compose-edit", args=[email.pk])
-    if mode == REPLY:
+    if mode == REPLY and original is not None:
         url = reverse("compose-reply", args=[original.pk])
         return f"{url}?all=1" if reply_all else url
-    if mode == FORWARD:
+    if mode == FORWARD and original is not None:
         return reverse("compose-forward", args=[original.pk])
     return reverse("compose")
 
 
 def _context(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     form: ComposeForm,
     *,
     mode: str,
@@ -107,14 +108,18 @@ def _context(
     options = sender_choices(user, current=email.sender if email else None)
     chosen_option = next((o for o in options if o.key == chosen), None)
     regarding = record_get(form["regarding_type"].value() or "", form["regarding_id"].value())
-    forward_files = _attachments(original) if mode == FORWARD and email is None else []
+    # The page reads ``kept`` on each (ticked to forward), set here.
+    forward_files: list[Any] = _attachments(original) if mode == FORWARD and email is None else []
     if request.method == "POST" and forward_files:
         kept = set(request.POST.getlist("forward_attachment"))
         for attachment in forward_files:
             attachment.kept = str(attachment.pk) in kept
     field_errors = field_errors or {}
     recipient_fields = [
-        {"field": form[name], "error": field_errors.get(name, " ".join(form[name].errors))}
+        {
+            "field": form[name],
+            "error": field_errors.get(name, " ".join(map(str, form[name].errors))),
+        }
         for name in RECIPIENT_FIELDS
     ]
     return {
@@ -133,7 +138,7 @@ def _context(
         "regarding_label": regarding_label(regarding),
         "recipient_fields": recipient_fields,
         "errors": {
-            name: field_errors.get(name, " ".join(form[name].errors))
+            name: field_errors.get(name, " ".join(map(str, form[name].errors)))
             for name in ("sender", "subject", "body_text", "body_html", "regarding_id", "template")
         }
         | {"attachments": field_errors.get("attachments", "")},
@@ -147,19 +152,21 @@ def _context(
     }
 
 
-def _render(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
+def _render(
+    request: AuthenticatedHttpRequest, context: dict[str, Any], status: int = 200
+) -> HttpResponse:
     return render(request, "web/compose.html", context, status=status)
 
 
 def _form_problem(form: ComposeForm) -> str:
-    names = [form[name].label for name in form.errors if name in form.fields]
+    names = [str(form[name].label) for name in form.errors if name in form.fields]
     return "The email was not saved: check " + ", ".join(names or ["the form"]) + " below."
 
 
 # --- the pages -----------------------------------------------------------------------
 
 
-def _editable(request: HttpRequest, pk: int) -> Email:
+def _editable(request: AuthenticatedHttpRequest, pk: int) -> Email:
     return get_object_or_404(
         emails_visible_to(request.user).select_related("sender_user", "sender_queue"), pk=pk
     )
@@ -178,13 +185,18 @@ def _edit_refusal(email: Email, user: User) -> ApplicationError | None:
     return None
 
 
-def _forward_ids(request: HttpRequest, original: Email) -> list[int]:
+def _forward_ids(request: AuthenticatedHttpRequest, original: Email) -> list[int]:
     chosen = {int(v) for v in request.POST.getlist("forward_attachment") if v.isdigit()}
     return [a.pk for a in original.attachments.all() if a.pk in chosen]
 
 
 def _save(
-    request: HttpRequest, form: ComposeForm, *, mode: str, email: Email | None, original
+    request: AuthenticatedHttpRequest,
+    form: ComposeForm,
+    *,
+    mode: str,
+    email: Email | None,
+    original,
 ) -> Email:
     fields = form.service_fields()
     if email is not None:
@@ -199,7 +211,7 @@ def _save(
     return email_create(actor=request.user, parent=original if mode == REPLY else None, **fields)
 
 
-def _saved_json(request: HttpRequest, email: Email) -> JsonResponse:
+def _saved_json(request: AuthenticatedHttpRequest, email: Email) -> JsonResponse:
     """The answer to the page's own save before an upload: where the draft now lives."""
     attachments = "".join(
         render_to_string(
@@ -220,7 +232,7 @@ def _saved_json(request: HttpRequest, email: Email) -> JsonResponse:
 
 
 def _compose(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     *,
     mode: str,
     email: Email | None = None,
@@ -232,9 +244,9 @@ def _compose(
     if request.method != "POST":
         if email is not None:
             initial = draft_fields(email)
-        elif mode == REPLY:
+        elif mode == REPLY and original is not None:
             initial = reply_fields(original, user, reply_all=reply_all)
-        elif mode == FORWARD:
+        elif mode == FORWARD and original is not None:
             initial = forward_fields(original, user)
         else:
             initial = {"sender": sender_key(user), "priority": Priority.NORMAL}
@@ -248,7 +260,7 @@ def _compose(
     if action == "cancel":
         return _cancel(request, email)
     form = ComposeForm(request.POST, user=user)
-    ctx = {"mode": mode, "original": original, "reply_all": reply_all}
+    ctx: dict[str, Any] = {"mode": mode, "original": original, "reply_all": reply_all}
     if not form.is_valid():
         if wants_json:
             return JsonResponse({"error": _form_problem(form)}, status=400)
@@ -297,7 +309,7 @@ def _compose(
     return redirect("email", pk=email.pk)
 
 
-def _cancel(request: HttpRequest, email: Email | None) -> HttpResponse:
+def _cancel(request: AuthenticatedHttpRequest, email: Email | None) -> HttpResponse:
     if email is None:
         return redirect("mail")
     if email.status != EmailStatus.DRAFT:
@@ -313,12 +325,12 @@ def _cancel(request: HttpRequest, email: Email | None) -> HttpResponse:
 
 
 @login_required
-def compose(request: HttpRequest) -> HttpResponse:
+def compose(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _compose(request, mode=NEW)
 
 
 @login_required
-def compose_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def compose_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     email = _editable(request, pk)
     refusal = _edit_refusal(email, request.user)
     if refusal is not None:
@@ -333,12 +345,12 @@ def compose_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def compose_reply(request: HttpRequest, pk: int) -> HttpResponse:
+def compose_reply(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return _compose(request, mode=REPLY, original=_editable(request, pk))
 
 
 @login_required
-def compose_forward(request: HttpRequest, pk: int) -> HttpResponse:
+def compose_forward(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return _compose(request, mode=FORWARD, original=_editable(request, pk))
 
 
@@ -356,7 +368,7 @@ def _matching(qs: QuerySet, term: str, fields: Iterable[str]) -> QuerySet:
 
 @login_required
 @require_GET
-def compose_recipients(request: HttpRequest) -> HttpResponse:
+def compose_recipients(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Suggestions for the last address being typed in To, Cc or Bcc: contacts, then
     users, by name or address (an ``<li role="option">`` each)."""
     field = request.GET.get("field", "to")
@@ -392,7 +404,7 @@ def _address_text(name: str, address: str) -> str:
 
 @login_required
 @require_GET
-def compose_regarding(request: HttpRequest) -> HttpResponse:
+def compose_regarding(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Contacts and accounts matching ``q``, to choose what an email is about."""
     term = request.GET.get("q", "").strip()
     options = []
@@ -415,12 +427,12 @@ def compose_regarding(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def compose_template(request: HttpRequest) -> HttpResponse:
+def compose_template(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Render the chosen template for the regarding record and the sender; answer the
     subject and message fields filled (or the template's error, with its line)."""
     user = request.user
     data = request.POST
-    values = {
+    values: dict[str, str | int] = {
         "subject": data.get("subject", ""),
         "body_text": data.get("body_text", ""),
         "body_html": data.get("body_html", ""),
@@ -475,7 +487,7 @@ def _text(message: str, status: int) -> HttpResponse:
 @csrf_exempt  # checked below, once the upload handlers that enforce the limit are in place
 @login_required
 @require_POST
-def attachment_upload(request: HttpRequest, pk: int) -> HttpResponse:
+def attachment_upload(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """Store one file (``file``) on a draft; answer its list item (201), or the refusal
     in words: 413 over the organisation's limit (refused unread when the declared
     length is over it), 409 when the email is no longer a draft, 403, 404."""
@@ -487,7 +499,7 @@ def attachment_upload(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @csrf_protect
-def _attachment_upload(request: HttpRequest, pk: int) -> HttpResponse:
+def _attachment_upload(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     email = get_object_or_404(emails_visible_to(request.user), pk=pk)
     upload = request.FILES.get("file")
     if upload is None:
@@ -506,7 +518,9 @@ def _attachment_upload(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def attachment_remove(request: HttpRequest, pk: int, attachment_pk: int) -> HttpResponse:
+def attachment_remove(
+    request: AuthenticatedHttpRequest, pk: int, attachment_pk: int
+) -> HttpResponse:
     email = get_object_or_404(emails_visible_to(request.user), pk=pk)
     attachment = get_object_or_404(email.attachments.select_related("blob"), pk=attachment_pk)
     try:

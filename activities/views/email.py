@@ -9,18 +9,19 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from common.errors import ApplicationError
+from crm.views import AuthenticatedHttpRequest
 
 from ..downloads import attachment_response
 from ..errors import SenderNotAllowed
 from ..html import FRAME_SANDBOX, body_frame_response, sanitize_email_html
-from ..models import Direction, Email, EmailStatus, EventKind, PartyRole
+from ..models import Direction, Email, EmailParty, EmailStatus, EventKind, PartyRole
 from ..policies import CANCELABLE_STATUSES, check_may_send_as
 from ..records import RECORD_MODELS, record_type_of
 from ..selectors import email_page_queryset, emails_visible_to
@@ -40,7 +41,7 @@ TIMES = (
 
 # The mail-list tab that lists an email of each status (canceled and completed mail
 # has no tab of its own; its record's other mail is in "sent").
-TAB_OF_STATUS = {
+TAB_OF_STATUS: dict[str, str] = {
     EmailStatus.DRAFT: "drafts",
     EmailStatus.PENDING_SEND: "outbox",
     EmailStatus.SENDING: "outbox",
@@ -62,7 +63,7 @@ def _may_act(email: Email, user) -> bool:
 
 
 def _regarding(email: Email) -> dict[str, Any] | None:
-    if email.regarding_type_id is None or email.regarding_id is None:
+    if email.regarding_id is None or email.regarding_type is None:
         return None
     record = email.regarding
     model = email.regarding_type.model_class()
@@ -72,7 +73,7 @@ def _regarding(email: Email) -> dict[str, Any] | None:
     type_name = type_name or email.regarding_type.model
     tab = "received" if email.direction == Direction.INCOMING else None
     tab = tab or TAB_OF_STATUS.get(email.status, "sent")
-    query = urlencode({"regarding_type": type_name, "regarding_id": email.regarding_id})
+    query = urlencode({"regarding_type": type_name, "regarding_id": str(email.regarding_id)})
     return {
         "type": type_name,
         "name": str(record) if record is not None else f"{type_name} #{email.regarding_id}",
@@ -103,12 +104,12 @@ def _status_label(status: str) -> str:
         return status
 
 
-def _page_context(request: HttpRequest, email: Email) -> dict[str, Any]:
+def _page_context(request: AuthenticatedHttpRequest, email: Email) -> dict[str, Any]:
     remote_images = request.GET.get("images") == "1"
     blocked = 0
     if email.body_html.strip() and not remote_images:
         blocked = sanitize_email_html(email.body_html).blocked_images
-    parties = {role: [] for role in PartyRole.values}
+    parties: dict[str, list[EmailParty]] = {role: [] for role in PartyRole.values}
     for party in email.parties.all():
         parties[party.role].append(party)
     body_url = reverse("email-body", args=[email.pk])
@@ -139,18 +140,18 @@ def _page_context(request: HttpRequest, email: Email) -> dict[str, Any]:
     }
 
 
-def _visible_email(request: HttpRequest, pk: int) -> Email:
+def _visible_email(request: AuthenticatedHttpRequest, pk: int) -> Email:
     return get_object_or_404(email_page_queryset(emails_visible_to(request.user)), pk=pk)
 
 
 @login_required
-def email_page(request: HttpRequest, pk: int) -> HttpResponse:
+def email_page(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     email = _visible_email(request, pk)
     return render(request, "web/email_detail.html", _page_context(request, email))
 
 
 @login_required
-def email_body(request: HttpRequest, pk: int) -> HttpResponse:
+def email_body(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     email = get_object_or_404(
         emails_visible_to(request.user).only("pk", "body_html", "body_text"), pk=pk
     )
@@ -160,7 +161,9 @@ def email_body(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def email_attachment(request: HttpRequest, pk: int, attachment_pk: int) -> HttpResponse:
+def email_attachment(
+    request: AuthenticatedHttpRequest, pk: int, attachment_pk: int
+) -> FileResponse:
     email = get_object_or_404(emails_visible_to(request.user).only("pk"), pk=pk)
     attachment = get_object_or_404(email.attachments.select_related("blob"), pk=attachment_pk)
     return attachment_response(attachment)
@@ -168,7 +171,7 @@ def email_attachment(request: HttpRequest, pk: int, attachment_pk: int) -> HttpR
 
 @login_required
 @require_POST
-def email_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
+def email_cancel_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     email = get_object_or_404(emails_visible_to(request.user), pk=pk)
     try:
         email_cancel(email=email, actor=request.user, reason="canceled on the email page")

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import path
 
 from crm.models import Queue
+from crm.views import AuthenticatedHttpRequest
 
 from ..filters import EmailFilter
 from ..models import Direction, EmailParty, EmailStatus
@@ -62,7 +63,7 @@ def _regarding_filter(data: dict) -> dict | None:
 
 
 @login_required
-def mail_list(request: HttpRequest, tab: str = "outbox") -> HttpResponse:
+def mail_list(request: AuthenticatedHttpRequest, tab: str = "outbox") -> HttpResponse:
     current = TAB_BY_SLUG.get(tab)
     if current is None:
         raise Http404("no such mailbox tab")

@@ -10,9 +10,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import path, reverse
+
+from crm.views import AuthenticatedHttpRequest
 
 from .. import outbox
 from ..downloads import protected_download
@@ -21,7 +24,7 @@ from ..html import FRAME_SANDBOX, body_frame_response, sanitize_email_html
 PAGE_SIZE = 25
 
 
-def _refusal(request: HttpRequest, *, not_found: bool) -> HttpResponse | None:
+def _refusal(request: AuthenticatedHttpRequest, *, not_found: bool) -> HttpResponse | None:
     """The page to answer instead, when the user is not staff or there is no outbox."""
     if not request.user.is_staff:
         return render(
@@ -56,7 +59,7 @@ def _message_path(name: str):
 
 
 @login_required
-def outbox_list(request: HttpRequest) -> HttpResponse:
+def outbox_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     refused = _refusal(request, not_found=False)
     if refused:
         return refused
@@ -74,7 +77,7 @@ def outbox_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def outbox_message(request: HttpRequest, name: str) -> HttpResponse:
+def outbox_message(request: AuthenticatedHttpRequest, name: str) -> HttpResponse:
     refused = _refusal(request, not_found=True)
     if refused:
         return refused
@@ -100,7 +103,7 @@ def outbox_message(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @login_required
-def outbox_body(request: HttpRequest, name: str) -> HttpResponse:
+def outbox_body(request: AuthenticatedHttpRequest, name: str) -> HttpResponse:
     refused = _refusal(request, not_found=True)
     if refused:
         return refused
@@ -111,7 +114,7 @@ def outbox_body(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @login_required
-def outbox_part(request: HttpRequest, name: str, n: int) -> HttpResponse:
+def outbox_part(request: AuthenticatedHttpRequest, name: str, n: int) -> HttpResponse:
     refused = _refusal(request, not_found=True)
     if refused:
         return refused
@@ -125,7 +128,7 @@ def outbox_part(request: HttpRequest, name: str, n: int) -> HttpResponse:
 
 
 @login_required
-def outbox_source(request: HttpRequest, name: str) -> HttpResponse:
+def outbox_source(request: AuthenticatedHttpRequest, name: str) -> HttpResponseBase:
     refused = _refusal(request, not_found=True)
     if refused:
         return refused

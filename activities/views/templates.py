@@ -13,8 +13,8 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Model, Prefetch, Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.db.models import Prefetch, Q, QuerySet
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from common.errors import ApplicationError
 from crm.models import Account, Contact, Queue, User
+from crm.views import AuthenticatedHttpRequest
 
 from ..errors import TEMPLATE_PART_FIELDS, TemplateRenderError
 from ..html import FRAME_SANDBOX, body_frame_response
@@ -35,7 +36,11 @@ from ..uploads import limit_upload
 PAGE_SIZE = 25
 PICKER_SIZE = 8
 FRAME_NAME = "template-preview-frame"
-PICKER_KINDS = {"contact": Contact, "account": Account, "user": User}
+PICKER_KINDS: dict[str, type[Contact] | type[Account] | type[User]] = {
+    "contact": Contact,
+    "account": Account,
+    "user": User,
+}
 
 
 class TemplateForm(forms.ModelForm):
@@ -100,7 +105,9 @@ def _sender_label(sender: User | Queue) -> str:
     return f"Me ({sender.get_full_name() or sender.get_username()}, {sender.email or 'no address'})"
 
 
-def _records_matching(search: str, record_type: str) -> list[tuple[str, list[Model]]]:
+def _records_matching(
+    search: str, record_type: str
+) -> list[tuple[str, list[Contact | Account | User]]]:
     """Picker groups: contacts and accounts (users too for a user template) by name."""
     kinds = ["contact", "account"]
     if record_type == RecordType.ACCOUNT:
@@ -131,10 +138,10 @@ def _records_matching(search: str, record_type: str) -> list[tuple[str, list[Mod
     return groups
 
 
-def _record_label(kind: str, record: Model) -> str:
-    if kind == "account":
+def _record_label(record: Contact | Account | User) -> str:
+    if isinstance(record, Account):
         return record.name
-    if kind == "user":
+    if isinstance(record, User):
         return record.get_full_name() or record.get_username()
     return f"{record.full_name} ({record.email})" if record.email else record.full_name
 
@@ -143,7 +150,7 @@ def _picker_options(search: str, record_type: str, selected: str = "") -> list[d
     groups = []
     for kind, records in _records_matching(search, record_type):
         if records:
-            options = [(f"{kind}:{r.pk}", _record_label(kind, r)) for r in records]
+            options = [(f"{kind}:{r.pk}", _record_label(r)) for r in records]
             groups.append({"label": f"{kind.title()}s", "options": options})
     if not selected and groups:
         selected = groups[0]["options"][0][0]
@@ -157,7 +164,7 @@ def _picker_options(search: str, record_type: str, selected: str = "") -> list[d
 
 
 def _editor(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     form: TemplateForm,
     template: Template | None,
     *,
@@ -186,7 +193,7 @@ def _editor(
     )
 
 
-def _save(request: HttpRequest, template: Template | None) -> HttpResponse:
+def _save(request: AuthenticatedHttpRequest, template: Template | None) -> HttpResponse:
     form = TemplateForm(request.POST, instance=template, editable=request.user.is_staff)
     if not form.is_valid():
         return _editor(
@@ -206,7 +213,7 @@ def _save(request: HttpRequest, template: Template | None) -> HttpResponse:
 
 @login_required
 @require_GET
-def template_list(request: HttpRequest) -> HttpResponse:
+def template_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     templates = templates_visible_to(request.user).select_related("created_by")
     search = request.GET.get("q", "").strip()
     for term in search.split()[:10]:
@@ -229,7 +236,7 @@ def template_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def template_create(request: HttpRequest) -> HttpResponse:
+def template_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method == "POST":
         return _save(request, None)
     initial = {"record_type": RecordType.CONTACT, "language": "en"}
@@ -239,7 +246,7 @@ def template_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def template_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def template_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     template = get_object_or_404(templates_visible_to(request.user), pk=pk)
     if request.method == "POST":
         return _save(request, template)
@@ -250,7 +257,7 @@ def template_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def template_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
+def template_delete_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     template = get_object_or_404(templates_visible_to(request.user), pk=pk)
     context = {"nav": "templates", "template": template, "error": ""}
     if request.method == "POST":
@@ -268,7 +275,7 @@ def template_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
 @csrf_exempt  # checked below, once the upload handlers that enforce the limit are in place
 @login_required
 @require_POST
-def template_attachment_add(request: HttpRequest, pk: int) -> HttpResponse:
+def template_attachment_add(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     template = get_object_or_404(templates_visible_to(request.user), pk=pk)
     try:
         limit_upload(request)
@@ -278,7 +285,7 @@ def template_attachment_add(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @csrf_protect
-def _template_attachment_add(request: HttpRequest, template: Template) -> HttpResponse:
+def _template_attachment_add(request: AuthenticatedHttpRequest, template: Template) -> HttpResponse:
     upload = request.FILES.get("file")
     if upload is None:
         return _attachment_refused(request, template, "Choose a file to upload.", 400)
@@ -299,7 +306,9 @@ def _template_attachment_add(request: HttpRequest, template: Template) -> HttpRe
 
 @login_required
 @require_POST
-def template_attachment_remove(request: HttpRequest, pk: int, attachment_pk: int) -> HttpResponse:
+def template_attachment_remove(
+    request: AuthenticatedHttpRequest, pk: int, attachment_pk: int
+) -> HttpResponse:
     template = get_object_or_404(templates_visible_to(request.user), pk=pk)
     attachment = get_object_or_404(ActivityMimeAttachment, pk=attachment_pk, template=template)
     try:
@@ -311,7 +320,7 @@ def template_attachment_remove(request: HttpRequest, pk: int, attachment_pk: int
 
 
 def _attachment_refused(
-    request: HttpRequest, template: Template, message: str, status: int
+    request: AuthenticatedHttpRequest, template: Template, message: str, status: int
 ) -> HttpResponse:
     form = TemplateForm(instance=template, editable=request.user.is_staff)
     return _editor(request, form, template, attachment_error=message, status=status)
@@ -319,7 +328,7 @@ def _attachment_refused(
 
 @login_required
 @require_GET
-def template_records(request: HttpRequest) -> HttpResponse:
+def template_records(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The record picker's options for a name search (an htmx partial)."""
     groups = _picker_options(
         request.GET.get("record_q", "").strip(), request.GET.get("record_type", "")
@@ -329,7 +338,7 @@ def template_records(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def template_preview_view(request: HttpRequest) -> HttpResponse:
+def template_preview_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The text as typed, rendered for the chosen record and sender; saves nothing.
 
     ``show=frame`` answers the HTML body as the sandboxed frame's page; otherwise the
@@ -365,6 +374,7 @@ def template_preview_view(request: HttpRequest) -> HttpResponse:
         error = err
     if data.get("show") == "frame":
         if rendered is None:
+            assert error is not None  # template_preview answers or raises
             return body_frame_response(text=f"No preview: {error.message}")
         return body_frame_response(html=rendered.body_html, text=rendered.body_text)
     field_errors = dict.fromkeys(TEMPLATE_PART_FIELDS.values(), "")

@@ -36,7 +36,7 @@ class _StrictBooleanField(forms.Field):
 class StrictBooleanFilter(filters.BooleanFilter):
     """``true``/``false`` (also ``1``/``0``, ``yes``/``no``); anything else is a 400."""
 
-    field_class = _StrictBooleanField
+    field_class = _StrictBooleanField  # type: ignore[assignment]  # the stub allows NullBooleanField only
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("widget", forms.TextInput)
@@ -50,7 +50,7 @@ MAX_ID = 2**63 - 1  # a BigAutoField; larger values overflow the database driver
 class IdFilter(filters.NumberFilter):
     """A record id: a positive integer (at most a 64-bit one)."""
 
-    field_class = forms.IntegerField
+    field_class = forms.IntegerField  # type: ignore[assignment]  # the stub allows DecimalField only
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("min_value", 1)

@@ -107,6 +107,7 @@ TEMPLATE_ERROR = OpenApiResponse(
 
 
 def _default(status: int, description: str | None = None) -> OpenApiResponse:
+    body: OpenApiTypes | type[serializers.Serializer]
     if status == 400:
         body = OpenApiTypes.OBJECT  # field errors, or detail and code
     elif status == 409:

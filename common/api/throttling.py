@@ -1,10 +1,18 @@
 """DRF throttles whose rates come from settings at request time (configurable, testable)."""
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from rest_framework import throttling
 
+if TYPE_CHECKING:
+    # What the mixin below is mixed into, so that its super() call is checked.
+    _SimpleRateThrottle = throttling.SimpleRateThrottle
+else:
+    _SimpleRateThrottle = object
 
-class _SettingsRate:
+
+class _SettingsRate(_SimpleRateThrottle):
     setting_name = ""
 
     def get_rate(self):

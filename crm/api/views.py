@@ -7,6 +7,8 @@ a deletion must keep) live there.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.urls import path
 from django_filters import rest_framework as filters
 from drf_spectacular.extensions import OpenApiViewExtension
@@ -43,7 +45,20 @@ from .serializers import (
     UserSerializer,
 )
 
-FILTER_BACKENDS = [filters.DjangoFilterBackend, NamedSearchFilter, StableOrderingFilter]
+if TYPE_CHECKING:
+    from rest_framework.filters import BaseFilterBackend
+    from rest_framework.generics import BaseFilterProtocol
+
+    # What the mixin below is mixed into, so that its calls are checked.
+    _GenericViewSet = viewsets.GenericViewSet[Any]
+else:
+    _GenericViewSet = object
+
+FILTER_BACKENDS: list[type[BaseFilterBackend | BaseFilterProtocol[Any]]] = [
+    filters.DjangoFilterBackend,
+    NamedSearchFilter,
+    StableOrderingFilter,
+]
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
     str,
@@ -110,7 +125,7 @@ class ContactFilter(filters.FilterSet):
 # --- Users -----------------------------------------------------------------------
 
 
-class _ApprovalActions:
+class _ApprovalActions(_GenericViewSet):
     """``{id}/approve/`` and ``{id}/reject/`` for users and queues.
 
     Their schema (summary, the record's serializer) is set on each viewset with
@@ -376,7 +391,7 @@ class ObtainAuthTokenSchema(OpenApiViewExtension):
             summary="Get the API token of a user (username and password)",
             responses={200: TokenSerializer, **errors(400, 415)},
         )
-        class DocumentedObtainAuthToken(self.target_class):
+        class DocumentedObtainAuthToken(ObtainAuthToken):  # self.target_class, resolved
             pass
 
         return DocumentedObtainAuthToken

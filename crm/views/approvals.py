@@ -10,7 +10,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
@@ -20,6 +20,7 @@ from common.errors import ApplicationError
 from ..models import Queue, User
 from ..selectors import queues_for_approval, users_for_approval
 from ..services import APPROVE_PERMISSION, email_address_approve, email_address_reject
+from . import AuthenticatedHttpRequest
 
 KINDS: dict[str, type[User] | type[Queue]] = {"user": User, "queue": Queue}
 DECISIONS = {
@@ -28,7 +29,7 @@ DECISIONS = {
 }
 
 
-def _forbidden(request: HttpRequest, reason: str) -> HttpResponse:
+def _forbidden(request: AuthenticatedHttpRequest, reason: str) -> HttpResponse:
     return render(
         request,
         "web/approvals_forbidden.html",
@@ -42,12 +43,12 @@ def _row(kind: str, target: User | Queue) -> dict[str, Any]:
         "kind": kind,
         "target": target,
         "name": target.display_name,
-        "members": list(target.members.all()) if kind == "queue" else None,
+        "members": list(target.members.all()) if isinstance(target, Queue) else None,
     }
 
 
 def _page(
-    request: HttpRequest, *, show_all: bool, error: str = "", status: int = 200
+    request: AuthenticatedHttpRequest, *, show_all: bool, error: str = "", status: int = 200
 ) -> HttpResponse:
     users = [_row("user", user) for user in users_for_approval(include_decided=show_all)]
     queues = [_row("queue", queue) for queue in queues_for_approval(include_decided=show_all)]
@@ -68,7 +69,7 @@ def _page(
 
 
 @login_required
-def approvals(request: HttpRequest) -> HttpResponse:
+def approvals(request: AuthenticatedHttpRequest) -> HttpResponse:
     if not request.user.has_perm(APPROVE_PERMISSION):
         return _forbidden(
             request,
@@ -80,11 +81,14 @@ def approvals(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def decide(request: HttpRequest, kind: str, pk: int, decision: str) -> HttpResponse:
+def decide(request: AuthenticatedHttpRequest, kind: str, pk: int, decision: str) -> HttpResponse:
     model = KINDS.get(kind)
     if model is None or decision not in DECISIONS:
         raise Http404("no such approval action")
-    target = get_object_or_404(model, pk=pk)
+    # One call per model: given either model, the type checker answers their abstract base.
+    target: User | Queue = (
+        get_object_or_404(User, pk=pk) if model is User else get_object_or_404(Queue, pk=pk)
+    )
     service, done = DECISIONS[decision]
     show_all = request.POST.get("show") == "all"
     try:

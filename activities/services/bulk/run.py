@@ -6,6 +6,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 from email.utils import make_msgid
+from typing import Any
 
 from django.db import models, transaction
 from django.utils import timezone
@@ -35,6 +36,9 @@ from ..suppression import suppressed_among
 from ..templates import CompiledTemplate, merge_context_of, sender_fields
 
 logger = logging.getLogger(__name__)
+
+# A contact as ``contacts_matching`` reads it, and a row as ``RowWriter`` writes it.
+Row = tuple[Any, ...]
 
 
 def bulk_send_run(
@@ -159,7 +163,7 @@ class _Run:
                 dispatch.deliver_chunk_after_commit(ids)
         return len(contacts)
 
-    def _eligible(self, contacts: list[tuple]) -> tuple[list[tuple], dict[str, int]]:
+    def _eligible(self, contacts: list[Row]) -> tuple[list[Row], dict[str, int]]:
         skips: dict[str, int] = {}
         addresses = {row[3].strip().lower() for row in contacts if row[3]}
         taken = {
@@ -194,14 +198,17 @@ class _Run:
             recipients.append(row)
         return recipients, skips
 
-    def _write(self, recipients: list[tuple], now: datetime) -> list[int]:
+    def _write(self, recipients: list[Row], now: datetime) -> list[int]:
         """Render and write the chunk's emails: one statement per table."""
         if not recipients:
             return []
         job, sender = self.job, self.sender
         ids = allocate_ids(Email, len(recipients))
         org = self.org
-        emails, parties, links, events = [], [], [], []
+        emails: list[Row] = []
+        parties: list[Row] = []
+        links: list[Row] = []
+        events: list[Row] = []
         for email_id, row in zip(ids, recipients, strict=True):
             contact_id, first, last, address, city, _, _, account_id = row[:8]
             full_name = f"{first} {last}".strip()

@@ -12,9 +12,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.core.mail import get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db.models import F, prefetch_related_objects
 from django.utils import timezone
 
@@ -55,7 +56,9 @@ def email_claim_for_delivery(*, email_id: int, owner: str) -> Email | None:
     return claimed[0] if claimed else None
 
 
-def email_deliver(*, email_id: int, owner: str, connection=None) -> DeliveryResult:
+def email_deliver(
+    *, email_id: int, owner: str, connection: BaseEmailBackend | None = None
+) -> DeliveryResult:
     """Claim, build, send and record one email. Safe to call twice: the second does nothing."""
     email = email_claim_for_delivery(email_id=email_id, owner=owner)
     if email is None:
@@ -66,11 +69,13 @@ def email_deliver(*, email_id: int, owner: str, connection=None) -> DeliveryResu
 def _not_claimed(email_ids: list[int]) -> dict[int, DeliveryResult]:
     """Why emails were not claimed: not due yet (``retry`` when due) or nothing to do."""
     now = timezone.now()
-    due_later = dict(
-        Email.objects.filter(
+    due_later = {
+        pk: due
+        for pk, due in Email.objects.filter(
             pk__in=email_ids, status=EmailStatus.PENDING_SEND, next_attempt_at__gt=now
         ).values_list("pk", "next_attempt_at")
-    )
+        if due is not None  # always, by the filter; for the type checker
+    }
     return {
         pk: (
             DeliveryResult("retry", pk, retry_in=(due_later[pk] - now).total_seconds())
@@ -81,7 +86,9 @@ def _not_claimed(email_ids: list[int]) -> dict[int, DeliveryResult]:
     }
 
 
-def _deliver_claimed(email: Email, *, owner: str, connection=None) -> DeliveryResult:
+def _deliver_claimed(
+    email: Email, *, owner: str, connection: BaseEmailBackend | None = None
+) -> DeliveryResult:
     """Build, send and record an email this caller has claimed."""
     token = email.lease_token
     try:
@@ -181,7 +188,7 @@ def _claim_for_chunk(email_ids: list[int], owner: str) -> list[Email]:
     return sorted(claimed, key=lambda email: order[email.pk])
 
 
-def _due_for_task_in(seconds: float):
+def _due_for_task_in(seconds: float) -> datetime:
     """When emails handed to a task that runs in ``seconds`` are due: a second early, as
     the task may start a little before its countdown ends."""
     return timezone.now() + timedelta(seconds=max(seconds - 1, 0))
@@ -194,7 +201,7 @@ def _due_later(email_ids: list[int], seconds: float) -> None:
     )
 
 
-def _open(connection) -> None:
+def _open(connection: BaseEmailBackend) -> None:
     """Open the backend's connection, so that the messages after it share it: a backend
     opened by its caller is not closed after each message. If it cannot be opened now,
     the send itself opens it and meets the error, which is recorded for that email."""
@@ -208,7 +215,7 @@ def deliver_chunk(
     *,
     email_ids: list[int],
     owner: str,
-    connection=None,
+    connection: BaseEmailBackend | None = None,
     sleep: Callable[[float], None] = time.sleep,
     max_inline_wait: float = MAX_INLINE_WAIT_SECONDS,
     slice_seconds: float | None = None,
@@ -343,7 +350,8 @@ def _record_failure(
         return DeliveryResult("skipped", email.pk, email.attempts, error)
     if updated.status == EmailStatus.FAILED:
         return DeliveryResult("failed", email.pk, updated.attempts, error)
-    wait = (updated.next_attempt_at - timezone.now()).total_seconds()
+    due = updated.next_attempt_at  # set when an email goes back to pending_send
+    wait = (due - timezone.now()).total_seconds() if due is not None else 0.0
     return DeliveryResult("retry", email.pk, updated.attempts, error, retry_in=max(wait, 0))
 
 
