@@ -17,7 +17,7 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
     """Touches the worker's heartbeat file every CRM_HEARTBEAT_SECONDS while its event
     loop runs (``manage.py health --kind worker`` reads its age)."""
 
-    requires = {"celery.worker.components:Timer"}
+    requires = ("celery.worker.components:Timer",)
 
     def start(self, worker) -> None:
         touch_heartbeat("worker")

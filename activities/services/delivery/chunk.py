@@ -260,7 +260,7 @@ def _deliver_chunk(
     *,
     email_ids: list[int],
     owner: str,
-    connection,
+    connection: BaseEmailBackend | None,
     sleep: Callable[[float], None],
     max_inline_wait: float,
     deadline: float,

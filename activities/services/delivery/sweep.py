@@ -57,12 +57,14 @@ def delivery_sweep(*, limit: int = 1000) -> SweepResult:
             next_attempt_at=now, task_published_for=now
         )
     horizon = now + timedelta(seconds=conf.eta_horizon_seconds())
-    coming_due = list(
-        pending.filter(next_attempt_at__gt=now, next_attempt_at__lte=horizon)
+    coming_due: list[tuple[int, datetime]] = [
+        (pk, due)  # due is never None here (the filter on it), as the type cannot tell
+        for pk, due in pending.filter(next_attempt_at__gt=now, next_attempt_at__lte=horizon)
         .filter(Q(task_published_for__isnull=True) | ~Q(task_published_for=F("next_attempt_at")))
         .order_by("next_attempt_at", "pk")
         .values_list("pk", "next_attempt_at")[:limit]
-    )
+        if due is not None
+    ]
     if coming_due:
         Email.objects.filter(
             pk__in=[pk for pk, _ in coming_due], status=EmailStatus.PENDING_SEND
