@@ -7,19 +7,9 @@ from django.test import Client
 
 from activities.models import Direction, Email, EmailStatus
 from activities.services.emails import email_create
-from tests.factories import EmailFactory, EmailPartyFactory, QueueFactory, UserFactory
+from tests.factories import EmailFactory, EmailPartyFactory, QueueFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ann(db):
-    return UserFactory(username="ann", first_name="Ann", last_name="Archer", is_staff=False)
-
-
-@pytest.fixture
-def support(ann):
-    return QueueFactory(name="Support", email="support@example.com", members=[ann])
 
 
 def signed_in(user) -> Client:
@@ -32,44 +22,48 @@ def subjects(response) -> list[str]:
     return [email.subject for email, _ in response.context["rows"]]
 
 
-def test_pages_need_a_sign_in_and_the_demo_login_works(org, ann):
-    ann.set_password("demo")
-    ann.save()
+def test_pages_need_a_sign_in_and_the_demo_login_works(org, owner):
+    owner.set_password("demo")
+    owner.save()
     client = Client()
     page = client.get("/")
     assert page.status_code == 302 and page["Location"] == "/mail/"
     assert client.get("/mail/")["Location"] == "/sign-in/?next=/mail/"
 
-    wrong = client.post("/sign-in/", {"username": "ann", "password": "nope"})
+    wrong = client.post("/sign-in/", {"username": "alice", "password": "nope"})
     assert wrong.status_code == 200 and "didn't match" in wrong.content.decode()
     right = client.post(
-        "/sign-in/?next=/mail/sent/", {"username": "ann", "password": "demo", "next": "/mail/sent/"}
+        "/sign-in/?next=/mail/sent/",
+        {"username": "alice", "password": "demo", "next": "/mail/sent/"},
     )
     assert right.status_code == 302 and right["Location"] == "/mail/sent/"
-    assert "Ann Archer" in client.get("/mail/").content.decode()
+    assert "Alice Archer" in client.get("/mail/").content.decode()
 
     out = client.post("/sign-out/")
     assert out.status_code == 302 and out["Location"] == "/sign-in/"
     assert client.get("/mail/").status_code == 302
 
 
-def test_tabs_sort_mail_by_where_it_is(org, ann, support):
-    draft = EmailFactory(sender_user=ann, subject="a draft")
-    EmailFactory(sender_user=ann, subject="waiting", status=EmailStatus.PENDING_SEND)
+def test_tabs_sort_mail_by_where_it_is(org, owner, team_queue):
+    draft = EmailFactory(sender_user=owner, subject="a draft")
+    EmailFactory(sender_user=owner, subject="waiting", status=EmailStatus.PENDING_SEND)
     EmailFactory(
-        sender_user=ann, subject="bounced", status=EmailStatus.FAILED, last_error="550 no such user"
+        sender_user=owner,
+        subject="bounced",
+        status=EmailStatus.FAILED,
+        last_error="550 no such user",
     )
     EmailFactory(
-        sender_queue=support, sender_user=None, subject="went out", status=EmailStatus.SENT
+        sender_queue=team_queue, sender_user=None, subject="went out", status=EmailStatus.SENT
     )
     EmailFactory(
-        sender_user=ann,
+        sender_user=owner,
         subject="came in",
         status=EmailStatus.RECEIVED,
         direction=Direction.INCOMING,
     )
     EmailPartyFactory(email=draft, role="to", address="zoe@example.org", name="Zoe Zed")
-    client = signed_in(ann)
+    client = signed_in(owner)
 
     assert subjects(client.get("/mail/drafts/")) == ["a draft"]
     outbox = client.get("/mail/")
@@ -82,23 +76,23 @@ def test_tabs_sort_mail_by_where_it_is(org, ann, support):
     assert client.get("/mail/spam/").status_code == 404
 
 
-def test_the_list_shows_only_what_the_user_may_see(org, ann, support):
-    stranger = UserFactory(is_staff=False)
-    EmailFactory(sender_user=stranger, subject="not for ann", status=EmailStatus.SENT)
+def test_the_list_shows_only_what_the_user_may_see(org, owner, team_queue, outsider, staff):
+    EmailFactory(sender_user=outsider, subject="not for alice", status=EmailStatus.SENT)
     EmailFactory(
-        sender_queue=support, sender_user=None, subject="the team's", status=EmailStatus.SENT
+        sender_queue=team_queue, sender_user=None, subject="the team's", status=EmailStatus.SENT
     )
-    assert subjects(signed_in(ann).get("/mail/sent/")) == ["the team's"]
-    staff = UserFactory(is_staff=True)
-    assert sorted(subjects(signed_in(staff).get("/mail/sent/"))) == ["not for ann", "the team's"]
+    assert subjects(signed_in(owner).get("/mail/sent/")) == ["the team's"]
+    assert sorted(subjects(signed_in(staff).get("/mail/sent/"))) == ["not for alice", "the team's"]
 
 
-def test_search_filters_and_pages(org, ann, support):
-    other = QueueFactory(name="Sales", members=[ann])
+def test_search_filters_and_pages(org, owner, team_queue):
+    other = QueueFactory(name="Sales", members=[owner])
     for i in range(30):
-        email_create(actor=ann, sender=support, subject=f"Renewal {i}", to=["bob@customer.example"])
-    email_create(actor=ann, sender=other, subject="Quote", to=["cy@buyer.example"])
-    client = signed_in(ann)
+        email_create(
+            actor=owner, sender=team_queue, subject=f"Renewal {i}", to=["bob@customer.example"]
+        )
+    email_create(actor=owner, sender=other, subject="Quote", to=["cy@buyer.example"])
+    client = signed_in(owner)
 
     first = client.get("/mail/drafts/")
     assert len(subjects(first)) == 25 and "Page 1 of 2 · 31 emails" in first.content.decode()
@@ -111,38 +105,38 @@ def test_search_filters_and_pages(org, ann, support):
         "Renewal 7",
     ]
     assert subjects(client.get("/mail/drafts/", {"sender_queue": other.pk})) == ["Quote"]
-    by_queue_paged = client.get("/mail/drafts/", {"sender_queue": support.pk, "page": 2})
-    assert f"sender_queue={support.pk}" in by_queue_paged.content.decode()  # pages keep filters
+    by_queue_paged = client.get("/mail/drafts/", {"sender_queue": team_queue.pk, "page": 2})
+    assert f"sender_queue={team_queue.pk}" in by_queue_paged.content.decode()  # pages keep filters
     assert len(subjects(by_queue_paged)) == 5
 
 
-def test_a_filter_that_does_not_parse_is_a_400_naming_it(org, ann):
-    EmailFactory(sender_user=ann, subject="x")
-    answer = signed_in(ann).get("/mail/drafts/", {"sender_queue": "abc"})
+def test_a_filter_that_does_not_parse_is_a_400_naming_it(org, owner):
+    EmailFactory(sender_user=owner, subject="x")
+    answer = signed_in(owner).get("/mail/drafts/", {"sender_queue": "abc"})
     assert answer.status_code == 400
     assert "sender_queue" in answer.content.decode() and answer.context["rows"] == []
 
 
-def test_the_outbox_filters_by_status(org, ann):
-    EmailFactory(sender_user=ann, subject="waiting", status=EmailStatus.PENDING_SEND)
-    EmailFactory(sender_user=ann, subject="bounced", status=EmailStatus.FAILED)
-    assert subjects(signed_in(ann).get("/mail/", {"status": "failed"})) == ["bounced"]
+def test_the_outbox_filters_by_status(org, owner):
+    EmailFactory(sender_user=owner, subject="waiting", status=EmailStatus.PENDING_SEND)
+    EmailFactory(sender_user=owner, subject="bounced", status=EmailStatus.FAILED)
+    assert subjects(signed_in(owner).get("/mail/", {"status": "failed"})) == ["bounced"]
     assert Email.objects.count() == 2
 
 
-def test_the_from_column_names_the_queue_the_person_or_the_outside_sender(org, ann, support):
-    EmailFactory(sender_user=ann, subject="mine", status=EmailStatus.SENT)
-    EmailFactory(sender_user=None, sender_queue=support, subject="ours", status=EmailStatus.SENT)
+def test_the_from_column_names_the_queue_the_person_or_the_outside_sender(org, owner, team_queue):
+    EmailFactory(sender_user=owner, subject="mine", status=EmailStatus.SENT)
+    EmailFactory(sender_user=None, sender_queue=team_queue, subject="ours", status=EmailStatus.SENT)
     EmailFactory(
-        sender_user=ann,
+        sender_user=owner,
         subject="theirs",
         direction=Direction.INCOMING,
         status=EmailStatus.RECEIVED,
         from_address="zoe@customer.example",
         from_name="Zoe Zed",
     )
-    client = signed_in(ann)
+    client = signed_in(owner)
     sent = client.get("/mail/sent/").content.decode()
-    assert "<td>Ann Archer</td>" in sent and "<td>Support</td>" in sent
+    assert "<td>Alice Archer</td>" in sent and "<td>Support</td>" in sent
     received = client.get("/mail/received/").content.decode()
-    assert "<td>Zoe Zed</td>" in received and "<td>Ann Archer</td>" not in received
+    assert "<td>Zoe Zed</td>" in received and "<td>Alice Archer</td>" not in received
