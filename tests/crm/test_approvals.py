@@ -7,6 +7,7 @@ from django.test import Client
 
 from crm.models import EmailApproval, Queue, User
 from tests.factories import QueueFactory, UserFactory
+from tests.pages import signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -30,12 +31,6 @@ def sales(applicant) -> Queue:
         email_router_access_approval=PENDING,
         members=[applicant],
     )
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def approvals_of(*records) -> list[str]:

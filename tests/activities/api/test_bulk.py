@@ -227,7 +227,7 @@ def test_an_unapproved_sender_is_400_sender_not_approved(org, owner, team_queue,
 
 
 def test_a_sender_without_an_address_is_400_invalid_address(org, template):
-    nobody = UserFactory(username="noaddress", email="", is_staff=False)
+    nobody = UserFactory(username="noaddress", email="")
 
     answer = client_for(nobody).post(LIST, body(template, nobody), format="json")
 

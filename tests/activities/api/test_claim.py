@@ -327,7 +327,7 @@ def test_report_by_a_caller_that_cannot_see_the_email_is_404(org, owner, outside
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claimers_over_http_never_share_an_email_and_together_take_all():
     need_postgresql()
-    callers = [UserFactory(username=f"sender{i}", is_staff=False) for i in range(6)]
+    callers = [UserFactory(username=f"sender{i}") for i in range(6)]
     relay = QueueFactory(members=callers, outgoing_delivery=OutgoingDelivery.EXTERNAL)
     Email.objects.bulk_create(
         Email(

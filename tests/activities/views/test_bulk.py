@@ -32,6 +32,7 @@ from tests.factories import (
     TagFactory,
     TemplateFactory,
 )
+from tests.pages import signed_in
 from tests.services import need_postgresql
 
 pytestmark = pytest.mark.django_db
@@ -64,12 +65,6 @@ def welcome(db):
         body_html="<p>Dear {{ contact.full_name }} of {{ account.name }}</p>",
         body_text="Dear {{ contact.full_name }}",
     )
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def start_form(template, sender, *, token="token-1", **query) -> dict:

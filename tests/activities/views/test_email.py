@@ -18,14 +18,9 @@ from tests.factories import (
     EmailFactory,
     EmailPartyFactory,
 )
+from tests.pages import signed_in
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def read(response) -> bytes:

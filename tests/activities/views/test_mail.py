@@ -8,14 +8,9 @@ from django.test import Client
 from activities.models import Direction, Email, EmailStatus
 from activities.services.emails import email_create
 from tests.factories import EmailFactory, EmailPartyFactory, QueueFactory
+from tests.pages import signed_in
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def subjects(response) -> list[str]:

@@ -12,6 +12,7 @@ from activities.models import Email
 from activities.services.attachments import attachment_store
 from activities.services.delivery import email_deliver
 from activities.services.emails import email_create, email_send
+from tests.pages import signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -23,12 +24,6 @@ PDF = b"%PDF-1.4\n" + os.urandom(3000) + b"\n%%EOF\n"
 def outbox(settings, org):
     settings.EMAIL_BACKEND = OUTBOX
     return settings.OUTBOX_DIR
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def deliver(sender, *, subject="Quarterly figures", html="<p>Hello <b>Ann</b></p>", files=()):

@@ -18,6 +18,7 @@ from tests.factories import (
     QueueFactory,
     TemplateFactory,
 )
+from tests.pages import signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -30,12 +31,6 @@ def ada(db):
     return ContactFactory(
         first_name="Ada", last_name="Lovelace", email="ada@example.org", account=account
     )
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def fields(**changes) -> dict[str, str]:
