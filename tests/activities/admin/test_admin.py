@@ -11,12 +11,10 @@ from django.urls import reverse
 from activities.models import ActivityMimeAttachment, AttachmentBlob, Email, EmailStatus, Template
 from crm.models import EmailApproval, Organization, Queue
 from tests.factories import (
-    ApproverFactory,
     ContactFactory,
     EmailFactory,
     QueueFactory,
     TemplateFactory,
-    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -199,45 +197,6 @@ def test_sent_email_page_is_read_only(superuser_client, superuser):
     assert response.status_code == 403
     sent.refresh_from_db()
     assert sent.subject != "changed"
-
-
-def test_approve_actions_shown_only_to_approvers(client):
-    queue = QueueFactory(email_router_access_approval=EmailApproval.PENDING)
-    staff = UserFactory(is_staff=True, permissions=["crm.view_queue", "crm.change_queue"])
-    client.force_login(staff)
-    url = reverse("admin:crm_queue_changelist")
-    page = client.get(url)
-    assert page.status_code == 200  # the changelist itself, not the admin's sign-in page
-    assert b"approve_email_address" not in page.content
-    # Posting the action anyway does nothing.
-    client.post(url, {"action": "approve_email_address", "_selected_action": [queue.pk]})
-    queue.refresh_from_db()
-    assert queue.email_router_access_approval == EmailApproval.PENDING
-
-    approver = ApproverFactory(is_staff=True, permissions=["crm.view_queue", "crm.change_queue"])
-    client.force_login(approver)
-    page = client.get(url)
-    assert b"approve_email_address" in page.content
-    client.post(url, {"action": "approve_email_address", "_selected_action": [queue.pk]})
-    queue.refresh_from_db()
-    assert queue.email_router_access_approval == EmailApproval.APPROVED
-
-
-def test_changing_queue_address_in_admin_resets_approval(superuser_client):
-    queue = QueueFactory(email_router_access_approval=EmailApproval.APPROVED)
-    response = superuser_client.post(
-        reverse("admin:crm_queue_change", args=[queue.pk]),
-        {
-            "name": queue.name,
-            "email": "new-address@example.com",
-            "outgoing_delivery": "worker",
-            "send_rate_per_minute": 0,
-        },
-    )
-    assert response.status_code == 302
-    queue.refresh_from_db()
-    assert queue.email == "new-address@example.com"
-    assert queue.email_router_access_approval == EmailApproval.PENDING
 
 
 def test_template_with_syntax_error_is_refused_naming_the_line(superuser_client):
