@@ -441,7 +441,7 @@ def test_a_batch_of_results_records_each_on_its_own(org, owner, teammate, outsid
     assert (by_id[hidden.pk]["recorded"], by_id[hidden.pk]["code"]) == (False, "not_found")
     assert snapshot(stale) == before_stale
     assert Email.objects.get(pk=hidden.pk).status == EmailStatus.PENDING_SEND
-    # Bob sees the relay's mail but holds none of Alice's leases.
+    # The teammate sees the relay's mail but holds none of the owner's leases.
     refused = (
         client_for(teammate)
         .post(

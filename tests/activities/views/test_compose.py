@@ -256,7 +256,7 @@ def test_only_open_outgoing_mail_of_ones_own_can_be_edited(owner_client, owner):
     response = owner_client.get(f"/mail/{sent.pk}/edit/")
     assert response.status_code == 409
     assert "cannot edit" in text(response) or "edit" in response.context["blocked"]
-    hidden = EmailFactory()  # another user's draft: not visible to alice
+    hidden = EmailFactory()  # another user's draft: not visible to the owner
     assert owner_client.get(f"/mail/{hidden.pk}/edit/").status_code == 404
     incoming = EmailFactory(
         sender_user=None, direction=Direction.INCOMING, status=EmailStatus.RECEIVED
@@ -307,7 +307,7 @@ def test_reply_is_prefilled_and_saves_a_threaded_draft(owner_client, owner, team
     assert (initial["regarding_type"], initial["regarding_id"]) == ("contact", ann.pk)
 
     everyone = owner_client.get(f"/mail/{original.pk}/reply/?all=1").context["form"].initial
-    # alice's own address and her queue's are left out.
+    # the owner's own address and her queue's are left out.
     assert everyone["to"] == "Ann Lee <ann.lee@customers.example.org>, bo@example.net"
     assert everyone["cc"] == "cy@example.net"
 
