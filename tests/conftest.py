@@ -5,8 +5,9 @@ from django.core.mail import get_connection
 
 from activities.mail import encoded_blobs
 from config.celery import app as celery_app
-from crm.models import Organization
+from crm.models import EmailApproval, Organization, Queue, User
 
+from .factories import ApproverFactory, QueueFactory, UserFactory
 from .smtp import SMTPServer
 
 
@@ -30,6 +31,70 @@ def _media_and_outbox(settings, tmp_path):
 @pytest.fixture
 def org(db) -> Organization:
     return Organization.get()
+
+
+# --- the personas ----------------------------------------------------------------------
+# Who may see and act on what (docs/api.md, "Who sees what"): a test names the relation it
+# is about by asking for the persona that has it. Only ``staff`` is staff: staff see every
+# email, so a test about the owner, the teammate or the outsider cannot pass because of
+# the staff flag. Each has a fixed name, so pages and headers can be compared exactly.
+
+
+@pytest.fixture
+def owner(db) -> User:
+    """Alice Archer: owns the emails she creates and sends as herself; approved address
+    alice@staff.example.com; a member of ``team_queue``; not staff."""
+    return UserFactory(
+        username="alice", first_name="Alice", last_name="Archer", email="alice@staff.example.com"
+    )
+
+
+@pytest.fixture
+def teammate(db) -> User:
+    """Bob Berg: shares ``team_queue`` with the owner, so he sees and acts on the queue's
+    mail, not on the owner's own; not staff."""
+    return UserFactory(username="bob", first_name="Bob", last_name="Berg")
+
+
+@pytest.fixture
+def outsider(db) -> User:
+    """Charlie Cole: signed in, in no queue, not staff, no permission: sees no one's mail."""
+    return UserFactory(username="charlie", first_name="Charlie", last_name="Cole")
+
+
+@pytest.fixture
+def staff(db) -> User:
+    """Stella Staff: ``is_staff``, in no queue: sees every email, writes templates and
+    queues, but may not act for a sender she is not."""
+    return UserFactory(username="stella", first_name="Stella", last_name="Staff", is_staff=True)
+
+
+@pytest.fixture
+def approver(db) -> User:
+    """Ada Admin: holds ``crm.approve_email_address``; not staff, in no queue."""
+    return ApproverFactory(username="ada", first_name="Ada", last_name="Admin")
+
+
+@pytest.fixture
+def team_queue(owner, teammate) -> Queue:
+    """Support <support@example.com>: approved, the owner and the teammate its members."""
+    return QueueFactory(name="Support", email="support@example.com", members=[owner, teammate])
+
+
+@pytest.fixture
+def superuser(db) -> User:
+    """The Django admin's superuser (staff, every permission), as the demo's ``admin``;
+    pytest-django's ``admin_user`` has no approved address."""
+    return User.objects.create_superuser(
+        "admin", "admin@example.com", "demo", email_router_access_approval=EmailApproval.APPROVED
+    )
+
+
+@pytest.fixture
+def superuser_client(client, superuser):
+    """pytest-django's ``client``, signed in as ``superuser``."""
+    client.force_login(superuser)
+    return client
 
 
 @pytest.fixture

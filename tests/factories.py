@@ -30,7 +30,9 @@ class UserFactory(DjangoModelFactory):
     last_name = factory.Faker("last_name")
     email = factory.LazyAttribute(lambda u: f"{u.username}@staff.example.com")
     email_router_access_approval = EmailApproval.APPROVED
-    is_staff = True
+    # Not staff: staff see every email, so a test about who may see what would pass by
+    # accident. Ask for the ``staff`` persona, or ``is_staff=True``, where staff is meant.
+    is_staff = False
     password = factory.PostGenerationMethodCall("set_password", "demo")
 
     @factory.post_generation

@@ -40,19 +40,17 @@ from tests.factories import (
     AccountFactory,
     ContactFactory,
     EmailFactory,
-    QueueFactory,
     TagFactory,
     TemplateFactory,
-    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def sender(db):
-    alice = UserFactory(username="alice", first_name="Alice", last_name="Andersen")
-    return alice, QueueFactory(name="Support", email="support@example.com", members=[alice])
+def sender(owner, team_queue):
+    """Who starts the jobs here, and the queue they send as."""
+    return owner, team_queue
 
 
 @pytest.fixture
@@ -63,9 +61,9 @@ def template(db):
 
 
 def start(template, sender, query=None, **kwargs):
-    alice, queue = sender
+    owner, queue = sender
     return bulk_send_start(
-        template=template, sender=queue, query=query or {}, actor=alice, **kwargs
+        template=template, sender=queue, query=query or {}, actor=owner, **kwargs
     )
 
 
@@ -217,18 +215,17 @@ def test_a_bad_query_is_refused_and_nothing_is_written(org, sender, template, qu
     assert not BulkSend.objects.exists()
 
 
-def test_start_applies_the_sender_rules_of_a_single_send(org, sender, template):
-    alice, queue = sender
-    outsider = UserFactory()
+def test_start_applies_the_sender_rules_of_a_single_send(org, sender, template, outsider):
+    owner, queue = sender
     with pytest.raises(SenderNotAllowed):
         bulk_send_start(template=template, sender=queue, query={}, actor=outsider)
     queue.email_router_access_approval = EmailApproval.PENDING
     queue.save()
     with pytest.raises(SenderNotApproved):
-        bulk_send_start(template=template, sender=queue, query={}, actor=alice)
+        bulk_send_start(template=template, sender=queue, query={}, actor=owner)
     account_template = TemplateFactory(record_type="account")
     with pytest.raises(ValidationFailed, match="contacts"):
-        bulk_send_start(template=account_template, sender=alice, query={}, actor=alice)
+        bulk_send_start(template=account_template, sender=owner, query={}, actor=owner)
     assert not BulkSend.objects.exists()
 
 
@@ -309,7 +306,7 @@ def test_a_chunk_is_delivered_over_one_connection_each_message_once(
 def test_rows_written_in_bulk_are_whole_emails_like_any_other(org, sender, template):
     """The chunk writes rows without model instances: every column must still be right,
     and ids taken ahead must not collide with emails created the ordinary way."""
-    alice, queue = sender
+    owner, queue = sender
     account = AccountFactory(name="Acme")
     contact = ContactFactory(first_name="Ann", last_name="Lee", account=account)
     before = EmailFactory()
@@ -321,7 +318,7 @@ def test_rows_written_in_bulk_are_whole_emails_like_any_other(org, sender, templ
     assert (email.from_address, email.from_name) == ("support@example.com", "Support")
     assert (email.template_id, email.created_by_id, email.bulk_contact_id) == (
         template.pk,
-        alice.pk,
+        owner.pk,
         contact.pk,
     )
     assert email.created_at and email.modified_at and email.queued_at and email.next_attempt_at
@@ -337,7 +334,7 @@ def test_rows_written_in_bulk_are_whole_emails_like_any_other(org, sender, templ
     link = email.attachments.get()
     assert (link.filename, link.mime_type) == ("terms.pdf", "application/pdf")
     event = email.events.get()
-    assert (event.actor_id, event.data, event.created_at is not None) == (alice.pk, {}, True)
+    assert (event.actor_id, event.data, event.created_at is not None) == (owner.pk, {}, True)
     message = build_message(email).message()
     assert message["Subject"] == f"Hello Ann CRM:{email.pk:07d}"
     assert message["Message-ID"] == email.message_id

@@ -22,7 +22,7 @@ from activities.selectors import bulk_send_progress
 from activities.services.bulk import bulk_send_cancel, bulk_send_start, bulk_sends_to_resume
 from activities.services.emails import email_create, email_send
 from activities.tasks import sweep_email_delivery
-from crm.models import Contact, User
+from crm.models import Contact, Queue, User
 from tests.blocking_smtp import MailGateSMTPServer
 from tests.celery_worker import (
     Worker,
@@ -32,7 +32,7 @@ from tests.celery_worker import (
     wait_for,
     worker_env,
 )
-from tests.factories import AccountFactory, QueueFactory, TemplateFactory, UserFactory
+from tests.factories import AccountFactory, TemplateFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -70,15 +70,13 @@ def make_contacts(account) -> None:
 
 
 def test_a_job_of_2000_contacts_gives_each_eligible_contact_one_message(
-    org, broker, smtp_server, tmp_path
+    org, owner, team_queue, broker, smtp_server, tmp_path
 ):
-    alice = UserFactory(username="alice")
-    queue = QueueFactory(name="Support", email="support@example.com", members=[alice])
     account = AccountFactory()
     make_contacts(account)
     template = TemplateFactory(subject="Hello {{ contact.first_name }}")
     job = bulk_send_start(
-        template=template, sender=queue, query={"account": account.pk}, actor=alice
+        template=template, sender=team_queue, query={"account": account.pk}, actor=owner
     )
 
     env = worker_env(broker=broker, smtp_port=smtp_server.port)
@@ -145,23 +143,19 @@ def killable_env(broker: dict[str, str], port: int, chunk: int) -> dict[str, str
     )
 
 
-def bulk_job() -> BulkSend:
+def bulk_job(owner: User, queue: Queue) -> BulkSend:
     """The job of the first test: 2,000 contacts of one account."""
-    alice = UserFactory(username="alice")
-    queue = QueueFactory(name="Support", email="support@example.com", members=[alice])
     account = AccountFactory()
     make_contacts(account)
     template = TemplateFactory(subject="Hello {{ contact.first_name }}")
     return bulk_send_start(
-        template=template, sender=queue, query={"account": account.pk}, actor=alice
+        template=template, sender=queue, query={"account": account.pk}, actor=owner
     )
 
 
-def small_job(eligible: int) -> tuple[BulkSend, User]:
+def small_job(owner: User, queue: Queue, eligible: int) -> BulkSend:
     """A job of ``eligible`` contacts plus one without an address and one opted out
     per ten, spread through them."""
-    alice = UserFactory(username="alice")
-    queue = QueueFactory(name="Support", email="support@example.com", members=[alice])
     account = AccountFactory()
     rows = []
     for i in range(eligible):
@@ -177,9 +171,9 @@ def small_job(eligible: int) -> tuple[BulkSend, User]:
     Contact.objects.bulk_create(rows)
     template = TemplateFactory(subject="Hello {{ contact.first_name }}")
     job = bulk_send_start(
-        template=template, sender=queue, query={"account": account.pk}, actor=alice
+        template=template, sender=queue, query={"account": account.pk}, actor=owner
     )
-    return job, alice
+    return job
 
 
 def job_now(job: BulkSend) -> BulkSend:
@@ -277,7 +271,7 @@ def sweep_once_stalled(job: BulkSend) -> None:
 
 
 def test_a_job_whose_workers_are_killed_while_writing_and_while_sending_sends_each_once(
-    org, broker, sweep_settings, tmp_path
+    org, owner, team_queue, broker, sweep_settings, tmp_path
 ):
     """The 2,000-contact job: a worker is killed while it writes the emails, the next
     while it delivers them, and a third finishes: still one message per contact.
@@ -289,7 +283,7 @@ def test_a_job_whose_workers_are_killed_while_writing_and_while_sending_sends_ea
     never took it), and it is delivered once.
     """
     chunk = 250  # contacts per chunk: the first seven are all eligible, 250 emails each
-    job = bulk_job()
+    job = bulk_job(owner, team_queue)
     server = MailGateSMTPServer(open_for=2 * chunk - 1).start()
     env = killable_env(broker, server.port, chunk)
     try:
@@ -372,7 +366,7 @@ def test_a_job_whose_workers_are_killed_while_writing_and_while_sending_sends_ea
 
 
 def test_cancel_while_a_worker_delivers_sends_nothing_that_was_still_pending(
-    org, broker, sweep_settings, tmp_path
+    org, owner, team_queue, broker, sweep_settings, tmp_path
 ):
     """Cancel lands while a job is still running and a worker is delivering it: the
     emails sent stay sent, the one ``sending`` completes, every pending one is withdrawn
@@ -385,7 +379,7 @@ def test_cancel_while_a_worker_delivers_sends_nothing_that_was_still_pending(
     the next worker delivers those; cancel comes while it is held at MAIL FROM.
     """
     chunk = 100
-    job, alice = small_job(800)
+    job = small_job(owner, team_queue, 800)
     sent_before_cancel = 150
     server = MailGateSMTPServer(open_for=sent_before_cancel).start()
     env = killable_env(broker, server.port, chunk)
@@ -405,7 +399,7 @@ def test_cancel_while_a_worker_delivers_sends_nothing_that_was_still_pending(
             assert len(sent) + len(sending) + len(pending) == created
             assert job_now(job).status == BulkSendStatus.RUNNING
 
-            canceled = bulk_send_cancel(job=job, actor=alice)
+            canceled = bulk_send_cancel(job=job, actor=owner)
 
             assert canceled.status == BulkSendStatus.CANCELED
             assert canceled.created == created
@@ -421,8 +415,8 @@ def test_cancel_while_a_worker_delivers_sends_nothing_that_was_still_pending(
             # (Written only now: on SQLite a write committed by another process while the
             # worker records a delivery makes the recording fail; see the report.)
             marker = email_send(
-                email=email_create(actor=alice, to=["marker@example.net"], subject="marker"),
-                actor=alice,
+                email=email_create(actor=owner, to=["marker@example.net"], subject="marker"),
+                actor=owner,
             )
             wait_for(
                 lambda: Email.objects.filter(pk=marker.pk, status=EmailStatus.SENT).exists(),

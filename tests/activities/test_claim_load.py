@@ -69,13 +69,13 @@ def in_threads(targets: list[Callable[[], None]], *, timeout: float = 60) -> lis
 
 @pytest.fixture
 def claimers(db) -> list[User]:
-    return [UserFactory(username=f"claimer{i}", is_staff=False) for i in range(CLAIMERS)]
+    return [UserFactory(username=f"claimer{i}") for i in range(CLAIMERS)]
 
 
 @pytest.fixture
 def slow(db) -> User:
     """A claimer that takes a batch and never reports in time."""
-    return UserFactory(username="slow", is_staff=False)
+    return UserFactory(username="slow")
 
 
 @pytest.fixture

@@ -57,9 +57,9 @@ def status_changes(email: Email) -> list[tuple[str, str]]:
     return list(email.events.filter(kind="status").values_list("from_status", "to_status"))
 
 
-def test_deliver_sends_headers_bodies_and_attachments_and_no_bcc_header(org, alice, smtp_settings):
+def test_deliver_sends_headers_bodies_and_attachments_and_no_bcc_header(org, owner, smtp_settings):
     draft = email_create(
-        actor=alice,
+        actor=owner,
         to=["Ann Lee <ann@example.com>", "bo@example.com"],
         cc=["Carl Berg <carl@example.org>"],
         bcc=["hidden@example.net"],
@@ -73,7 +73,7 @@ def test_deliver_sends_headers_bodies_and_attachments_and_no_bcc_header(org, ali
     attachment_store(
         owner=draft, source=NON_ASCII_BODY, filename=NON_ASCII_NAME, mime_type="text/plain"
     )
-    email = email_send(email=draft, actor=alice)
+    email = email_send(email=draft, actor=owner)
 
     result = email_deliver(email_id=email.pk, owner=OWNER)
 
@@ -123,13 +123,13 @@ def test_deliver_sends_headers_bodies_and_attachments_and_no_bcc_header(org, ali
 
 
 def test_tracking_token_is_in_the_received_subject_once_even_after_a_resend(
-    org, alice, smtp_settings
+    org, owner, smtp_settings
 ):
     smtp_settings.handler.reject_recipients = {"ann@example.com"}
-    email = send_draft(alice)
+    email = send_draft(owner)
     assert email_deliver(email_id=email.pk, owner=OWNER).outcome == "failed"
     smtp_settings.handler.reject_recipients = set()
-    email_send(email=email, actor=alice)  # failed -> pending_send, the token already there
+    email_send(email=email, actor=owner)  # failed -> pending_send, the token already there
 
     assert email_deliver(email_id=email.pk, owner=OWNER).outcome == "sent"
 
@@ -139,9 +139,9 @@ def test_tracking_token_is_in_the_received_subject_once_even_after_a_resend(
     assert received.message["Subject"].count(token) == 1
 
 
-def test_transient_451_retries_later_with_the_same_message_id(org, alice, smtp_settings):
+def test_transient_451_retries_later_with_the_same_message_id(org, owner, smtp_settings):
     smtp_settings.handler.fail_data_times = 1
-    email = send_draft(alice)
+    email = send_draft(owner)
     message_id = email.message_id
 
     first = email_deliver(email_id=email.pk, owner=OWNER)
@@ -175,9 +175,9 @@ def test_transient_451_retries_later_with_the_same_message_id(org, alice, smtp_s
     ]
 
 
-def test_permanent_550_fails_at_once_with_the_reason(org, alice, smtp_settings):
+def test_permanent_550_fails_at_once_with_the_reason(org, owner, smtp_settings):
     smtp_settings.handler.reject_recipients = {"nobody@example.com"}
-    email = send_draft(alice, to=["nobody@example.com"])
+    email = send_draft(owner, to=["nobody@example.com"])
 
     result = email_deliver(email_id=email.pk, owner=OWNER)
 
@@ -191,10 +191,10 @@ def test_permanent_550_fails_at_once_with_the_reason(org, alice, smtp_settings):
     assert failed.reason.startswith("permanent failure") and "550" in failed.reason
 
 
-def test_server_down_retries_then_gives_up_after_max_attempts(org, alice, smtp_settings, settings):
+def test_server_down_retries_then_gives_up_after_max_attempts(org, owner, smtp_settings, settings):
     settings.CRM_SEND_MAX_ATTEMPTS = 3
     settings.EMAIL_PORT = free_port()  # nothing listens there
-    email = send_draft(alice)
+    email = send_draft(owner)
 
     outcomes = []
     for _ in range(3):
@@ -214,8 +214,8 @@ def test_server_down_retries_then_gives_up_after_max_attempts(org, alice, smtp_s
     assert smtp_settings.messages == []
 
 
-def test_expired_lease_is_requeued_and_the_late_worker_changes_nothing(org, alice, smtp_settings):
-    email = send_draft(alice)
+def test_expired_lease_is_requeued_and_the_late_worker_changes_nothing(org, owner, smtp_settings):
+    email = send_draft(owner)
     message_id = email.message_id
     claimed = email_claim_for_delivery(email_id=email.pk, owner="worker-a")
     old_token = claimed.lease_token
@@ -257,8 +257,8 @@ class LeaseExpiresDuringSend(SMTPBackend):
         return super().send_messages(email_messages)
 
 
-def test_send_finishing_after_the_lease_expired_is_flagged_not_recorded(org, alice, smtp_settings):
-    email = send_draft(alice)
+def test_send_finishing_after_the_lease_expired_is_flagged_not_recorded(org, owner, smtp_settings):
+    email = send_draft(owner)
 
     result = email_deliver(email_id=email.pk, owner=OWNER, connection=LeaseExpiresDuringSend())
 
@@ -275,8 +275,8 @@ def test_send_finishing_after_the_lease_expired_is_flagged_not_recorded(org, ali
     assert [m.message["Message-ID"] for m in smtp_settings.messages] == [email.message_id] * 2
 
 
-def test_deliver_twice_sends_once(org, alice, smtp_settings):
-    email = send_draft(alice)
+def test_deliver_twice_sends_once(org, owner, smtp_settings):
+    email = send_draft(owner)
 
     first = email_deliver(email_id=email.pk, owner=OWNER)
     second = email_deliver(email_id=email.pk, owner=OWNER)
@@ -288,9 +288,9 @@ def test_deliver_twice_sends_once(org, alice, smtp_settings):
     assert email.events.filter(to_status=EmailStatus.SENT).count() == 1
 
 
-def test_canceled_email_is_never_delivered(org, alice, smtp_settings):
-    email = send_draft(alice)
-    email_cancel(email=email, actor=alice)
+def test_canceled_email_is_never_delivered(org, owner, smtp_settings):
+    email = send_draft(owner)
+    email_cancel(email=email, actor=owner)
 
     assert email_deliver(email_id=email.pk, owner=OWNER).outcome == "skipped"
 
@@ -301,9 +301,9 @@ def test_canceled_email_is_never_delivered(org, alice, smtp_settings):
     assert delivery_sweep().due_pending == []
 
 
-def test_outbox_backend_writes_one_eml_file(org, alice, settings):
+def test_outbox_backend_writes_one_eml_file(org, owner, settings):
     settings.EMAIL_BACKEND = "activities.mail.OutboxBackend"
-    email = send_draft(alice, bcc=["hidden@example.net"])
+    email = send_draft(owner, bcc=["hidden@example.net"])
 
     assert email_deliver(email_id=email.pk, owner=OWNER).outcome == "sent"
 
@@ -319,13 +319,13 @@ def test_outbox_backend_writes_one_eml_file(org, alice, settings):
 
 
 def test_external_sender_is_neither_enqueued_nor_claimed_by_a_worker(
-    org, alice, smtp_settings, django_capture_on_commit_callbacks
+    org, owner, smtp_settings, django_capture_on_commit_callbacks
 ):
-    queue = QueueFactory(members=[alice], outgoing_delivery=OutgoingDelivery.EXTERNAL)
-    draft = email_create(actor=alice, sender=queue, to=["ann@example.com"], subject="Hi")
+    queue = QueueFactory(members=[owner], outgoing_delivery=OutgoingDelivery.EXTERNAL)
+    draft = email_create(actor=owner, sender=queue, to=["ann@example.com"], subject="Hi")
 
     with django_capture_on_commit_callbacks() as callbacks:
-        email = email_send(email=draft, actor=alice)
+        email = email_send(email=draft, actor=owner)
 
     assert callbacks == []
     assert email_claim_for_delivery(email_id=email.pk, owner=OWNER) is None
@@ -376,9 +376,9 @@ def test_classify_send_error(exc, expected):
     assert classify_send_error(exc) is expected
 
 
-def test_partly_refused_recipients_are_recorded_not_dropped(org, alice, smtp_settings):
+def test_partly_refused_recipients_are_recorded_not_dropped(org, owner, smtp_settings):
     smtp_settings.handler.reject_recipients = {"nobody@example.com"}
-    email = send_draft(alice, to=["ann@example.com", "nobody@example.com"])
+    email = send_draft(owner, to=["ann@example.com", "nobody@example.com"])
 
     assert email_deliver(email_id=email.pk, owner=OWNER).outcome == "sent"
 
@@ -392,9 +392,9 @@ def test_partly_refused_recipients_are_recorded_not_dropped(org, alice, smtp_set
     assert received.rcpt_tos == ["ann@example.com"]
 
 
-def test_sweep_gives_up_when_every_attempt_ended_without_an_outcome(org, alice, settings):
+def test_sweep_gives_up_when_every_attempt_ended_without_an_outcome(org, owner, settings):
     settings.CRM_SEND_MAX_ATTEMPTS = 2
-    email = send_draft(alice)
+    email = send_draft(owner)
     for attempt in (1, 2):
         claimed = email_claim_for_delivery(email_id=email.pk, owner=f"dies-{attempt}")
         assert claimed.attempts == attempt

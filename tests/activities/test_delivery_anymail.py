@@ -17,7 +17,6 @@ from django.core import mail
 from activities.models import EmailStatus
 from activities.services.delivery import email_deliver
 from activities.services.emails import email_create, email_send
-from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -60,9 +59,8 @@ def queued(sender, *, to, subject="Hello"):
     return email_send(email=email, actor=sender)
 
 
-def test_provider_accepts_and_its_message_id_is_recorded(org, provider):
-    alice = UserFactory()
-    email = queued(alice, to=["ann@example.com"])
+def test_provider_accepts_and_its_message_id_is_recorded(org, owner, provider):
+    email = queued(owner, to=["ann@example.com"])
     assert email_deliver(email_id=email.pk, owner="w").outcome == "sent"
     email.refresh_from_db()
     assert email.status == EmailStatus.SENT and email.last_error == ""
@@ -71,18 +69,16 @@ def test_provider_accepts_and_its_message_id_is_recorded(org, provider):
     assert note.data["provider_message_id"] == "prov-ann@example.com"
 
 
-def test_provider_rejecting_some_recipients_is_recorded(org, provider):
-    alice = UserFactory()
-    email = queued(alice, to=["ann@example.com", "rejected@example.com"])
+def test_provider_rejecting_some_recipients_is_recorded(org, owner, provider):
+    email = queued(owner, to=["ann@example.com", "rejected@example.com"])
     assert email_deliver(email_id=email.pk, owner="w").outcome == "sent"
     email.refresh_from_db()
     assert email.status == EmailStatus.SENT
     assert "rejected@example.com: rejected by the provider" in email.last_error
 
 
-def test_provider_rejecting_every_recipient_fails_at_once(org, provider):
-    alice = UserFactory()
-    email = queued(alice, to=["rejected@example.com"])
+def test_provider_rejecting_every_recipient_fails_at_once(org, owner, provider):
+    email = queued(owner, to=["rejected@example.com"])
     assert email_deliver(email_id=email.pk, owner="w").outcome == "failed"
     email.refresh_from_db()
     assert email.status == EmailStatus.FAILED and email.attempts == 1
@@ -97,9 +93,10 @@ def test_provider_rejecting_every_recipient_fails_at_once(org, provider):
         (400, "failed", EmailStatus.FAILED),
     ],
 )
-def test_provider_errors_are_transient_or_permanent_by_status(org, provider, code, outcome, status):
-    alice = UserFactory()
-    email = queued(alice, to=["ann@example.com"], subject=f"status-{code}")
+def test_provider_errors_are_transient_or_permanent_by_status(
+    org, owner, provider, code, outcome, status
+):
+    email = queued(owner, to=["ann@example.com"], subject=f"status-{code}")
     assert email_deliver(email_id=email.pk, owner="w").outcome == outcome
     email.refresh_from_db()
     assert email.status == status

@@ -19,10 +19,9 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.parametrize(
     "bad", ["not-an-address", "ann@example.com\r\nBcc: x@example.com", "Ann <ann@"]
 )
-def test_a_bad_recipient_names_its_role(org, role, bad):
-    alice = UserFactory()
+def test_a_bad_recipient_names_its_role(org, owner, role, bad):
     with pytest.raises(InvalidAddress) as exc:
-        email_create(actor=alice, subject="Hi", **{role: [bad]})
+        email_create(actor=owner, subject="Hi", **{role: [bad]})
     assert exc.value.field == role
 
 
@@ -32,36 +31,37 @@ def test_a_bad_subject_names_the_subject(org):
     assert exc.value.field == "subject"
 
 
-def test_a_bad_tracking_token_names_it(org):
-    email = email_create(actor=(alice := UserFactory()), to=["a@example.com"])
+def test_a_bad_tracking_token_names_it(org, owner):
+    email = email_create(actor=owner, to=["a@example.com"])
     with pytest.raises(InvalidHeader) as exc:
-        email_update(email=email, actor=alice, tracking_token="CRM:1\r\nX: y")
+        email_update(email=email, actor=owner, tracking_token="CRM:1\r\nX: y")
     assert exc.value.field == "tracking_token"
 
 
-def test_send_names_the_recipient_stored_bad_and_the_missing_recipients(org):
-    alice = UserFactory()
-    email = EmailFactory(sender_user=alice)
+def test_send_names_the_recipient_stored_bad_and_the_missing_recipients(org, owner):
+    email = EmailFactory(sender_user=owner)
     with pytest.raises(ApplicationError) as exc:
-        email_send(email=email, actor=alice)
+        email_send(email=email, actor=owner)
     assert (exc.value.code, exc.value.field) == ("no_recipients", "to")
     EmailParty.objects.create(email=email, role=PartyRole.CC, address="bad-address")
     with pytest.raises(InvalidAddress) as exc:
-        email_send(email=email, actor=alice)
+        email_send(email=email, actor=owner)
     assert exc.value.field == "cc"
 
 
-def test_sender_refusals_name_the_sender(org):
-    alice = UserFactory(email="")
-    email = EmailFactory(sender_user=alice, with_to="a@example.com")
+def test_sender_refusals_name_the_sender(org, outsider):
+    addressless = UserFactory(email="")
+    email = EmailFactory(sender_user=addressless, with_to="a@example.com")
     with pytest.raises(InvalidAddress) as exc:
-        email_send(email=email, actor=alice)
+        email_send(email=email, actor=addressless)
     assert exc.value.field == "sender"
-    pending = QueueFactory(email_router_access_approval=EmailApproval.PENDING, members=[alice])
+    pending = QueueFactory(
+        email_router_access_approval=EmailApproval.PENDING, members=[addressless]
+    )
     email = EmailFactory(sender_user=None, sender_queue=pending, with_to="a@example.com")
     with pytest.raises(SenderNotApproved) as exc:
-        email_send(email=email, actor=alice)
+        email_send(email=email, actor=addressless)
     assert exc.value.field == "sender"
     with pytest.raises(ApplicationError) as exc:
-        email_send(email=email, actor=UserFactory())
+        email_send(email=email, actor=outsider)
     assert (exc.value.code, exc.value.field) == ("sender_not_allowed", "sender")

@@ -10,22 +10,12 @@ from activities.selectors import emails_visible_to
 from activities.services.emails import email_create, email_send
 from activities.services.inbound import email_record_received
 from crm.models import EmailApproval
-from tests.factories import ContactFactory, QueueFactory, UserFactory
+from tests.factories import ContactFactory, QueueFactory
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def bob(db):
-    return UserFactory(username="bob", is_staff=False)
-
-
-@pytest.fixture
-def support(bob):
-    return QueueFactory(name="Support", email="support@example.com", members=[bob])
-
-
-def test_a_received_email_is_routed_to_the_queue_and_regards_the_contact(org, bob, support):
+def test_a_received_email_is_routed_to_the_queue_and_regards_the_contact(org, teammate, team_queue):
     ann = ContactFactory(first_name="Ann", last_name="Lee", email="ann@customers.example.org")
     email = email_record_received(
         from_address="Ann Lee <ANN@customers.example.org>",
@@ -42,15 +32,15 @@ def test_a_received_email_is_routed_to_the_queue_and_regards_the_contact(org, bo
     assert email.regarding == ann
     parties = {(p.role, p.address): p for p in email.parties.all()}
     assert parties[("from", "ANN@customers.example.org")].contact == ann
-    assert parties[("to", "Support@Example.com")].queue == support
+    assert parties[("to", "Support@Example.com")].queue == team_queue
     assert parties[("cc", "someone@else.example")].queue is None
     assert list(email.events.values_list("kind", "to_status", "actor_label")) == [
         ("status", "received", "inbound")
     ]
-    assert email in emails_visible_to(bob)  # a member of the queue sees it
+    assert email in emails_visible_to(teammate)  # a member of the queue sees it
 
 
-def test_the_same_message_id_twice_is_one_email(org, support):
+def test_the_same_message_id_twice_is_one_email(org, team_queue):
     first = email_record_received(
         from_address="ann@example.org", to=["support@example.com"], message_id="<m2@x>"
     )
@@ -61,10 +51,10 @@ def test_the_same_message_id_twice_is_one_email(org, support):
     assert Email.objects.count() == 1 and EmailEvent.objects.count() == 1
 
 
-def test_a_reply_is_threaded_by_tracking_token_or_in_reply_to(org, alice):
+def test_a_reply_is_threaded_by_tracking_token_or_in_reply_to(org, owner):
     ann = ContactFactory(email="ann@customers.example.org")
-    draft = email_create(actor=alice, to=[ann], regarding=ann, subject="Offer")
-    sent = email_send(email=draft, actor=alice)
+    draft = email_create(actor=owner, to=[ann], regarding=ann, subject="Offer")
+    sent = email_send(email=draft, actor=owner)
     by_token = email_record_received(
         from_address="someone@else.example",
         to=["alice@staff.example.com"],
@@ -79,23 +69,25 @@ def test_a_reply_is_threaded_by_tracking_token_or_in_reply_to(org, alice):
     for reply in (by_token, by_header):
         assert reply.parent_id == sent.pk
         assert reply.regarding == ann  # the thread's record, not the unknown sender's
-        assert reply.parties.get(role="to").user == alice
+        assert reply.parties.get(role="to").user == owner
 
 
-def test_mail_to_an_unapproved_queue_is_kept_but_not_routed(org, bob):
+def test_mail_to_an_unapproved_queue_is_kept_but_not_routed(org, teammate):
     sales = QueueFactory(
-        email="sales@example.com", email_router_access_approval=EmailApproval.PENDING, members=[bob]
+        email="sales@example.com",
+        email_router_access_approval=EmailApproval.PENDING,
+        members=[teammate],
     )
     email = email_record_received(from_address="ann@example.org", to=["sales@example.com"])
     assert email.parties.get(role="to").queue is None
-    assert email not in emails_visible_to(bob)
+    assert email not in emails_visible_to(teammate)
     note = email.events.get(kind="note")
     assert "not routed to sales@example.com" in note.reason and "not approved" in note.reason
     sales.refresh_from_db()
     assert sales.email_router_access_approval == EmailApproval.PENDING
 
 
-def test_bad_input_is_refused_and_nothing_is_written(org, alice):
+def test_bad_input_is_refused_and_nothing_is_written(org, owner):
     with pytest.raises(InvalidAddress):
         email_record_received(from_address="not an address", to=["support@example.com"])
     with pytest.raises(InvalidHeader):
@@ -103,7 +95,7 @@ def test_bad_input_is_refused_and_nothing_is_written(org, alice):
             from_address="ann@example.org", to=["a@example.org"], subject="Hi\r\nBcc: x@evil"
         )
     outgoing = email_send(
-        email=email_create(actor=alice, to=["ann@example.org"], subject="Loop"), actor=alice
+        email=email_create(actor=owner, to=["ann@example.org"], subject="Loop"), actor=owner
     )
     with pytest.raises(Conflict):
         email_record_received(

@@ -33,9 +33,9 @@ def normalised(data: bytes) -> bytes:
     ],
     ids=["none", "binary", "empty", "two-non-ascii"],
 )
-def test_message_bytes_are_what_the_generator_writes(org, alice, files):
+def test_message_bytes_are_what_the_generator_writes(org, owner, files):
     email = email_create(
-        actor=alice,
+        actor=owner,
         to=["Ann Lee <ann@example.com>"],
         subject="Figures",
         body_text="Hello Ann",
@@ -62,8 +62,8 @@ def test_message_bytes_are_what_the_generator_writes(org, alice, files):
     assert normalised(message_bytes(message)) == normalised(fast)
 
 
-def test_the_encoded_cache_is_bounded_in_bytes(org, alice):
-    email = email_create(actor=alice, to=["ann@example.com"], subject="s", body_text="x")
+def test_the_encoded_cache_is_bounded_in_bytes(org, owner):
+    email = email_create(actor=owner, to=["ann@example.com"], subject="s", body_text="x")
     for i in range(6):
         attachment_store(owner=email, source=os.urandom(10_000) + bytes([i]), filename=f"{i}")
     small = type(encoded_blobs)(max_bytes=120_000)  # an encoding (LF and CRLF) is ~27 KB

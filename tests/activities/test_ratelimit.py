@@ -15,25 +15,19 @@ from activities.services import ratelimit
 from activities.services.delivery import deliver_chunk
 from activities.services.emails import email_create, email_send
 from tests.api import client_for
-from tests.factories import QueueFactory
 
 pytestmark = pytest.mark.django_db
 
 OWNER = "test-worker"
 
 
-@pytest.fixture
-def queue(alice):
-    return QueueFactory(name="News", email="news@example.com", members=[alice])
-
-
-def pending(alice, queue, n: int) -> list[int]:
+def pending(owner, team_queue, n: int) -> list[int]:
     ids = []
     for i in range(n):
         email = email_create(
-            actor=alice, sender=queue, to=[f"r{i}@example.org"], subject=f"n{i}", body_text="x"
+            actor=owner, sender=team_queue, to=[f"r{i}@example.org"], subject=f"n{i}", body_text="x"
         )
-        ids.append(email_send(email=email, actor=alice).pk)
+        ids.append(email_send(email=email, actor=owner).pk)
     return ids
 
 
@@ -98,10 +92,10 @@ def test_workers_racing_for_one_slot_never_share_it():
 # --- delivery in chunks -------------------------------------------------------------
 
 
-def test_a_chunk_keeps_to_the_sender_rate(org, alice, queue, smtp_settings):
-    queue.send_rate_per_minute = 600  # one message every 0.1 s
-    queue.save()
-    ids = pending(alice, queue, 3)
+def test_a_chunk_keeps_to_the_sender_rate(org, owner, team_queue, smtp_settings):
+    team_queue.send_rate_per_minute = 600  # one message every 0.1 s
+    team_queue.save()
+    ids = pending(owner, team_queue, 3)
     slept: list[float] = []
 
     def sleep(seconds: float) -> None:
@@ -114,13 +108,15 @@ def test_a_chunk_keeps_to_the_sender_rate(org, alice, queue, smtp_settings):
     assert len(smtp_settings.messages) == 3
     assert slept and all(0 < s <= 0.1 for s in slept)
     assert sum(slept) >= 0.1  # at least the two intervals, less what sending took
-    assert state(f"queue:{queue.pk}").next_send_at > timezone.now()
+    assert state(f"queue:{team_queue.pk}").next_send_at > timezone.now()
 
 
-def test_a_long_wait_hands_the_rest_of_the_chunk_back_untried(org, alice, queue, smtp_settings):
-    queue.send_rate_per_minute = 1
-    queue.save()
-    ids = pending(alice, queue, 3)
+def test_a_long_wait_hands_the_rest_of_the_chunk_back_untried(
+    org, owner, team_queue, smtp_settings
+):
+    team_queue.send_rate_per_minute = 1
+    team_queue.save()
+    ids = pending(owner, team_queue, 3)
 
     result = deliver_chunk(email_ids=ids, owner=OWNER, sleep=pytest.fail)
 
@@ -136,11 +132,11 @@ def test_a_long_wait_hands_the_rest_of_the_chunk_back_untried(org, alice, queue,
 
 
 def test_a_temporary_failure_pauses_the_sender_instead_of_failing_the_rest(
-    org, alice, queue, smtp_settings, settings
+    org, owner, team_queue, smtp_settings, settings
 ):
     settings.CRM_RETRY_BACKOFF_SECONDS = 30
-    ids = pending(alice, queue, 4)
-    key = f"queue:{queue.pk}"
+    ids = pending(owner, team_queue, 4)
+    key = f"queue:{team_queue.pk}"
     smtp_settings.handler.fail_data_times = 1  # "451 Try again later", once
 
     first = deliver_chunk(email_ids=ids, owner=OWNER)
@@ -183,8 +179,8 @@ def test_pauses_in_a_row_double_and_a_failure_during_a_pause_does_not_extend_it(
     assert ratelimit.slow_down("queue:1", "451 busy") == 30
 
 
-def test_a_permanent_refusal_does_not_slow_the_sender(org, alice, queue, smtp_settings):
-    ids = pending(alice, queue, 2)
+def test_a_permanent_refusal_does_not_slow_the_sender(org, owner, team_queue, smtp_settings):
+    ids = pending(owner, team_queue, 2)
     smtp_settings.handler.reject_recipients = {"r0@example.org"}
 
     result = deliver_chunk(email_ids=ids, owner=OWNER)
@@ -193,11 +189,13 @@ def test_a_permanent_refusal_does_not_slow_the_sender(org, alice, queue, smtp_se
     assert not SendRateState.objects.filter(slowdowns__gt=0).exists()
 
 
-def test_the_rate_is_set_on_the_queue_over_the_api(org, alice, queue):
-    api = client_for(alice)
-    answer = api.patch(f"/api/v1/queues/{queue.pk}/", {"send_rate_per_minute": 120}, format="json")
+def test_the_rate_is_set_on_the_queue_over_the_api(org, staff, team_queue):
+    api = client_for(staff)
+    answer = api.patch(
+        f"/api/v1/queues/{team_queue.pk}/", {"send_rate_per_minute": 120}, format="json"
+    )
     assert answer.status_code == 200 and answer.json()["send_rate_per_minute"] == 120
-    queue.refresh_from_db()
-    assert queue.send_rate_per_minute == 120
-    bad = api.patch(f"/api/v1/queues/{queue.pk}/", {"send_rate_per_minute": -1}, format="json")
+    team_queue.refresh_from_db()
+    assert team_queue.send_rate_per_minute == 120
+    bad = api.patch(f"/api/v1/queues/{team_queue.pk}/", {"send_rate_per_minute": -1}, format="json")
     assert bad.status_code == 400 and "send_rate_per_minute" in bad.json()

@@ -18,14 +18,13 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 
-def test_create_from_template_renders_for_the_contact_and_reuses_blobs(org):
-    alice = UserFactory(first_name="Alice", last_name="Andersen")
+def test_create_from_template_renders_for_the_contact_and_reuses_blobs(org, owner):
     contact = ContactFactory(first_name="Ann", last_name="Lee", email="ann@example.org")
     template = TemplateFactory()
     attachment_store(owner=template, source=b"terms", filename="terms.pdf")
-    email = email_create_from_template(template=template, actor=alice, regarding=contact)
+    email = email_create_from_template(template=template, actor=owner, regarding=contact)
     assert email.subject == "Hello Ann"
-    assert email.body_text == "Dear Ann Lee, from Alice Andersen"
+    assert email.body_text == "Dear Ann Lee, from Alice Archer"
     assert email.template == template and email.regarding == contact
     assert [p.address for p in email.parties.filter(role="to")] == ["ann@example.org"]
     assert AttachmentBlob.objects.count() == 1
@@ -34,24 +33,22 @@ def test_create_from_template_renders_for_the_contact_and_reuses_blobs(org):
     )
 
 
-def test_send_from_template_queues_the_email(org):
-    alice = UserFactory()
-    queue = QueueFactory(members=[alice])
+def test_send_from_template_queues_the_email(org, owner):
+    queue = QueueFactory(members=[owner])
     email = email_send_from_template(
-        template=TemplateFactory(), actor=alice, sender=queue, regarding=ContactFactory()
+        template=TemplateFactory(), actor=owner, sender=queue, regarding=ContactFactory()
     )
     assert email.status == EmailStatus.PENDING_SEND
     assert email.from_address == queue.email
 
 
-def test_send_from_template_refused_leaves_nothing(org):
-    alice = UserFactory()
-    queue = QueueFactory(members=[alice], email_router_access_approval=EmailApproval.PENDING)
+def test_send_from_template_refused_leaves_nothing(org, owner):
+    queue = QueueFactory(members=[owner], email_router_access_approval=EmailApproval.PENDING)
     template = TemplateFactory()
     attachment_store(owner=template, source=b"terms", filename="terms.pdf")
     with pytest.raises(SenderNotApproved):
         email_send_from_template(
-            template=template, actor=alice, sender=queue, regarding=ContactFactory()
+            template=template, actor=owner, sender=queue, regarding=ContactFactory()
         )
     assert Email.objects.count() == 0
     assert ActivityMimeAttachment.objects.filter(email__isnull=False).count() == 0

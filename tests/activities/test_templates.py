@@ -15,7 +15,6 @@ from activities.services.templates import (
 from tests.factories import (
     AccountFactory,
     ContactFactory,
-    QueueFactory,
     TemplateFactory,
     UserFactory,
 )
@@ -23,13 +22,6 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 PARTS = {"subject": "subject", "body_html": "HTML body", "body_text": "text body"}
-
-
-@pytest.fixture
-def sender():
-    return UserFactory(
-        username="sam", first_name="Sam", last_name="Seller", email="sam@staff.example.com"
-    )
 
 
 @pytest.fixture
@@ -57,15 +49,13 @@ def render_parts(record_type: str, regarding, sender=None, **parts):
 # --- Merge fields ------------------------------------------------------------------
 
 
-def test_contact_template_fills_contact_account_and_sender_fields(ann, sender):
+def test_contact_template_fills_contact_account_and_sender_fields(ann, owner):
     fields = (
         "{{ contact.first_name }}|{{ contact.last_name }}|{{ contact.full_name }}|"
         "{{ contact.email }}|{{ contact.city }}|{{ account.name }}|"
         "{{ sender.name }}|{{ sender.email }}"
     )
-    expected = (
-        "Ann|Lee|Ann Lee|ann@customers.example.org|Bergen|Acme AS|Sam Seller|sam@staff.example.com"
-    )
+    expected = "Ann|Lee|Ann Lee|ann@customers.example.org|Bergen|Acme AS|Alice Archer|alice@staff.example.com"
     template = TemplateFactory(
         record_type=RecordType.CONTACT,
         subject="Offer for {{ contact.full_name }} at {{ account.name }}",
@@ -73,7 +63,7 @@ def test_contact_template_fills_contact_account_and_sender_fields(ann, sender):
         body_text=fields,
     )
 
-    rendered = template_render(template=template, regarding=ann, sender=sender)
+    rendered = template_render(template=template, regarding=ann, sender=owner)
 
     assert rendered.subject == "Offer for Ann Lee at Acme AS"
     assert rendered.body_html == f"<p>{expected}</p>"
@@ -82,27 +72,27 @@ def test_contact_template_fills_contact_account_and_sender_fields(ann, sender):
     assert Email.objects.count() == 0
 
 
-def test_contact_without_an_account_renders_account_fields_empty(sender):
+def test_contact_without_an_account_renders_account_fields_empty(owner):
     contact = ContactFactory(first_name="Bo", last_name="Ek", account=None)
 
     rendered = render_parts(
         RecordType.CONTACT,
         contact,
-        sender,
+        owner,
         body_text="{{ contact.first_name }}/{{ account.name }}/",
     )
 
     assert rendered.body_text == "Bo//"
 
 
-def test_html_body_escapes_merge_fields_but_text_body_and_subject_do_not(sender):
+def test_html_body_escapes_merge_fields_but_text_body_and_subject_do_not(owner):
     contact = ContactFactory(first_name="<b>Ann</b>", last_name='O\'Neil & "Co"')
     part = "{{ contact.first_name }} {{ contact.last_name }}"
 
     rendered = render_parts(
         RecordType.CONTACT,
         contact,
-        sender,
+        owner,
         subject=part,
         body_html=f"<p>{part}</p>",
         body_text=part,
@@ -114,13 +104,13 @@ def test_html_body_escapes_merge_fields_but_text_body_and_subject_do_not(sender)
     assert rendered.subject == '<b>Ann</b> O\'Neil & "Co"'
 
 
-def test_subject_collapses_line_breaks_to_one_line(sender):
+def test_subject_collapses_line_breaks_to_one_line(owner):
     contact = ContactFactory(first_name="Ann\r\nBcc: victim@example.com", last_name="Lee")
 
     rendered = render_parts(
         RecordType.CONTACT,
         contact,
-        sender,
+        owner,
         subject="Hello\n  {{ contact.first_name }}\r\n\twelcome\u2028back",
         body_text="line 1\n{{ contact.last_name }}\n",
     )
@@ -130,13 +120,13 @@ def test_subject_collapses_line_breaks_to_one_line(sender):
     assert rendered.body_text == "line 1\nLee\n"
 
 
-def test_account_template_fills_account_and_sender_fields(sender):
+def test_account_template_fills_account_and_sender_fields(owner):
     account = AccountFactory(name="Acme & Sons", city="Tromsø", email="hello@acme.example")
 
     rendered = render_parts(
         RecordType.ACCOUNT,
         account,
-        sender,
+        owner,
         subject="News for {{ account.name }}",
         body_html="{{ account.name }} in {{ account.city }}",
         body_text="{{ account.name }}|{{ account.city }}|{{ account.email }}|{{ contact.full_name }}|{{ sender.name }}",
@@ -144,10 +134,10 @@ def test_account_template_fills_account_and_sender_fields(sender):
 
     assert rendered.subject == "News for Acme & Sons"
     assert rendered.body_html == "Acme &amp; Sons in Tromsø"
-    assert rendered.body_text == "Acme & Sons|Tromsø|hello@acme.example||Sam Seller"
+    assert rendered.body_text == "Acme & Sons|Tromsø|hello@acme.example||Alice Archer"
 
 
-def test_user_template_fills_user_fields(sender):
+def test_user_template_fills_user_fields(owner):
     colleague = UserFactory(
         username="kim", first_name="Kim", last_name="Berg", email="kim@staff.example.com"
     )
@@ -155,13 +145,13 @@ def test_user_template_fills_user_fields(sender):
     rendered = render_parts(
         RecordType.USER,
         colleague,
-        sender,
+        owner,
         subject="Welcome {{ user.first_name }}",
         body_text="{{ user.first_name }}|{{ user.last_name }}|{{ user.full_name }}|{{ user.email }}|{{ sender.email }}",
     )
 
     assert rendered.subject == "Welcome Kim"
-    assert rendered.body_text == "Kim|Berg|Kim Berg|kim@staff.example.com|sam@staff.example.com"
+    assert rendered.body_text == "Kim|Berg|Kim Berg|kim@staff.example.com|alice@staff.example.com"
 
 
 def test_user_without_a_name_renders_the_username_as_full_name():
@@ -172,17 +162,15 @@ def test_user_without_a_name_renders_the_username_as_full_name():
     assert rendered.body_text == "ops"
 
 
-def test_queue_sender_fills_sender_fields_with_the_queue_name_and_address(ann):
-    queue = QueueFactory(name="Support", email="support@example.com")
-
+def test_queue_sender_fills_sender_fields_with_the_queue_name_and_address(ann, team_queue):
     rendered = render_parts(
-        RecordType.CONTACT, ann, queue, body_text="{{ sender.name }} <{{ sender.email }}>"
+        RecordType.CONTACT, ann, team_queue, body_text="{{ sender.name }} <{{ sender.email }}>"
     )
 
     assert rendered.body_text == "Support <support@example.com>"
 
 
-def test_global_template_renders_for_any_record_or_none(ann, sender):
+def test_global_template_renders_for_any_record_or_none(ann, owner):
     template = TemplateFactory(
         record_type=RecordType.GLOBAL,
         subject="From {{ sender.name }}",
@@ -190,17 +178,17 @@ def test_global_template_renders_for_any_record_or_none(ann, sender):
         body_text="[{{ contact.first_name }}][{{ account.name }}][{{ user.full_name }}]",
     )
 
-    for_nothing = template_render(template=template, regarding=None, sender=sender)
-    for_contact = template_render(template=template, regarding=ann, sender=sender)
+    for_nothing = template_render(template=template, regarding=None, sender=owner)
+    for_contact = template_render(template=template, regarding=ann, sender=owner)
     without_sender = template_render(template=template, regarding=None)
 
-    assert (for_nothing.subject, for_nothing.body_text) == ("From Sam Seller", "[][][]")
+    assert (for_nothing.subject, for_nothing.body_text) == ("From Alice Archer", "[][][]")
     assert for_contact.body_text == "[Ann][Acme AS][]"
     assert without_sender.subject == "From"
 
 
-def test_merge_context_holds_only_plain_strings(ann, sender):
-    context = merge_context(regarding=ann, sender=sender)
+def test_merge_context_holds_only_plain_strings(ann, owner):
+    context = merge_context(regarding=ann, sender=owner)
 
     assert set(context) == set(MERGE_FIELDS)
     for kind, fields in context.items():
@@ -209,11 +197,11 @@ def test_merge_context_holds_only_plain_strings(ann, sender):
         assert all(type(value) is str for value in fields.values())
 
 
-def test_rendering_returns_the_template_attachments(ann, sender):
+def test_rendering_returns_the_template_attachments(ann, owner):
     template = TemplateFactory(record_type=RecordType.CONTACT)
     attachment, _ = attachment_store(owner=template, source=b"brochure", filename="b.pdf")
 
-    rendered = template_render(template=template, regarding=ann, sender=sender)
+    rendered = template_render(template=template, regarding=ann, sender=owner)
 
     assert rendered.attachments == [attachment]
 
@@ -267,7 +255,7 @@ def test_escape_attempt_fails_naming_the_problem_and_leaks_nothing(part, source,
         assert secret not in repr(error.extra)
 
 
-def test_conditions_and_loops_see_only_merge_fields(sender):
+def test_conditions_and_loops_see_only_merge_fields(owner):
     victim = UserFactory(username="victim2", first_name="Vic", last_name="Tim")
     victim.set_password("another secret")
     victim.save()
@@ -275,7 +263,7 @@ def test_conditions_and_loops_see_only_merge_fields(sender):
     rendered = render_parts(
         RecordType.USER,
         victim,
-        sender,
+        owner,
         body_text=(
             "{% if user.password %}LEAK{% endif %}"
             "{% firstof user.password settings.SECRET_KEY 'none' %}|"
@@ -302,11 +290,11 @@ def test_conditions_and_loops_see_only_merge_fields(sender):
         ("{{ contact.city|no_such_filter }}", "'no_such_filter'"),
     ],
 )
-def test_template_error_names_the_line_it_is_on(ann, sender, part, line3, named):
+def test_template_error_names_the_line_it_is_on(ann, owner, part, line3, named):
     body = f"Dear {{{{ contact.first_name }}}},\nthank you.\n{line3}\nRegards"
 
     with pytest.raises(TemplateRenderError) as excinfo:
-        render_parts(RecordType.CONTACT, ann, sender, subject="Hi", **{part: body})
+        render_parts(RecordType.CONTACT, ann, owner, subject="Hi", **{part: body})
 
     assert excinfo.value.line == 3
     assert excinfo.value.extra == {"line": 3}
@@ -314,10 +302,10 @@ def test_template_error_names_the_line_it_is_on(ann, sender, part, line3, named)
     assert named in excinfo.value.message
 
 
-def test_filter_failing_on_a_merge_value_is_a_template_error(ann, sender):
+def test_filter_failing_on_a_merge_value_is_a_template_error(ann, owner):
     with pytest.raises(TemplateRenderError) as excinfo:
         render_parts(
-            RecordType.CONTACT, ann, sender, body_text="ok\n{{ contact.city|divisibleby:2 }}"
+            RecordType.CONTACT, ann, owner, body_text="ok\n{{ contact.city|divisibleby:2 }}"
         )
 
     assert excinfo.value.line == 2
@@ -334,7 +322,7 @@ def test_filter_failing_on_a_merge_value_is_a_template_error(ann, sender):
         (RecordType.USER, "contact"),
     ],
 )
-def test_template_for_another_record_type_is_refused(sender, record_type, regarding_kind):
+def test_template_for_another_record_type_is_refused(owner, record_type, regarding_kind):
     regarding = {
         "account": AccountFactory,
         "contact": ContactFactory,
@@ -344,7 +332,7 @@ def test_template_for_another_record_type_is_refused(sender, record_type, regard
     template = TemplateFactory(record_type=record_type, title="Renewal")
 
     with pytest.raises(TemplateRenderError) as excinfo:
-        template_render(template=template, regarding=regarding, sender=sender)
+        template_render(template=template, regarding=regarding, sender=owner)
 
     assert f"for a {record_type} record" in excinfo.value.message
     assert (regarding_kind or "nothing") in excinfo.value.message

@@ -44,8 +44,8 @@ def copies_of(server: SMTPServer, message_id: str) -> list:
     return [m for m in server.messages if m.message["Message-ID"] == message_id]
 
 
-def test_worker_delivers_a_sent_email(org, alice, broker, smtp_server, tmp_path):
-    email = send(alice)
+def test_worker_delivers_a_sent_email(org, owner, broker, smtp_server, tmp_path):
+    email = send(owner)
 
     with running_worker(
         "only", tmp_path, worker_env(broker=broker, smtp_port=smtp_server.port)
@@ -66,10 +66,10 @@ def test_worker_delivers_a_sent_email(org, alice, broker, smtp_server, tmp_path)
     assert email.events.get(to_status=EmailStatus.SENDING).actor_label.startswith("worker:")
 
 
-def test_worker_retries_until_the_smtp_server_is_up(org, alice, broker, tmp_path):
+def test_worker_retries_until_the_smtp_server_is_up(org, owner, broker, tmp_path):
     server = SMTPServer()  # its port is chosen, nothing listens yet
     try:
-        email = send(alice)
+        email = send(owner)
         with running_worker(
             "retrying", tmp_path, worker_env(broker=broker, smtp_port=server.port)
         ) as worker:
@@ -101,13 +101,13 @@ def test_worker_retries_until_the_smtp_server_is_up(org, alice, broker, tmp_path
 
 
 def test_worker_killed_mid_send_is_requeued_by_the_sweep_and_delivered(
-    org, alice, broker, tmp_path
+    org, owner, broker, tmp_path
 ):
     server = BlockingSMTPServer(block_data_times=1).start()
     # A short lease for both workers: the one killed must have claimed under it.
     env = worker_env(broker=broker, smtp_port=server.port, CRM_LEASE_SECONDS=3)
     try:
-        email = send(alice)
+        email = send(owner)
         first = Worker("killed", tmp_path, env).start()
         try:
             wait_for(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crm.models import EmailApproval
-from tests.factories import ApproverFactory, QueueFactory, UserFactory
+from tests.factories import QueueFactory, UserFactory
 
 from .conftest import PHONE
 
@@ -13,22 +13,21 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_an_approver_approves_a_pending_queue_in_place(
-    page, live_server, sign_in, watch, screenshot
+    page, live_server, sign_in, watch, screenshot, approver
 ):
-    ada = ApproverFactory(username="ada", first_name="Ada", last_name="Admin")
-    bob = UserFactory(
-        username="bob",
-        first_name="Bob",
-        last_name="Berg",
+    applicant = UserFactory(
+        username="pat",
+        first_name="Pat",
+        last_name="Pending",
         email_router_access_approval=EmailApproval.PENDING,
     )
     sales = QueueFactory(
         name="Sales",
         email="sales@example.com",
         email_router_access_approval=EmailApproval.PENDING,
-        members=[bob],
+        members=[applicant],
     )
-    sign_in(ada)
+    sign_in(approver)
     page.goto("/mail/")
     page.get_by_role("link", name="Approvals").click()
     page.wait_for_url("**/approvals/")
@@ -44,16 +43,16 @@ def test_an_approver_approves_a_pending_queue_in_place(
     assert row.get_by_role("button", name="Approve Sales").count() == 0
     assert page.url == url_before  # swapped in place, no navigation
     sales.refresh_from_db()
-    bob.refresh_from_db()
+    applicant.refresh_from_db()
     assert sales.email_router_access_approval == EmailApproval.APPROVED
-    assert bob.email_router_access_approval == EmailApproval.PENDING
+    assert applicant.email_router_access_approval == EmailApproval.PENDING
 
     # The keyboard reaches the next decision; the page fits a phone.
-    page.get_by_role("button", name="Reject Bob Berg").focus()
+    page.get_by_role("button", name="Reject Pat Pending").focus()
     page.keyboard.press("Enter")
-    page.get_by_role("status").filter(has_text="Rejected bob@staff.example.com").wait_for()
-    bob.refresh_from_db()
-    assert bob.email_router_access_approval == EmailApproval.REJECTED
+    page.get_by_role("status").filter(has_text="Rejected pat@staff.example.com").wait_for()
+    applicant.refresh_from_db()
+    assert applicant.email_router_access_approval == EmailApproval.REJECTED
     page.set_viewport_size(PHONE)
     page.goto("/approvals/?show=all")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]

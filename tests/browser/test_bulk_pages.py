@@ -13,9 +13,7 @@ from activities.services.bulk import bulk_send_run, bulk_send_start
 from tests.factories import (
     AccountFactory,
     ContactFactory,
-    QueueFactory,
     TemplateFactory,
-    UserFactory,
 )
 
 from .conftest import PHONE
@@ -23,16 +21,6 @@ from .conftest import PHONE
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 FIRST_NAMES = ["Ann", "Ben", "Cleo", "Dan", "Eve"]
-
-
-@pytest.fixture
-def alice(db):
-    return UserFactory(username="alice", first_name="Alice", last_name="Archer")
-
-
-@pytest.fixture
-def support(alice):
-    return QueueFactory(name="Support", email="support@example.com", members=[alice])
 
 
 @pytest.fixture
@@ -60,9 +48,9 @@ def welcome(db):
 
 def test_the_wizard_sends_a_template_to_an_accounts_contacts_and_shows_it_done(
     page, live_server, sign_in, watch, screenshot, smtp_settings, eager_celery,
-    alice, support, northwind, welcome,
+    owner, team_queue, northwind, welcome,
 ):  # fmt: skip
-    sign_in(alice)
+    sign_in(owner)
     page.goto("/bulk/")
     expect(page.get_by_text("No bulk sends yet.")).to_be_visible()
     page.get_by_role("link", name="New bulk send").click()
@@ -89,7 +77,7 @@ def test_the_wizard_sends_a_template_to_an_accounts_contacts_and_shows_it_done(
     screenshot(page, "bulk-detail")
 
     job = BulkSend.objects.get()
-    assert job.status == BulkSendStatus.COMPLETED and job.sender_queue == support
+    assert job.status == BulkSendStatus.COMPLETED and job.sender_queue == team_queue
     assert (job.total, job.created, job.skipped) == (6, 5, 1)
     assert set(Email.objects.values_list("status", flat=True)) == {EmailStatus.SENT}
     received = sorted(m.rcpt_tos[0] for m in smtp_settings.messages)
@@ -110,12 +98,12 @@ def test_the_wizard_sends_a_template_to_an_accounts_contacts_and_shows_it_done(
 
 
 def test_the_progress_page_follows_a_job_until_it_is_done_then_stops_asking(
-    page, live_server, sign_in, watch, screenshot, alice, support, northwind, welcome
+    page, live_server, sign_in, watch, screenshot, owner, team_queue, northwind, welcome
 ):
     job = bulk_send_start(
-        template=welcome, sender=support, query={"account": northwind.pk}, actor=alice
+        template=welcome, sender=team_queue, query={"account": northwind.pk}, actor=owner
     )
-    sign_in(alice)
+    sign_in(owner)
     page.goto(f"/bulk/{job.pk}/")
     expect(page.locator(".job-status")).to_contain_text("Waiting for a worker")
     polls: list[str] = []

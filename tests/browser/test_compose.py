@@ -12,11 +12,9 @@ from playwright.sync_api import expect
 from activities.models import Email, EmailStatus, PartyRole
 from crm.models import EmailApproval
 from tests.factories import (
-    ApproverFactory,
     ContactFactory,
     QueueFactory,
     TemplateFactory,
-    UserFactory,
 )
 
 from .conftest import PHONE
@@ -28,24 +26,27 @@ PAYLOAD = bytes(range(256)) * 64
 
 
 @pytest.fixture
-def alice(db):
-    return UserFactory(username="alice", first_name="Alice", last_name="Archer", is_staff=False)
-
-
-@pytest.fixture
 def ann(db):
     return ContactFactory(first_name="Ann", last_name="Lee", email="ann.lee@customers.example.org")
 
 
 def test_compose_to_a_contact_from_an_approved_queue_with_a_file_arrives_byte_identical(
-    page, live_server, sign_in, watch, screenshot, smtp_settings, eager_celery, alice, ann
+    page,
+    live_server,
+    sign_in,
+    watch,
+    screenshot,
+    smtp_settings,
+    eager_celery,
+    owner,
+    ann,
+    team_queue,
 ):
-    support = QueueFactory(name="Support", email="support@example.com", members=[alice])
-    sign_in(alice)
+    sign_in(owner)
     page.goto("/mail/")
     page.get_by_role("link", name="Write").click()
     page.wait_for_url("**/mail/new/")
-    page.get_by_label("From").select_option(f"queue:{support.pk}")
+    page.get_by_label("From").select_option(f"queue:{team_queue.pk}")
     to = page.get_by_role("combobox", name="To", exact=True)
     to.press_sequentially("ann l")
     page.get_by_role("option", name="Ann Lee").click()
@@ -67,7 +68,7 @@ def test_compose_to_a_contact_from_an_approved_queue_with_a_file_arrives_byte_id
     expect(page.get_by_role("status")).to_contain_text("Sent: the email is on its way.")
 
     email.refresh_from_db()
-    assert email.status == EmailStatus.SENT and email.sender_queue == support
+    assert email.status == EmailStatus.SENT and email.sender_queue == team_queue
     [received] = smtp_settings.handler.messages
     assert received.rcpt_tos == ["ann.lee@customers.example.org"]
     message = received.message
@@ -82,15 +83,15 @@ def test_compose_to_a_contact_from_an_approved_queue_with_a_file_arrives_byte_id
 
 
 def test_an_unapproved_queue_is_refused_and_sends_once_an_approver_approves_it(
-    page, live_server, sign_in, watch, screenshot, smtp_settings, eager_celery, alice, ann
+    page, live_server, sign_in, watch, screenshot, smtp_settings, eager_celery, owner, ann, approver
 ):
     sales = QueueFactory(
         name="Sales",
         email="sales@example.com",
-        members=[alice],
+        members=[owner],
         email_router_access_approval=EmailApproval.PENDING,
     )
-    sign_in(alice)
+    sign_in(owner)
     page.goto("/mail/new/")
     sender = page.get_by_label("From")
     sender.select_option(f"queue:{sales.pk}")
@@ -110,7 +111,6 @@ def test_an_unapproved_queue_is_refused_and_sends_once_an_approver_approves_it(
     assert email.status == EmailStatus.DRAFT and email.subject == "Our offer"
     screenshot(page, "compose-refused")
 
-    approver = ApproverFactory(username="carol")
     sign_in(approver)
     page.goto("/approvals/")
     page.get_by_role("button", name="Approve Sales").click()
@@ -118,7 +118,7 @@ def test_an_unapproved_queue_is_refused_and_sends_once_an_approver_approves_it(
     sales.refresh_from_db()
     assert sales.email_router_access_approval == EmailApproval.APPROVED
 
-    sign_in(alice)
+    sign_in(owner)
     page.goto(f"/mail/{email.pk}/edit/")
     assert page.get_by_label("Subject").input_value() == "Our offer"
     expect(page.locator("#sender-note")).to_have_text("")
@@ -136,7 +136,7 @@ def test_an_unapproved_queue_is_refused_and_sends_once_an_approver_approves_it(
 
 
 def test_insert_a_template_for_a_contact_fills_the_merge_fields(
-    page, live_server, sign_in, watch, screenshot, alice, ann
+    page, live_server, sign_in, watch, screenshot, owner, ann
 ):
     TemplateFactory(
         title="Welcome",
@@ -144,7 +144,7 @@ def test_insert_a_template_for_a_contact_fills_the_merge_fields(
         body_text="Dear {{ contact.full_name }} of {{ account.name }},\n\n{{ sender.name }}",
         body_html="<p>Dear {{ contact.full_name }}</p>",
     )
-    sign_in(alice)
+    sign_in(owner)
     page.goto("/mail/new/")
     page.get_by_role("combobox", name="Regarding").press_sequentially("Lee")
     page.get_by_role("option", name="Contact: Ann Lee").click()
@@ -199,9 +199,9 @@ def _tab_to(page, element_id: str, limit: int = 60) -> None:
 
 
 def test_compose_and_send_by_keyboard_alone(
-    page, live_server, sign_in, watch, screenshot, smtp_settings, eager_celery, alice, ann
+    page, live_server, sign_in, watch, screenshot, smtp_settings, eager_celery, owner, ann
 ):
-    sign_in(alice)
+    sign_in(owner)
     page.goto("/mail/new/")
     _tab_to(page, "id_to")
     page.keyboard.type("ann")

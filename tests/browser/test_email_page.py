@@ -11,7 +11,7 @@ from activities.models import Direction, EmailStatus
 from activities.services.attachments import attachment_store
 from activities.services.emails import email_create, email_send
 from activities.services.transitions import record_event, transition
-from tests.factories import ContactFactory, EmailFactory, QueueFactory, UserFactory
+from tests.factories import ContactFactory, EmailFactory
 
 from .conftest import PHONE
 
@@ -44,11 +44,10 @@ def pwned(frame) -> object:
 
 
 def test_hostile_incoming_mail_runs_nothing_and_loads_nothing_until_asked(
-    page, live_server, sign_in, watch, screenshot
+    page, live_server, sign_in, watch, screenshot, owner
 ):
-    alice = UserFactory(username="alice", first_name="Alice", last_name="Archer", is_staff=False)
     email = EmailFactory(
-        sender_user=alice,
+        sender_user=owner,
         direction=Direction.INCOMING,
         status=EmailStatus.RECEIVED,
         subject="You have won!",
@@ -56,7 +55,7 @@ def test_hostile_incoming_mail_runs_nothing_and_loads_nothing_until_asked(
         body_html=HOSTILE,
         body_text="",
     )
-    sign_in(alice)
+    sign_in(owner)
 
     page.goto(f"/mail/{email.pk}/")
     frame_element = page.locator("iframe[title='Message body']")
@@ -105,14 +104,12 @@ def test_hostile_incoming_mail_runs_nothing_and_loads_nothing_until_asked(
 
 
 def test_a_sent_email_shows_its_people_attachments_and_timeline(
-    page, live_server, sign_in, watch, screenshot
+    page, live_server, sign_in, watch, screenshot, owner, team_queue
 ):
-    alice = UserFactory(username="alice", first_name="Alice", last_name="Archer", is_staff=False)
-    support = QueueFactory(name="Support", email="support@example.com", members=[alice])
     zoe = ContactFactory(first_name="Zoe", last_name="Zed", email="zoe.zed@customer.example")
     email = email_create(
-        actor=alice,
-        sender=support,
+        actor=owner,
+        sender=team_queue,
         subject="Your renewal quote for 2026",
         to=[zoe, "purchasing@customer.example"],
         cc=["finance@customer.example"],
@@ -126,11 +123,11 @@ def test_a_sent_email_shows_its_people_attachments_and_timeline(
         body_text="Hello Zoe",
     )
     quote = b"%PDF-1.7\n" + bytes(range(256)) * 40
-    attachment_store(owner=email, source=quote, filename="Renewal quote 2026.pdf", actor=alice)
+    attachment_store(owner=email, source=quote, filename="Renewal quote 2026.pdf", actor=owner)
     attachment_store(
-        owner=email, source=b"Terms and conditions\n" * 50, filename="terms.txt", actor=alice
+        owner=email, source=b"Terms and conditions\n" * 50, filename="terms.txt", actor=owner
     )
-    email = email_send(email=email, actor=alice)
+    email = email_send(email=email, actor=owner)
     transition(
         email_id=email.pk, to=EmailStatus.SENDING, allowed_from=[EmailStatus.PENDING_SEND],
         action="claim", actor_label="worker celery@mail-1", reason="claimed for delivery",
@@ -144,7 +141,7 @@ def test_a_sent_email_shows_its_people_attachments_and_timeline(
         email_id=email.pk, kind="delivery", actor_label="provider webhook",
         reason="delivered to zoe.zed@customer.example",
     )  # fmt: skip
-    sign_in(alice)
+    sign_in(owner)
 
     page.goto(f"/mail/{email.pk}/")
     assert page.get_by_role("heading", name="Your renewal quote for 2026").is_visible()
@@ -181,10 +178,9 @@ def test_a_sent_email_shows_its_people_attachments_and_timeline(
     assert watch.foreign_requests(live_server.url) == []
 
 
-def test_cancel_sending_from_the_page(page, live_server, sign_in, watch, screenshot):
-    alice = UserFactory(username="alice", is_staff=False)
-    email = email_create(actor=alice, subject="Not ready yet", to=["bob@example.org"])
-    sign_in(alice)
+def test_cancel_sending_from_the_page(page, live_server, sign_in, watch, screenshot, owner):
+    email = email_create(actor=owner, subject="Not ready yet", to=["bob@example.org"])
+    sign_in(owner)
 
     page.goto(f"/mail/{email.pk}/")
     page.get_by_role("button", name="Cancel sending").click()

@@ -12,9 +12,8 @@ from .conftest import PHONE
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_sign_in_with_the_form_opens_the_mail_list(page, live_server, watch, screenshot):
-    alice = UserFactory(username="alice", first_name="Alice", last_name="Archer", is_staff=False)
-    sent = EmailFactory(sender_user=alice, subject="Quarterly figures", status=EmailStatus.SENT)
+def test_sign_in_with_the_form_opens_the_mail_list(page, live_server, watch, screenshot, owner):
+    sent = EmailFactory(sender_user=owner, subject="Quarterly figures", status=EmailStatus.SENT)
     EmailPartyFactory(email=sent, role="to", address="ann@example.com")
 
     page.goto("/")

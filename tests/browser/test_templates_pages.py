@@ -13,7 +13,6 @@ from tests.factories import (
     ContactFactory,
     QueueFactory,
     TemplateFactory,
-    UserFactory,
 )
 
 from .conftest import PHONE
@@ -21,25 +20,20 @@ from .conftest import PHONE
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def sam(db):
-    return UserFactory(username="sam", first_name="Sam", last_name="Staff", is_staff=True)
-
-
 def test_the_list_shows_the_templates_and_opens_one(
-    page, live_server, sign_in, sam, watch, screenshot
+    page, live_server, sign_in, staff, watch, screenshot
 ):
     TemplateFactory(
         title="Welcome",
         description="First mail to a new contact",
         subject="Welcome, {{ contact.first_name }}",
-        created_by=sam,
+        created_by=staff,
     )
     TemplateFactory(
         title="Invoice reminder", record_type="account", subject="Invoice for {{ account.name }}"
     )
     TemplateFactory(title="Meeting follow-up", record_type="global", language="de", subject="Danke")
-    sign_in(sam)
+    sign_in(staff)
 
     page.goto("/mail/")
     page.get_by_role("link", name="Templates").click()
@@ -61,19 +55,19 @@ def test_the_list_shows_the_templates_and_opens_one(
 
 
 def test_typing_in_the_html_body_updates_the_preview_for_the_chosen_contact(
-    page, live_server, sign_in, sam, watch, screenshot
+    page, live_server, sign_in, staff, watch, screenshot
 ):
     account = AccountFactory(name="Lovelace Ltd")
     ContactFactory(first_name="Ada", last_name="Lovelace", email="ada@example.org", account=account)
     ContactFactory(first_name="Grace", last_name="Hopper", email="grace@example.org", account=None)
-    QueueFactory(name="Support", email="support@example.com", members=[sam])
+    QueueFactory(name="Support", email="support@example.com", members=[staff])
     template = TemplateFactory(
         title="Welcome",
         subject="Welcome, {{ contact.first_name }}",
         body_html="<p>Hello</p>",
         body_text="Dear {{ contact.full_name }}",
     )
-    sign_in(sam)
+    sign_in(staff)
     page.goto(f"/templates/{template.pk}/")
 
     frame = page.frame_locator("#preview-frame")
@@ -106,10 +100,10 @@ def test_typing_in_the_html_body_updates_the_preview_for_the_chosen_contact(
 
 
 def test_a_broken_tag_shows_its_line_next_to_the_field_and_fixing_it_clears_it(
-    page, live_server, sign_in, sam, watch, screenshot
+    page, live_server, sign_in, staff, watch, screenshot
 ):
     ContactFactory(first_name="Ada", last_name="Lovelace", email="ada@example.org")
-    sign_in(sam)
+    sign_in(staff)
     page.goto("/templates/new/")
     page.get_by_label("Name").fill("Broken on purpose")
     page.get_by_label("Subject").fill("Hi {{ contact.first_name }}")
@@ -130,7 +124,7 @@ def test_a_broken_tag_shows_its_line_next_to_the_field_and_fixing_it_clears_it(
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status")).to_contain_text("Template “Broken on purpose” created.")
     saved = Template.objects.get()
-    assert saved.body_html.endswith("{% endif %}</p>") and saved.created_by == sam
+    assert saved.body_html.endswith("{% endif %}</p>") and saved.created_by == staff
 
     page.get_by_role("link", name="Delete…").click()
     expect(page.get_by_role("heading")).to_have_text("Delete the template “Broken on purpose”?")
@@ -141,10 +135,10 @@ def test_a_broken_tag_shows_its_line_next_to_the_field_and_fixing_it_clears_it(
     assert watch.page_errors == [] and watch.console_errors == []
 
 
-def test_the_editor_fits_a_phone(page, live_server, sign_in, sam, watch, screenshot):
+def test_the_editor_fits_a_phone(page, live_server, sign_in, staff, watch, screenshot):
     ContactFactory(first_name="Ada", last_name="Lovelace", email="ada@example.org")
     template = TemplateFactory(title="Welcome")
-    sign_in(sam)
+    sign_in(staff)
     page.set_viewport_size(PHONE)
     page.goto(f"/templates/{template.pk}/")
     expect(page.locator(".preview-subject")).to_have_text("Hello Ada")
@@ -154,13 +148,13 @@ def test_the_editor_fits_a_phone(page, live_server, sign_in, sam, watch, screens
 
 
 def test_a_file_is_attached_with_the_picker_and_removed(
-    page, live_server, sign_in, sam, watch, screenshot, tmp_path
+    page, live_server, sign_in, staff, watch, screenshot, tmp_path
 ):
     ContactFactory(first_name="Ada", last_name="Lovelace", email="ada@example.org")
     template = TemplateFactory(title="With terms")
     terms = tmp_path / "terms.txt"
     terms.write_bytes(b"The terms, version 2.\n")
-    sign_in(sam)
+    sign_in(staff)
     page.goto(f"/templates/{template.pk}/")
 
     page.get_by_label("Add a file").set_input_files(str(terms))

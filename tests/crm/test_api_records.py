@@ -13,7 +13,6 @@ from crm.models import Account, Contact, EmailApproval, Organization, Queue, Tag
 from tests.api import client_for, count_queries
 from tests.factories import (
     AccountFactory,
-    ApproverFactory,
     ContactFactory,
     EmailFactory,
     QueueFactory,
@@ -26,21 +25,6 @@ pytestmark = pytest.mark.django_db
 APPROVE = "crm.approve_email_address"
 
 
-@pytest.fixture
-def staff():
-    return UserFactory(username="stella", is_staff=True)
-
-
-@pytest.fixture
-def ordinary():
-    return UserFactory(username="olaf", is_staff=False)
-
-
-@pytest.fixture
-def approver():
-    return ApproverFactory(username="ada", is_staff=False)
-
-
 def results(response) -> list[dict]:
     assert response.status_code == 200, response.content
     return response.json()["results"]
@@ -49,7 +33,7 @@ def results(response) -> list[dict]:
 # --- Users -----------------------------------------------------------------------
 
 
-def test_any_signed_in_user_lists_users_with_their_address_approval(ordinary):
+def test_any_signed_in_user_lists_users_with_their_address_approval(owner):
     pending = UserFactory(
         username="bob",
         first_name="Bob",
@@ -58,7 +42,7 @@ def test_any_signed_in_user_lists_users_with_their_address_approval(ordinary):
         email_router_access_approval=EmailApproval.PENDING,
         outgoing_delivery="external",
     )
-    answer = client_for(ordinary).get(f"/api/v1/users/{pending.pk}/")
+    answer = client_for(owner).get(f"/api/v1/users/{pending.pk}/")
     assert answer.status_code == 200
     assert answer.json() == {
         "id": pending.pk,
@@ -68,16 +52,16 @@ def test_any_signed_in_user_lists_users_with_their_address_approval(ordinary):
         "email_router_access_approval": "pending_approval",
         "outgoing_delivery": "external",
     }
-    assert [u["username"] for u in results(client_for(ordinary).get("/api/v1/users/"))] == [
+    assert [u["username"] for u in results(client_for(owner).get("/api/v1/users/"))] == [
+        "alice",
         "bob",
-        "olaf",
     ]
 
 
-def test_users_filter_by_approval_and_delivery_and_search(ordinary):
+def test_users_filter_by_approval_and_delivery_and_search(owner):
     UserFactory(username="bob", email_router_access_approval=EmailApproval.PENDING)
     UserFactory(username="carl", outgoing_delivery="external", email="carl@relay.example.com")
-    client = client_for(ordinary)
+    client = client_for(owner)
     pending = results(client.get("/api/v1/users/?email_router_access_approval=pending_approval"))
     assert [u["username"] for u in pending] == ["bob"]
     external = results(client.get("/api/v1/users/?outgoing_delivery=external"))
@@ -88,8 +72,8 @@ def test_users_filter_by_approval_and_delivery_and_search(ordinary):
 @pytest.mark.parametrize(
     "query", ["email_router_access_approval=maybe", "outgoing_delivery=pigeon", "is_active=perhaps"]
 )
-def test_users_refuse_an_invalid_filter_value_naming_it(ordinary, query):
-    answer = client_for(ordinary).get(f"/api/v1/users/?{query}")
+def test_users_refuse_an_invalid_filter_value_naming_it(owner, query):
+    answer = client_for(owner).get(f"/api/v1/users/?{query}")
     assert answer.status_code == 400
     assert query.split("=")[0] in answer.json()
 
@@ -117,9 +101,11 @@ def test_an_approver_approves_or_rejects_a_user_address(approver, action, expect
 
 
 @pytest.mark.parametrize("action", ["approve", "reject"])
-def test_approving_a_user_needs_the_permission_even_for_staff_and_the_user_himself(action):
+def test_approving_a_user_needs_the_permission_even_for_staff_and_the_user_himself(
+    staff, outsider, action
+):
     bob = UserFactory(username="bob", email_router_access_approval=EmailApproval.PENDING)
-    for actor in (bob, UserFactory(is_staff=True), UserFactory(is_staff=False)):
+    for actor in (bob, staff, outsider):
         answer = client_for(actor).post(f"/api/v1/users/{bob.pk}/{action}/")
         assert answer.status_code == 403
         assert APPROVE in answer.json()["detail"]
@@ -144,7 +130,7 @@ def test_approving_an_unknown_user_is_a_404(approver):
 # --- Queues ----------------------------------------------------------------------
 
 
-def test_staff_create_a_queue_whose_address_starts_pending(staff, ordinary):
+def test_staff_create_a_queue_whose_address_starts_pending(staff, owner):
     answer = client_for(staff).post(
         "/api/v1/queues/",
         {
@@ -152,7 +138,7 @@ def test_staff_create_a_queue_whose_address_starts_pending(staff, ordinary):
             "email": "support@example.com",
             "outgoing_delivery": "external",
             "send_rate_per_minute": 30,
-            "members": [ordinary.pk, staff.pk],
+            "members": [owner.pk, staff.pk],
             "email_router_access_approval": "approved",  # read-only: ignored
         },
     )
@@ -166,16 +152,16 @@ def test_staff_create_a_queue_whose_address_starts_pending(staff, ordinary):
         "email_router_access_approval": "pending_approval",
         "outgoing_delivery": "external",
         "send_rate_per_minute": 30,
-        "members": sorted([ordinary.pk, staff.pk]),
+        "members": sorted([owner.pk, staff.pk]),
         "created_at": body["created_at"],
     }
     assert queue.email_router_access_approval == EmailApproval.PENDING
     assert queue.send_rate_per_minute == 30
-    assert set(queue.members.all()) == {ordinary, staff}
+    assert set(queue.members.all()) == {owner, staff}
 
 
-def test_creating_a_queue_needs_staff(ordinary, approver):
-    for actor in (ordinary, approver):
+def test_creating_a_queue_needs_staff(owner, approver):
+    for actor in (owner, approver):
         answer = client_for(actor).post(
             "/api/v1/queues/", {"name": "Support", "email": "support@example.com"}
         )
@@ -220,35 +206,35 @@ def test_changing_a_queue_address_resets_its_approval_to_pending(staff):
     )
 
 
-def test_renaming_a_queue_or_changing_members_keeps_its_approval(staff, ordinary):
+def test_renaming_a_queue_or_changing_members_keeps_its_approval(staff, owner):
     queue = QueueFactory(name="Desk", members=[staff], email_router_access_approval="approved")
     answer = client_for(staff).patch(
         f"/api/v1/queues/{queue.pk}/",
         {
             "name": "Front desk",
-            "members": [ordinary.pk],
+            "members": [owner.pk],
             "email_router_access_approval": "rejected",
         },
     )
     assert answer.status_code == 200
-    assert answer.json()["members"] == [ordinary.pk]
+    assert answer.json()["members"] == [owner.pk]
     queue.refresh_from_db()
     assert queue.name == "Front desk"
     assert queue.email_router_access_approval == EmailApproval.APPROVED
-    assert list(queue.members.all()) == [ordinary]
+    assert list(queue.members.all()) == [owner]
 
 
-def test_emptying_queue_members_with_an_empty_list(staff, ordinary):
-    queue = QueueFactory(members=[staff, ordinary])
+def test_emptying_queue_members_with_an_empty_list(staff, owner):
+    queue = QueueFactory(members=[staff, owner])
     answer = client_for(staff).patch(f"/api/v1/queues/{queue.pk}/", {"members": []})
     assert answer.status_code == 200
     assert answer.json()["members"] == []
     assert not queue.members.exists()
 
 
-def test_a_member_who_is_not_staff_cannot_change_or_delete_the_queue(ordinary):
-    queue = QueueFactory(name="Desk", members=[ordinary])
-    client = client_for(ordinary)
+def test_a_member_who_is_not_staff_cannot_change_or_delete_the_queue(owner):
+    queue = QueueFactory(name="Desk", members=[owner])
+    client = client_for(owner)
     answer = client.patch(f"/api/v1/queues/{queue.pk}/", {"name": "Mine"})
     assert answer.status_code == 403
     assert "is_staff" in answer.json()["detail"]
@@ -281,10 +267,9 @@ def test_deleting_a_queue_that_sent_emails_is_a_409_and_keeps_everything(staff):
     ("action", "expected"),
     [("approve", EmailApproval.APPROVED), ("reject", EmailApproval.REJECTED)],
 )
-def test_only_approvers_approve_or_reject_a_queue_address(approver, action, expected):
-    member = UserFactory(is_staff=False)
-    queue = QueueFactory(members=[member], email_router_access_approval=EmailApproval.PENDING)
-    for actor in (member, UserFactory(is_staff=True)):
+def test_only_approvers_approve_or_reject_a_queue_address(approver, owner, staff, action, expected):
+    queue = QueueFactory(members=[owner], email_router_access_approval=EmailApproval.PENDING)
+    for actor in (owner, staff):
         answer = client_for(actor).post(f"/api/v1/queues/{queue.pk}/{action}/")
         assert answer.status_code == 403
         assert APPROVE in answer.json()["detail"]
@@ -293,16 +278,16 @@ def test_only_approvers_approve_or_reject_a_queue_address(approver, action, expe
     answer = client_for(approver).post(f"/api/v1/queues/{queue.pk}/{action}/")
     assert answer.status_code == 200
     assert answer.json()["email_router_access_approval"] == expected
-    assert answer.json()["members"] == [member.pk]
+    assert answer.json()["members"] == [owner.pk]
     queue.refresh_from_db()
     assert queue.email_router_access_approval == expected
 
 
-def test_queues_filter_by_approval_delivery_member_and_search(ordinary):
-    support = QueueFactory(name="Support", email="support@example.com", members=[ordinary])
+def test_queues_filter_by_approval_delivery_member_and_search(owner):
+    support = QueueFactory(name="Support", email="support@example.com", members=[owner])
     QueueFactory(name="Sales", email_router_access_approval=EmailApproval.PENDING)
     relay = QueueFactory(name="Relay", outgoing_delivery="external")
-    client = client_for(ordinary)
+    client = client_for(owner)
 
     def names(query):
         return [q["name"] for q in results(client.get(f"/api/v1/queues/?{query}"))]
@@ -310,7 +295,7 @@ def test_queues_filter_by_approval_delivery_member_and_search(ordinary):
     assert names("") == ["Relay", "Sales", "Support"]
     assert names("email_router_access_approval=pending_approval") == ["Sales"]
     assert names("email_router_access_approval=approved&outgoing_delivery=external") == ["Relay"]
-    assert names(f"members={ordinary.pk}") == ["Support"]
+    assert names(f"members={owner.pk}") == ["Support"]
     assert names("search=support@") == ["Support"]
     assert names("ordering=-name") == ["Support", "Sales", "Relay"]
     assert {support.pk, relay.pk} <= {q["id"] for q in results(client.get("/api/v1/queues/"))}
@@ -319,8 +304,8 @@ def test_queues_filter_by_approval_delivery_member_and_search(ordinary):
 @pytest.mark.parametrize(
     "query", ["email_router_access_approval=yes", "outgoing_delivery=pigeon", "members=abc"]
 )
-def test_queues_refuse_an_invalid_filter_value(ordinary, query):
-    answer = client_for(ordinary).get(f"/api/v1/queues/?{query}")
+def test_queues_refuse_an_invalid_filter_value(owner, query):
+    answer = client_for(owner).get(f"/api/v1/queues/?{query}")
     assert answer.status_code == 400
     assert query.split("=")[0] in answer.json()
 
@@ -339,8 +324,8 @@ def test_creating_a_queue_with_an_idempotency_key_twice_creates_one(staff):
 # --- The organisation --------------------------------------------------------------
 
 
-def test_any_signed_in_user_reads_the_organisation_settings(ordinary, org):
-    answer = client_for(ordinary).get("/api/v1/organization/")
+def test_any_signed_in_user_reads_the_organisation_settings(owner, org):
+    answer = client_for(owner).get("/api/v1/organization/")
     assert answer.status_code == 200
     body = answer.json()
     assert {k: body[k] for k in body if k != "modified_at"} == {
@@ -384,9 +369,9 @@ def test_a_changed_prefix_is_the_one_sending_puts_in_the_subject(staff, org):
     assert email.subject == f"Renewal TKT:{email.pk:04d}"
 
 
-@pytest.mark.parametrize("actor_kind", ["ordinary", "approver"])
-def test_changing_the_organisation_needs_staff(ordinary, approver, org, actor_kind):
-    actor = {"ordinary": ordinary, "approver": approver}[actor_kind]
+@pytest.mark.parametrize("actor_kind", ["owner", "approver"])
+def test_changing_the_organisation_needs_staff(owner, approver, org, actor_kind):
+    actor = {"owner": owner, "approver": approver}[actor_kind]
     answer = client_for(actor).patch("/api/v1/organization/", {"use_tracking_token": False})
     assert answer.status_code == 403
     assert "is_staff" in answer.json()["detail"]
@@ -434,8 +419,8 @@ def test_the_organisation_cannot_be_replaced_created_or_deleted(staff, org):
 # --- Accounts --------------------------------------------------------------------
 
 
-def test_any_signed_in_user_creates_and_changes_an_account(ordinary):
-    client = client_for(ordinary)
+def test_any_signed_in_user_creates_and_changes_an_account(owner):
+    client = client_for(owner)
     answer = client.post("/api/v1/accounts/", {"name": "Nordlys AS", "city": "Oslo"})
     assert answer.status_code == 201, answer.content
     account = Account.objects.get()
@@ -460,17 +445,17 @@ def test_any_signed_in_user_creates_and_changes_an_account(ordinary):
         ({"name": "A", "city": "x" * 101}, "city"),
     ],
 )
-def test_invalid_account_input_is_a_400_naming_the_field(ordinary, body, field):
-    answer = client_for(ordinary).post("/api/v1/accounts/", body)
+def test_invalid_account_input_is_a_400_naming_the_field(owner, body, field):
+    answer = client_for(owner).post("/api/v1/accounts/", body)
     assert answer.status_code == 400
     assert field in answer.json()
     assert not Account.objects.exists()
 
 
-def test_only_staff_delete_an_account_and_its_contacts_stay_without_it(staff, ordinary):
+def test_only_staff_delete_an_account_and_its_contacts_stay_without_it(staff, owner):
     account = AccountFactory()
     contact = ContactFactory(account=account)
-    answer = client_for(ordinary).delete(f"/api/v1/accounts/{account.pk}/")
+    answer = client_for(owner).delete(f"/api/v1/accounts/{account.pk}/")
     assert answer.status_code == 403
     assert "is_staff" in answer.json()["detail"]
     assert Account.objects.filter(pk=account.pk).exists()
@@ -480,10 +465,10 @@ def test_only_staff_delete_an_account_and_its_contacts_stay_without_it(staff, or
     assert contact.account is None
 
 
-def test_accounts_filter_by_city_and_search(ordinary):
+def test_accounts_filter_by_city_and_search(owner):
     AccountFactory(name="Nordlys AS", city="Oslo")
     AccountFactory(name="Fjord Freight", city="Bergen")
-    client = client_for(ordinary)
+    client = client_for(owner)
     assert [a["name"] for a in results(client.get("/api/v1/accounts/?city=oslo"))] == ["Nordlys AS"]
     assert [a["name"] for a in results(client.get("/api/v1/accounts/?search=fjord"))] == [
         "Fjord Freight"
@@ -497,10 +482,10 @@ def test_accounts_filter_by_city_and_search(ordinary):
 # --- Contacts --------------------------------------------------------------------
 
 
-def test_creating_a_contact_makes_unknown_tags_and_reuses_known_ones(ordinary):
+def test_creating_a_contact_makes_unknown_tags_and_reuses_known_ones(owner):
     vip = TagFactory(name="vip")
     account = AccountFactory()
-    answer = client_for(ordinary).post(
+    answer = client_for(owner).post(
         "/api/v1/contacts/",
         {
             "first_name": "Ann",
@@ -532,10 +517,10 @@ def test_creating_a_contact_makes_unknown_tags_and_reuses_known_ones(ordinary):
     assert contact.do_not_bulk_email is True
 
 
-def test_patching_tags_replaces_them_and_omitting_them_keeps_them(ordinary):
+def test_patching_tags_replaces_them_and_omitting_them_keeps_them(owner):
     contact = ContactFactory(last_name="Lee")
     contact.tags.set([TagFactory(name="vip"), TagFactory(name="old")])
-    client = client_for(ordinary)
+    client = client_for(owner)
     answer = client.patch(f"/api/v1/contacts/{contact.pk}/", {"city": "Bergen"})
     assert answer.status_code == 200
     assert answer.json()["tags"] == ["old", "vip"]
@@ -565,8 +550,8 @@ def test_patching_tags_replaces_them_and_omitting_them_keeps_them(ordinary):
         ({"last_name": "Lee\x00"}, "last_name"),
     ],
 )
-def test_invalid_contact_input_is_a_400_naming_the_field_and_saves_nothing(ordinary, body, field):
-    answer = client_for(ordinary).post("/api/v1/contacts/", body)
+def test_invalid_contact_input_is_a_400_naming_the_field_and_saves_nothing(owner, body, field):
+    answer = client_for(owner).post("/api/v1/contacts/", body)
     assert answer.status_code == 400, answer.content
     data = answer.json()
     assert field in data or field in data.get("errors", {})
@@ -574,10 +559,10 @@ def test_invalid_contact_input_is_a_400_naming_the_field_and_saves_nothing(ordin
     assert not Tag.objects.exists()
 
 
-def test_a_refused_contact_change_leaves_the_contact_as_it_was(ordinary):
+def test_a_refused_contact_change_leaves_the_contact_as_it_was(owner):
     contact = ContactFactory(last_name="Lee", city="Oslo")
     contact.tags.set([TagFactory(name="vip")])
-    answer = client_for(ordinary).patch(
+    answer = client_for(owner).patch(
         f"/api/v1/contacts/{contact.pk}/", {"city": "Bergen", "tags": ["vip", "no good"]}
     )
     assert answer.status_code == 400
@@ -587,13 +572,13 @@ def test_a_refused_contact_change_leaves_the_contact_as_it_was(ordinary):
     assert Tag.objects.count() == 1
 
 
-def test_only_staff_delete_a_contact_and_emails_keep_the_address(staff, ordinary):
+def test_only_staff_delete_a_contact_and_emails_keep_the_address(staff, owner):
     contact = ContactFactory(email="ann@example.com")
     email = EmailFactory(sender_user=staff)
     party = EmailParty.objects.create(
         email=email, role="to", address=contact.email, contact=contact
     )
-    assert client_for(ordinary).delete(f"/api/v1/contacts/{contact.pk}/").status_code == 403
+    assert client_for(owner).delete(f"/api/v1/contacts/{contact.pk}/").status_code == 403
     assert Contact.objects.filter(pk=contact.pk).exists()
     assert client_for(staff).delete(f"/api/v1/contacts/{contact.pk}/").status_code == 204
     assert not Contact.objects.exists()
@@ -601,7 +586,7 @@ def test_only_staff_delete_a_contact_and_emails_keep_the_address(staff, ordinary
     assert (party.contact, party.address) == (None, "ann@example.com")
 
 
-def test_contacts_filter_by_account_city_tag_flags_and_creation_time(ordinary):
+def test_contacts_filter_by_account_city_tag_flags_and_creation_time(owner):
     north, south = AccountFactory(name="North"), AccountFactory(name="South")
     ann = ContactFactory(last_name="Ann", account=north, city="Oslo")
     ann.tags.set([TagFactory(name="vip")])
@@ -610,7 +595,7 @@ def test_contacts_filter_by_account_city_tag_flags_and_creation_time(ordinary):
     Contact.objects.filter(pk=old.pk).update(
         created_at=timezone.make_aware(dt.datetime(2020, 5, 1, 12, 0))
     )
-    client = client_for(ordinary)
+    client = client_for(owner)
 
     def names(query):
         return [c["last_name"] for c in results(client.get(f"/api/v1/contacts/?{query}"))]
@@ -645,14 +630,14 @@ def test_contacts_filter_by_account_city_tag_flags_and_creation_time(ordinary):
         "city=a%00b",
     ],
 )
-def test_contacts_refuse_an_invalid_filter_value_naming_it(ordinary, query):
-    answer = client_for(ordinary).get(f"/api/v1/contacts/?{query}")
+def test_contacts_refuse_an_invalid_filter_value_naming_it(owner, query):
+    answer = client_for(owner).get(f"/api/v1/contacts/?{query}")
     assert answer.status_code == 400, answer.content
     assert query.split("=")[0] in answer.json()
 
 
-def test_a_search_with_a_nul_character_is_a_400(ordinary):
-    assert client_for(ordinary).get("/api/v1/contacts/?search=a%00b").status_code == 400
+def test_a_search_with_a_nul_character_is_a_400(owner):
+    assert client_for(owner).get("/api/v1/contacts/?search=a%00b").status_code == 400
 
 
 # --- Everyone and every list ---------------------------------------------------------
@@ -675,11 +660,11 @@ def test_anonymous_requests_are_refused_with_401(path):
 
 
 @pytest.mark.parametrize("path", ["users", "queues", "accounts", "contacts"])
-def test_unknown_ids_are_a_404(ordinary, path):
-    answer = client_for(ordinary).get(f"/api/v1/{path}/999999/")
+def test_unknown_ids_are_a_404(owner, path):
+    answer = client_for(owner).get(f"/api/v1/{path}/999999/")
     assert answer.status_code == 404
     assert answer.json()["code"] == "not_found"
-    assert client_for(ordinary).get(f"/api/v1/{path}/abc/").status_code == 404
+    assert client_for(owner).get(f"/api/v1/{path}/abc/").status_code == 404
 
 
 def _many(kind: str, n: int, members: list[User]) -> None:
@@ -696,9 +681,9 @@ def _many(kind: str, n: int, members: list[User]) -> None:
 
 
 @pytest.mark.parametrize("kind", ["users", "queues", "accounts", "contacts"])
-def test_list_query_count_does_not_grow_with_page_size(ordinary, kind):
-    _many(kind, 50, [ordinary, UserFactory()])
-    client = client_for(ordinary)
+def test_list_query_count_does_not_grow_with_page_size(owner, kind):
+    _many(kind, 50, [owner, UserFactory()])
+    client = client_for(owner)
 
     def page(size):
         return lambda: client.get(f"/api/v1/{kind}/?page_size={size}")

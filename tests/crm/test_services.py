@@ -15,7 +15,7 @@ from crm.services import (
     queue_delete,
     queue_update,
 )
-from tests.factories import ApproverFactory, EmailFactory, QueueFactory, TagFactory, UserFactory
+from tests.factories import EmailFactory, QueueFactory, TagFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -78,25 +78,24 @@ def test_invalid_address_is_refused_and_nothing_saved():
 
 
 @pytest.mark.parametrize("decide", [email_address_approve, email_address_reject])
-def test_only_holders_of_the_permission_approve_or_reject(decide):
+def test_only_holders_of_the_permission_approve_or_reject(owner, staff, approver, decide):
     queue = QueueFactory(email_router_access_approval=EmailApproval.PENDING)
-    owner = UserFactory()
     queue.members.add(owner)
-    for actor in (owner, UserFactory(is_staff=True)):  # a member, a staff outsider
+    for actor in (owner, staff):  # a member, a staff outsider
         with pytest.raises(PermissionDeniedError, match="crm.approve_email_address"):
             decide(target=queue, actor=actor)
         queue.refresh_from_db()
         assert queue.email_router_access_approval == EmailApproval.PENDING
-    decide(target=queue, actor=ApproverFactory())
+    decide(target=queue, actor=approver)
     queue.refresh_from_db()
     expected = EmailApproval.APPROVED if decide is email_address_approve else EmailApproval.REJECTED
     assert queue.email_router_access_approval == expected
 
 
-def test_approving_a_user_without_address_is_refused():
+def test_approving_a_user_without_address_is_refused(approver):
     user = UserFactory(email="", email_router_access_approval=EmailApproval.EMPTY)
     with pytest.raises(ValidationFailed, match="no email address"):
-        email_address_approve(target=user, actor=ApproverFactory())
+        email_address_approve(target=user, actor=approver)
 
 
 def test_organization_is_a_single_row():
@@ -113,24 +112,23 @@ def test_queue_addresses_are_unique():
     assert Queue.objects.filter(email="same@example.com").count() == 1
 
 
-def test_organization_update_needs_a_staff_actor_and_changes_nothing_otherwise():
+def test_organization_update_needs_a_staff_actor_and_changes_nothing_otherwise(owner, staff):
     org = Organization.get()
     with pytest.raises(PermissionDeniedError, match="is_staff"):
-        organization_update(data={"use_tracking_token": False}, actor=UserFactory(is_staff=False))
+        organization_update(data={"use_tracking_token": False}, actor=owner)
     with pytest.raises(ValidationFailed, match="modified_at"):
-        organization_update(data={"modified_at": None}, actor=UserFactory(is_staff=True))
+        organization_update(data={"modified_at": None}, actor=staff)
     org.refresh_from_db()
     assert org.use_tracking_token is True
 
 
-def test_a_queue_update_that_fails_changes_neither_fields_nor_members():
-    alice, bob = UserFactory(), UserFactory()
-    queue = QueueFactory(name="Desk", email="desk@example.com", members=[alice])
+def test_a_queue_update_that_fails_changes_neither_fields_nor_members(owner, teammate):
+    queue = QueueFactory(name="Desk", email="desk@example.com", members=[owner])
     with pytest.raises(ValidationFailed, match="email"):
-        queue_update(queue=queue, data={"name": "New", "email": "bad"}, members=[bob])
+        queue_update(queue=queue, data={"name": "New", "email": "bad"}, members=[teammate])
     queue.refresh_from_db()
     assert queue.name == "Desk"
-    assert list(queue.members.all()) == [alice]
+    assert list(queue.members.all()) == [owner]
 
 
 def test_deleting_a_queue_that_sent_email_is_a_conflict_naming_the_emails():
@@ -152,11 +150,8 @@ def test_contact_tags_are_created_once_and_matched_in_any_case():
 
 
 @pytest.mark.parametrize("operation", ["create", "update", "delete"])
-def test_only_staff_manage_queues(operation):
-    from crm.services import queue_delete, queue_update
-
+def test_only_staff_manage_queues(outsider, staff, operation):
     queue = QueueFactory(name="Desk")
-    outsider = UserFactory(is_staff=False)
     calls = {
         "create": lambda actor: queue_create(name="New", email="new@example.com", actor=actor),
         "update": lambda actor: queue_update(queue=queue, data={"name": "Renamed"}, actor=actor),
@@ -165,21 +160,20 @@ def test_only_staff_manage_queues(operation):
     with pytest.raises(PermissionDeniedError, match="staff"):
         calls[operation](outsider)
     assert list(Queue.objects.values_list("name", flat=True)) == ["Desk"]
-    calls[operation](UserFactory(is_staff=True))
+    calls[operation](staff)
     expected = {"create": {"Desk", "New"}, "update": {"Renamed"}, "delete": set()}[operation]
     assert set(Queue.objects.values_list("name", flat=True)) == expected
 
 
-def test_a_decision_keeps_who_and_when_and_a_new_address_clears_them():
+def test_a_decision_keeps_who_and_when_and_a_new_address_clears_them(approver):
     queue = QueueFactory(email_router_access_approval=EmailApproval.PENDING)
-    ada = ApproverFactory()
-    email_address_approve(target=queue, actor=ada)
+    email_address_approve(target=queue, actor=approver)
     queue.refresh_from_db()
-    assert queue.email_approval_decided_by == ada and queue.email_approval_decided_at
+    assert queue.email_approval_decided_by == approver and queue.email_approval_decided_at
 
     mailbox_save(obj=queue, data={"name": "Renamed"})  # same address: the decision stays
     queue.refresh_from_db()
-    assert queue.email_approval_decided_by == ada
+    assert queue.email_approval_decided_by == approver
 
     mailbox_save(obj=queue, data={"email": "other@example.com"})
     queue.refresh_from_db()
@@ -188,11 +182,11 @@ def test_a_decision_keeps_who_and_when_and_a_new_address_clears_them():
 
 
 @pytest.mark.parametrize("decide", [email_address_approve, email_address_reject])
-def test_a_decision_about_an_address_that_changed_since_writes_nothing(decide):
+def test_a_decision_about_an_address_that_changed_since_writes_nothing(approver, decide):
     queue = QueueFactory(email="old@example.com", email_router_access_approval="pending_approval")
     mailbox_save(obj=queue, data={"email": "new@example.com"})
     with pytest.raises(Conflict, match="now new@example.com, not old@example.com") as exc:
-        decide(target=queue, actor=ApproverFactory(), address="old@example.com")
+        decide(target=queue, actor=approver, address="old@example.com")
     assert exc.value.code == "address_changed"
     queue.refresh_from_db()
     assert queue.email_router_access_approval == EmailApproval.PENDING

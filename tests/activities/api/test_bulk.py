@@ -17,7 +17,6 @@ from tests.api import client_for, count_queries
 from tests.factories import (
     AccountFactory,
     ContactFactory,
-    QueueFactory,
     TagFactory,
     TemplateFactory,
     UserFactory,
@@ -34,34 +33,6 @@ def detail(job) -> str:
 
 def cancel(job) -> str:
     return f"/api/v1/bulk-sends/{job.pk}/cancel/"
-
-
-@pytest.fixture
-def alice():
-    """The owner: an ordinary user, member of the support queue."""
-    return UserFactory(username="alice", is_staff=False)
-
-
-@pytest.fixture
-def bob():
-    """A teammate: also a member of the support queue."""
-    return UserFactory(username="bob", is_staff=False)
-
-
-@pytest.fixture
-def charlie():
-    """An outsider: signed in, not a member of the queue, not staff."""
-    return UserFactory(username="charlie", is_staff=False)
-
-
-@pytest.fixture
-def staff():
-    return UserFactory(username="stella")
-
-
-@pytest.fixture
-def support(alice, bob):
-    return QueueFactory(name="Support", email="support@example.com", members=[alice, bob])
 
 
 @pytest.fixture
@@ -93,7 +64,7 @@ def start_job(template, sender, actor, query=None) -> BulkSend:
 
 
 def test_a_bulk_send_started_over_the_api_shows_its_progress_as_it_runs(
-    org, alice, support, template, acme, smtp_settings, django_capture_on_commit_callbacks
+    org, owner, team_queue, template, acme, smtp_settings, django_capture_on_commit_callbacks
 ):
     vip = TagFactory(name="vip")
     reached = [
@@ -107,11 +78,11 @@ def test_a_bulk_send_started_over_the_api_shows_its_progress_as_it_runs(
     ContactFactory(account=acme)  # not tagged
     ContactFactory(account=AccountFactory()).tags.add(vip)  # another account
     smtp_settings.handler.reject_recipients.add("gone@customers.example.org")
-    client = client_for(alice)
+    client = client_for(owner)
 
     with django_capture_on_commit_callbacks() as on_commit:
         answer = client.post(
-            LIST, body(template, support, {"account": acme.pk, "tag": "VIP"}), format="json"
+            LIST, body(template, team_queue, {"account": acme.pk, "tag": "VIP"}), format="json"
         )
 
     assert answer.status_code == 202, answer.json()
@@ -119,10 +90,10 @@ def test_a_bulk_send_started_over_the_api_shows_its_progress_as_it_runs(
     job = BulkSend.objects.get()
     assert started["id"] == job.pk and started["status"] == "queued"
     assert started["total"] == 7
-    assert started["sender"] == {"type": "queue", "id": support.pk}
+    assert started["sender"] == {"type": "queue", "id": team_queue.pk}
     assert started["template"] == template.pk
     assert started["query"] == {"account": acme.pk, "tag": "VIP"}
-    assert started["created_by"] == alice.pk
+    assert started["created_by"] == owner.pk
     assert len(on_commit) == 1  # the run is queued once the request commits
     assert not Email.objects.exists()
 
@@ -160,27 +131,27 @@ def test_a_bulk_send_started_over_the_api_shows_its_progress_as_it_runs(
 
 
 def test_start_answers_202_with_the_queued_job_and_defaults_the_sender_to_the_caller(
-    org, alice, template
+    org, owner, template
 ):
     ContactFactory.create_batch(3, city="Bergen")
     ContactFactory(city="Oslo")
 
-    answer = client_for(alice).post(
+    answer = client_for(owner).post(
         LIST, {"template": template.pk, "query": {"city": "bergen"}}, format="json"
     )
 
     assert answer.status_code == 202
     assert answer.json()["status"] == "queued"
     job = BulkSend.objects.get()
-    assert (job.sender_user, job.sender_queue, job.total) == (alice, None, 3)
+    assert (job.sender_user, job.sender_queue, job.total) == (owner, None, 3)
     assert job.query == {"city": "bergen"} and job.regarding is None
-    assert answer.json()["sender"] == {"type": "user", "id": alice.pk}
+    assert answer.json()["sender"] == {"type": "user", "id": owner.pk}
 
 
-def test_start_keeps_the_record_every_email_is_regarding(org, alice, template, acme):
-    answer = client_for(alice).post(
+def test_start_keeps_the_record_every_email_is_regarding(org, owner, template, acme):
+    answer = client_for(owner).post(
         LIST,
-        body(template, alice, {"account": acme.pk}, regarding={"type": "account", "id": acme.pk}),
+        body(template, owner, {"account": acme.pk}, regarding={"type": "account", "id": acme.pk}),
         format="json",
     )
 
@@ -189,13 +160,13 @@ def test_start_keeps_the_record_every_email_is_regarding(org, alice, template, a
     assert BulkSend.objects.get().regarding == acme
 
 
-def test_the_same_idempotency_key_starts_one_job(org, alice, support, template):
+def test_the_same_idempotency_key_starts_one_job(org, owner, team_queue, template):
     ContactFactory.create_batch(2)
-    client = client_for(alice)
+    client = client_for(owner)
     headers = {"HTTP_IDEMPOTENCY_KEY": "bulk-2026-11-news"}
 
-    first = client.post(LIST, body(template, support), format="json", **headers)
-    again = client.post(LIST, body(template, support), format="json", **headers)
+    first = client.post(LIST, body(template, team_queue), format="json", **headers)
+    again = client.post(LIST, body(template, team_queue), format="json", **headers)
 
     assert first.status_code == again.status_code == 202
     assert again.json() == first.json()
@@ -207,13 +178,13 @@ def test_the_same_idempotency_key_starts_one_job(org, alice, support, template):
 # --- Who may do what -------------------------------------------------------------------
 
 
-def test_anonymous_requests_are_refused_with_401(org, alice, support, template):
-    job = start_job(template, support, alice)
+def test_anonymous_requests_are_refused_with_401(org, owner, team_queue, template):
+    job = start_job(template, team_queue, owner)
     anonymous = client_for(None)
 
     answers = [
         anonymous.get(LIST),
-        anonymous.post(LIST, body(template, support), format="json"),
+        anonymous.post(LIST, body(template, team_queue), format="json"),
         anonymous.get(detail(job)),
         anonymous.post(cancel(job), {}, format="json"),
     ]
@@ -225,9 +196,9 @@ def test_anonymous_requests_are_refused_with_401(org, alice, support, template):
 
 
 def test_sending_as_a_queue_one_is_not_a_member_of_is_403_sender_not_allowed(
-    org, charlie, support, template
+    org, outsider, team_queue, template
 ):
-    answer = client_for(charlie).post(LIST, body(template, support), format="json")
+    answer = client_for(outsider).post(LIST, body(template, team_queue), format="json")
 
     assert answer.status_code == 403
     assert answer.json()["code"] == "sender_not_allowed"
@@ -235,19 +206,19 @@ def test_sending_as_a_queue_one_is_not_a_member_of_is_403_sender_not_allowed(
     assert not BulkSend.objects.exists()
 
 
-def test_sending_as_another_user_is_403_sender_not_allowed(org, alice, bob, template):
-    answer = client_for(bob).post(LIST, body(template, alice), format="json")
+def test_sending_as_another_user_is_403_sender_not_allowed(org, owner, teammate, template):
+    answer = client_for(teammate).post(LIST, body(template, owner), format="json")
 
     assert answer.status_code == 403
     assert answer.json()["code"] == "sender_not_allowed"
     assert not BulkSend.objects.exists()
 
 
-def test_an_unapproved_sender_is_400_sender_not_approved(org, alice, support, template):
-    support.email_router_access_approval = EmailApproval.PENDING
-    support.save()
+def test_an_unapproved_sender_is_400_sender_not_approved(org, owner, team_queue, template):
+    team_queue.email_router_access_approval = EmailApproval.PENDING
+    team_queue.save()
 
-    answer = client_for(alice).post(LIST, body(template, support), format="json")
+    answer = client_for(owner).post(LIST, body(template, team_queue), format="json")
 
     assert answer.status_code == 400
     assert answer.json()["code"] == "sender_not_approved"
@@ -256,7 +227,7 @@ def test_an_unapproved_sender_is_400_sender_not_approved(org, alice, support, te
 
 
 def test_a_sender_without_an_address_is_400_invalid_address(org, template):
-    nobody = UserFactory(username="noaddress", email="", is_staff=False)
+    nobody = UserFactory(username="noaddress", email="")
 
     answer = client_for(nobody).post(LIST, body(template, nobody), format="json")
 
@@ -266,31 +237,31 @@ def test_a_sender_without_an_address_is_400_invalid_address(org, template):
 
 
 def test_a_job_is_seen_by_its_owner_teammates_and_staff_and_not_by_outsiders(
-    org, alice, bob, charlie, staff, support, template
+    org, owner, teammate, outsider, staff, team_queue, template
 ):
-    job = start_job(template, support, alice)
-    own = start_job(template, charlie, charlie)
+    job = start_job(template, team_queue, owner)
+    own = start_job(template, outsider, outsider)
 
     def seen(user) -> tuple[list[int], int]:
         client = client_for(user)
         listed = [j["id"] for j in client.get(LIST).json()["results"]]
         return listed, client.get(detail(job)).status_code
 
-    assert seen(alice) == ([job.pk], 200)
-    assert seen(bob) == ([job.pk], 200)
+    assert seen(owner) == ([job.pk], 200)
+    assert seen(teammate) == ([job.pk], 200)
     assert seen(staff) == ([own.pk, job.pk], 200)
-    outsider = seen(charlie)
-    assert outsider == ([own.pk], 404)
-    answer = client_for(charlie).post(cancel(job), {}, format="json")
+    outsiders_view = seen(outsider)
+    assert outsiders_view == ([own.pk], 404)
+    answer = client_for(outsider).post(cancel(job), {}, format="json")
     assert answer.status_code == 404 and answer.json()["code"] == "not_found"
     job.refresh_from_db()
     assert job.status == BulkSendStatus.QUEUED
 
 
-def test_a_teammate_may_cancel_a_job_of_their_queue(org, alice, bob, support, template):
-    job = start_job(template, support, alice)
+def test_a_teammate_may_cancel_a_job_of_their_queue(org, owner, teammate, team_queue, template):
+    job = start_job(template, team_queue, owner)
 
-    answer = client_for(bob).post(cancel(job), {}, format="json")
+    answer = client_for(teammate).post(cancel(job), {}, format="json")
 
     assert answer.status_code == 200
     job.refresh_from_db()
@@ -298,13 +269,13 @@ def test_a_teammate_may_cancel_a_job_of_their_queue(org, alice, bob, support, te
 
 
 def test_a_job_seen_through_a_queue_one_left_is_no_longer_visible(
-    org, alice, bob, support, template
+    org, owner, teammate, team_queue, template
 ):
-    job = start_job(template, support, alice)
-    support.members.remove(bob)
+    job = start_job(template, team_queue, owner)
+    team_queue.members.remove(teammate)
 
-    assert client_for(bob).get(detail(job)).status_code == 404
-    assert client_for(bob).post(cancel(job), {}, format="json").status_code == 404
+    assert client_for(teammate).get(detail(job)).status_code == 404
+    assert client_for(teammate).post(cancel(job), {}, format="json").status_code == 404
     job.refresh_from_db()
     assert job.status == BulkSendStatus.QUEUED
 
@@ -330,9 +301,9 @@ def test_a_job_seen_through_a_queue_one_left_is_no_longer_visible(
     ],
 )
 def test_a_bad_query_key_or_value_is_400_naming_it_and_starts_nothing(
-    org, alice, template, query, named
+    org, owner, template, query, named
 ):
-    answer = client_for(alice).post(LIST, body(template, alice, query), format="json")
+    answer = client_for(owner).post(LIST, body(template, owner, query), format="json")
 
     assert answer.status_code == 400, answer.content
     assert named in answer.content.decode()
@@ -356,25 +327,25 @@ def test_a_bad_query_key_or_value_is_400_naming_it_and_starts_nothing(
         ({"regarding": {"type": "planet", "id": 1}}, "regarding"),
     ],
 )
-def test_a_malformed_request_is_400_naming_the_field(org, alice, template, change, field):
-    answer = client_for(alice).post(LIST, {**body(template, alice), **change}, format="json")
+def test_a_malformed_request_is_400_naming_the_field(org, owner, template, change, field):
+    answer = client_for(owner).post(LIST, {**body(template, owner), **change}, format="json")
 
     assert answer.status_code == 400, answer.content
     assert field in answer.json()
     assert not BulkSend.objects.exists()
 
 
-def test_a_missing_template_is_400(org, alice):
-    answer = client_for(alice).post(LIST, {"query": {}}, format="json")
+def test_a_missing_template_is_400(org, owner):
+    answer = client_for(owner).post(LIST, {"query": {}}, format="json")
 
     assert answer.status_code == 400
     assert "template" in answer.json()
 
 
-def test_a_template_for_accounts_is_refused_for_contacts(org, alice):
+def test_a_template_for_accounts_is_refused_for_contacts(org, owner):
     accounts_template = TemplateFactory(record_type="account")
 
-    answer = client_for(alice).post(LIST, body(accounts_template, alice), format="json")
+    answer = client_for(owner).post(LIST, body(accounts_template, owner), format="json")
 
     assert answer.status_code == 400
     assert answer.json()["code"] == "invalid"
@@ -382,16 +353,16 @@ def test_a_template_for_accounts_is_refused_for_contacts(org, alice):
     assert not BulkSend.objects.exists()
 
 
-def test_a_form_encoded_start_is_415(org, alice, template):
-    answer = client_for(alice).post(LIST, {"template": template.pk}, format="multipart")
+def test_a_form_encoded_start_is_415(org, owner, template):
+    answer = client_for(owner).post(LIST, {"template": template.pk}, format="multipart")
 
     assert answer.status_code == 415
     assert not BulkSend.objects.exists()
 
 
 @pytest.mark.parametrize("job_id", ["abc", "1.5", "null,null", str(2**70), "-1", "0"])
-def test_a_job_id_that_does_not_name_a_job_is_a_json_404(org, alice, job_id):
-    client = client_for(alice)
+def test_a_job_id_that_does_not_name_a_job_is_a_json_404(org, owner, job_id):
+    client = client_for(owner)
 
     answers = [
         client.get(f"{LIST}{job_id}/"),
@@ -405,8 +376,8 @@ def test_a_job_id_that_does_not_name_a_job_is_a_json_404(org, alice, job_id):
 @pytest.mark.parametrize(
     "params", ["status=started", "template=abc", "sender_queue=1.5", "ordering=nonsense"]
 )
-def test_bad_list_parameters_are_400_or_ignored_never_500(org, alice, params):
-    answer = client_for(alice).get(f"{LIST}?{params}")
+def test_bad_list_parameters_are_400_or_ignored_never_500(org, owner, params):
+    answer = client_for(owner).get(f"{LIST}?{params}")
 
     assert answer.status_code in (200, 400)
 
@@ -414,10 +385,12 @@ def test_bad_list_parameters_are_400_or_ignored_never_500(org, alice, params):
 # --- Cancel ----------------------------------------------------------------------------
 
 
-def test_cancel_answers_the_canceled_job_and_a_second_cancel_is_409(org, alice, support, template):
+def test_cancel_answers_the_canceled_job_and_a_second_cancel_is_409(
+    org, owner, team_queue, template
+):
     ContactFactory.create_batch(3)
-    job = start_job(template, support, alice)
-    client = client_for(alice)
+    job = start_job(template, team_queue, owner)
+    client = client_for(owner)
 
     first = client.post(cancel(job), {}, format="json")
     again = client.post(cancel(job), {}, format="json")
@@ -435,14 +408,14 @@ def test_cancel_answers_the_canceled_job_and_a_second_cancel_is_409(org, alice, 
 
 
 def test_cancel_of_a_delivered_job_is_409_and_of_one_still_delivering_withdraws(
-    org, alice, support, template
+    org, owner, team_queue, template
 ):
     ContactFactory.create_batch(4)
-    job = bulk_send_run(job_id=start_job(template, support, alice).pk)
+    job = bulk_send_run(job_id=start_job(template, team_queue, owner).pk)
     assert job.created == 4
     Email.objects.filter(bulk_send=job).update(status=EmailStatus.SENT)
 
-    answer = client_for(alice).post(cancel(job), {}, format="json")
+    answer = client_for(owner).post(cancel(job), {}, format="json")
 
     assert answer.status_code == 409
     assert answer.json()["status"] == "completed"
@@ -451,7 +424,7 @@ def test_cancel_of_a_delivered_job_is_409_and_of_one_still_delivering_withdraws(
     Email.objects.filter(pk__in=Email.objects.filter(bulk_send=job).values("pk")[:2]).update(
         status=EmailStatus.PENDING_SEND
     )
-    answer = client_for(alice).post(cancel(job), {}, format="json")
+    answer = client_for(owner).post(cancel(job), {}, format="json")
     assert answer.status_code == 200 and answer.json()["status"] == "canceled"
     assert sorted(Email.objects.filter(bulk_send=job).values_list("status", flat=True)) == [
         "canceled",
@@ -461,12 +434,12 @@ def test_cancel_of_a_delivered_job_is_409_and_of_one_still_delivering_withdraws(
     ]
 
 
-def test_cancel_of_a_running_job_withdraws_its_pending_emails(org, alice, support, template):
+def test_cancel_of_a_running_job_withdraws_its_pending_emails(org, owner, team_queue, template):
     ContactFactory.create_batch(4)
-    job = start_job(template, support, alice)
+    job = start_job(template, team_queue, owner)
     BulkSend.objects.filter(pk=job.pk).update(status=BulkSendStatus.RUNNING)
 
-    answer = client_for(alice).post(cancel(job), {}, format="json")
+    answer = client_for(owner).post(cancel(job), {}, format="json")
 
     assert answer.status_code == 200
     assert answer.json()["status"] == "canceled"
@@ -477,11 +450,11 @@ def test_cancel_of_a_running_job_withdraws_its_pending_emails(org, alice, suppor
 # --- The list --------------------------------------------------------------------------
 
 
-def test_the_list_filters_by_status_and_is_newest_first(org, alice, support, template):
-    first = start_job(template, support, alice)
-    second = start_job(template, alice, alice)
-    done = bulk_send_run(job_id=start_job(template, support, alice).pk)
-    client = client_for(alice)
+def test_the_list_filters_by_status_and_is_newest_first(org, owner, team_queue, template):
+    first = start_job(template, team_queue, owner)
+    second = start_job(template, owner, owner)
+    done = bulk_send_run(job_id=start_job(template, team_queue, owner).pk)
+    client = client_for(owner)
 
     def ids(params: str = "") -> list[int]:
         answer = client.get(f"{LIST}?{params}")
@@ -491,20 +464,20 @@ def test_the_list_filters_by_status_and_is_newest_first(org, alice, support, tem
     assert ids() == [done.pk, second.pk, first.pk]
     assert ids("status=queued") == [second.pk, first.pk]
     assert ids("status=completed&status=canceled") == [done.pk]
-    assert ids(f"sender_queue={support.pk}") == [done.pk, first.pk]
+    assert ids(f"sender_queue={team_queue.pk}") == [done.pk, first.pk]
     assert ids("ordering=created_at") == [first.pk, second.pk, done.pk]
 
 
 def test_the_list_costs_the_same_queries_whatever_the_page_size(
-    org, alice, support, template, acme
+    org, owner, team_queue, template, acme
 ):
     ContactFactory.create_batch(2, account=acme)
     for i in range(12):
-        sender = support if i % 2 else alice
-        job = start_job(template, sender, alice, {"account": acme.pk})
+        sender = team_queue if i % 2 else owner
+        job = start_job(template, sender, owner, {"account": acme.pk})
         if i % 3 == 0:
             bulk_send_run(job_id=job.pk)
-    client = client_for(alice)
+    client = client_for(owner)
 
     small, small_count = count_queries(lambda: client.get(f"{LIST}?page_size=5"))
     large, large_count = count_queries(lambda: client.get(f"{LIST}?page_size=50"))

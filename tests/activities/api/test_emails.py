@@ -70,35 +70,6 @@ def url(email: Email | int, action: str = "") -> str:
     return f"{EMAILS}{pk}/" + (f"{action}/" if action else "")
 
 
-@pytest.fixture
-def alice(db):
-    """An ordinary (non-staff) user with an approved address, member of the support queue."""
-    return UserFactory(username="alice", is_staff=False, email="alice@staff.example.com")
-
-
-@pytest.fixture
-def bob(db):
-    """Alice's teammate in the support queue."""
-    return UserFactory(username="bob", is_staff=False)
-
-
-@pytest.fixture
-def charlie(db):
-    """An outsider: signed in, in no queue, no staff account."""
-    return UserFactory(username="charlie", is_staff=False)
-
-
-@pytest.fixture
-def staff(db):
-    """A staff account that sees every email but is in no queue."""
-    return UserFactory(username="sam", is_staff=True)
-
-
-@pytest.fixture
-def support(alice, bob):
-    return QueueFactory(name="Support", email="support@example.com", members=[alice, bob])
-
-
 def event_count(email: Email) -> int:
     return EmailEvent.objects.filter(email=email).count()
 
@@ -106,17 +77,17 @@ def event_count(email: Email) -> int:
 # --- create -------------------------------------------------------------------------
 
 
-def test_create_answers_201_with_the_email_exactly_as_api_md_shows_it(org, alice, support):
+def test_create_answers_201_with_the_email_exactly_as_api_md_shows_it(org, owner, team_queue):
     contact = ContactFactory(first_name="Ann", last_name="Lee", email="ann@example.com")
     account = AccountFactory()
     template = TemplateFactory()
-    response = client_for(alice).post(
+    response = client_for(owner).post(
         EMAILS,
         {
             "subject": "Your renewal",
             "body_html": "<p>Hello</p>",
             "body_text": "Hello",
-            "sender": {"type": "queue", "id": support.pk},
+            "sender": {"type": "queue", "id": team_queue.pk},
             "to": [{"contact": contact.pk}, "Bo Berg <bo@example.com>"],
             "cc": [{"address": "cc@example.com", "name": "Cee"}],
             "bcc": ["hidden@example.com"],
@@ -133,7 +104,7 @@ def test_create_answers_201_with_the_email_exactly_as_api_md_shows_it(org, alice
     assert body["subject"] == "Your renewal"
     assert body["body_html"] == "<p>Hello</p>" and body["body_text"] == "Hello"
     assert (body["direction"], body["status"], body["state"]) == ("outgoing", "draft", "open")
-    assert body["sender"] == {"type": "queue", "id": support.pk}
+    assert body["sender"] == {"type": "queue", "id": team_queue.pk}
     assert body["from_address"] == "support@example.com"
     assert [(p["address"], p["name"], p["contact"]) for p in body["to"]] == [
         ("ann@example.com", "Ann Lee", contact.pk),
@@ -152,23 +123,23 @@ def test_create_answers_201_with_the_email_exactly_as_api_md_shows_it(org, alice
     assert body["possible_duplicate"] is False
     assert body["events_url"] == f"http://testserver{url(email, 'events')}"
     email.refresh_from_db()
-    assert email.sender_queue == support and email.created_by == alice
+    assert email.sender_queue == team_queue and email.created_by == owner
     assert email.regarding == account and email.template == template
-    assert list(email.events.values_list("to_status", "actor")) == [("draft", alice.pk)]
-    assert client_for(alice).get(url(email)).json() == body
+    assert list(email.events.values_list("to_status", "actor")) == [("draft", owner.pk)]
+    assert client_for(owner).get(url(email)).json() == body
 
 
-def test_create_sends_as_the_acting_user_when_no_sender_is_given(org, alice):
-    response = client_for(alice).post(EMAILS, {"subject": "Hi", "to": ["ann@example.com"]})
+def test_create_sends_as_the_acting_user_when_no_sender_is_given(org, owner):
+    response = client_for(owner).post(EMAILS, {"subject": "Hi", "to": ["ann@example.com"]})
     assert response.status_code == 201
-    assert response.json()["sender"] == {"type": "user", "id": alice.pk}
-    assert response.json()["from_address"] == alice.email
-    assert Email.objects.get().sender_user == alice
+    assert response.json()["sender"] == {"type": "user", "id": owner.pk}
+    assert response.json()["from_address"] == owner.email
+    assert Email.objects.get().sender_user == owner
 
 
-def test_create_refuses_a_queue_the_actor_is_not_a_member_of(org, charlie, support):
-    response = client_for(charlie).post(
-        EMAILS, {"subject": "Hi", "sender": {"type": "queue", "id": support.pk}}
+def test_create_refuses_a_queue_the_actor_is_not_a_member_of(org, outsider, team_queue):
+    response = client_for(outsider).post(
+        EMAILS, {"subject": "Hi", "sender": {"type": "queue", "id": team_queue.pk}}
     )
     assert response.status_code == 403
     assert response.json()["code"] == "sender_not_allowed"
@@ -176,8 +147,8 @@ def test_create_refuses_a_queue_the_actor_is_not_a_member_of(org, charlie, suppo
     assert Email.objects.count() == 0
 
 
-def test_create_refuses_another_user_as_sender(org, alice, bob):
-    response = client_for(alice).post(EMAILS, {"sender": {"type": "user", "id": bob.pk}})
+def test_create_refuses_another_user_as_sender(org, owner, teammate):
+    response = client_for(owner).post(EMAILS, {"sender": {"type": "user", "id": teammate.pk}})
     assert response.status_code == 403
     assert response.json()["code"] == "sender_not_allowed"
     assert Email.objects.count() == 0
@@ -211,8 +182,8 @@ def test_create_refuses_another_user_as_sender(org, alice, bob):
         ({"tracking_token": "CRM:1\nX: y"}, None, "invalid_header"),
     ],
 )
-def test_create_refuses_bad_input_with_a_400_naming_the_cause(org, alice, body, field, code):
-    response = client_for(alice).post(EMAILS, body)
+def test_create_refuses_bad_input_with_a_400_naming_the_cause(org, owner, body, field, code):
+    response = client_for(owner).post(EMAILS, body)
     assert response.status_code == 400, response.content
     if field:
         assert field in response.json()
@@ -221,16 +192,16 @@ def test_create_refuses_bad_input_with_a_400_naming_the_cause(org, alice, body, 
     assert Email.objects.count() == 0 and EmailParty.objects.count() == 0
 
 
-def test_create_takes_json_only(org, alice):
-    response = client_for(alice).post(EMAILS, {"subject": "Hi"}, format="multipart")
+def test_create_takes_json_only(org, owner):
+    response = client_for(owner).post(EMAILS, {"subject": "Hi"}, format="multipart")
     assert response.status_code == 415
-    response = client_for(alice).post(EMAILS, data="{not json", content_type="application/json")
+    response = client_for(owner).post(EMAILS, data="{not json", content_type="application/json")
     assert response.status_code == 400
     assert Email.objects.count() == 0
 
 
-def test_read_only_fields_are_ignored_on_create(org, alice):
-    response = client_for(alice).post(
+def test_read_only_fields_are_ignored_on_create(org, owner):
+    response = client_for(owner).post(
         EMAILS, {"subject": "Hi", "status": "sent", "direction": "incoming", "attempts": 7}
     )
     assert response.status_code == 201
@@ -242,16 +213,16 @@ def test_read_only_fields_are_ignored_on_create(org, alice):
 
 
 @pytest.fixture
-def world(org, alice, bob, charlie, staff, support):
-    """One email of each kind of visibility, from alice's point of view."""
+def world(org, owner, teammate, outsider, staff, team_queue):
+    """One email of each kind of visibility, from the owner's point of view."""
     other_queue = QueueFactory(name="Sales")
     return {
-        "own": EmailFactory(sender_user=alice, created_by=alice, subject="own"),
-        "queue": EmailFactory(sender_user=None, sender_queue=support, subject="queue"),
+        "own": EmailFactory(sender_user=owner, created_by=owner, subject="own"),
+        "queue": EmailFactory(sender_user=None, sender_queue=team_queue, subject="queue"),
         "party": EmailPartyFactory(
             email=EmailFactory(sender_user=staff, subject="party"),
-            user=alice,
-            address=alice.email,
+            user=owner,
+            address=owner.email,
         ).email,
         "other": EmailFactory(sender_user=None, sender_queue=other_queue, subject="other"),
     }
@@ -263,11 +234,13 @@ def listed(user) -> set[str]:
     return {e["subject"] for e in response.json()["results"]}
 
 
-def test_list_shows_each_user_what_the_visibility_rule_allows(world, alice, bob, charlie, staff):
+def test_list_shows_each_user_what_the_visibility_rule_allows(
+    world, owner, teammate, outsider, staff
+):
     assert listed(staff) == {"own", "queue", "party", "other"}
-    assert listed(alice) == {"own", "queue", "party"}
-    assert listed(bob) == {"queue"}
-    assert listed(charlie) == set()
+    assert listed(owner) == {"own", "queue", "party"}
+    assert listed(teammate) == {"queue"}
+    assert listed(outsider) == set()
 
 
 def test_anonymous_requests_are_401(world):
@@ -288,9 +261,9 @@ def test_anonymous_requests_are_401(world):
 
 
 @pytest.mark.parametrize("action", ["send", "cancel", "delivery-result"])
-def test_an_email_the_caller_may_not_see_is_404_for_every_action(world, charlie, action):
+def test_an_email_the_caller_may_not_see_is_404_for_every_action(world, outsider, action):
     email = world["queue"]
-    client = client_for(charlie)
+    client = client_for(outsider)
     assert client.get(url(email)).status_code == 404
     assert client.get(url(email, "events")).status_code == 404
     assert client.patch(url(email), {"subject": "mine"}).status_code == 404
@@ -302,15 +275,15 @@ def test_an_email_the_caller_may_not_see_is_404_for_every_action(world, charlie,
     assert event_count(email) == 0
 
 
-def test_unknown_and_malformed_ids_are_404(org, alice):
-    client = client_for(alice)
+def test_unknown_and_malformed_ids_are_404(org, owner):
+    client = client_for(owner)
     for pk in ("999999", "abc", "9" * 30, "-1", "1.5"):
         assert client.get(f"{EMAILS}{pk}/").status_code == 404, pk
         assert client.post(f"{EMAILS}{pk}/send/", {}).status_code == 404, pk
 
 
 def test_teammate_may_act_for_the_queue_and_staff_outsider_may_only_look(
-    world, bob, staff, support
+    world, teammate, staff, team_queue
 ):
     queue_email = world["queue"]
     EmailPartyFactory(email=queue_email, address="ann@example.com")
@@ -321,7 +294,7 @@ def test_teammate_may_act_for_the_queue_and_staff_outsider_may_only_look(
     assert response.status_code == 403 and response.json()["code"] == "sender_not_allowed"
     queue_email.refresh_from_db()
     assert (queue_email.subject, queue_email.status) == ("queue", EmailStatus.DRAFT)
-    response = client_for(bob).patch(url(queue_email), {"subject": "by bob"})
+    response = client_for(teammate).patch(url(queue_email), {"subject": "by bob"})
     assert response.status_code == 200 and response.json()["subject"] == "by bob"
 
 
@@ -333,14 +306,14 @@ def subjects(response) -> list[str]:
     return [e["subject"] for e in response.json()["results"]]
 
 
-def test_list_filters_by_each_parameter(org, alice, support):
+def test_list_filters_by_each_parameter(org, owner, team_queue):
     contact = ContactFactory()
     template = TemplateFactory()
     now = timezone.now()
-    draft = EmailFactory(sender_user=alice, subject="draft")
+    draft = EmailFactory(sender_user=owner, subject="draft")
     sent = EmailFactory(
         sender_user=None,
-        sender_queue=support,
+        sender_queue=team_queue,
         subject="sent",
         status=EmailStatus.SENT,
         state="completed",
@@ -349,15 +322,15 @@ def test_list_filters_by_each_parameter(org, alice, support):
         template=template,
     )
     incoming = EmailFactory(
-        sender_user=alice,
+        sender_user=owner,
         subject="incoming",
         direction=Direction.INCOMING,
         status="received",
         state="completed",
     )
-    about = email_create(actor=alice, subject="about", regarding=contact)
+    about = email_create(actor=owner, subject="about", regarding=contact)
     Email.objects.filter(pk=draft.pk).update(created_at=now - timedelta(days=10))
-    client = client_for(alice)
+    client = client_for(owner)
 
     def find(**params):
         return set(subjects(client.get(EMAILS, params)))
@@ -365,11 +338,11 @@ def test_list_filters_by_each_parameter(org, alice, support):
     assert find(status="sent") == {"sent"}
     assert find(status=["sent", "received"]) == {"sent", "incoming"}
     assert find(direction="incoming") == {"incoming"}
-    assert find(sender_queue=support.pk) == {"sent"}
-    assert find(sender_user=alice.pk) == {"draft", "incoming", "about"}
+    assert find(sender_queue=team_queue.pk) == {"sent"}
+    assert find(sender_user=owner.pk) == {"draft", "incoming", "about"}
     assert find(priority="high") == {"sent"}
     assert find(template=template.pk) == {"sent"}
-    job = bulk_send_start(template=template, sender=support, query={}, actor=alice)
+    job = bulk_send_start(template=template, sender=team_queue, query={}, actor=owner)
     Email.objects.filter(pk=sent.pk).update(bulk_send=job)
     assert find(bulk_send=job.pk) == {"sent"}
     assert find(bulk_send=job.pk + 1) == set()
@@ -403,28 +376,28 @@ def test_list_filters_by_each_parameter(org, alice, support):
         {"page": "999"},
     ],
 )
-def test_list_refuses_bad_parameters_without_a_server_error(org, alice, params):
-    EmailFactory(sender_user=alice)
-    response = client_for(alice).get(EMAILS, params)
+def test_list_refuses_bad_parameters_without_a_server_error(org, owner, params):
+    EmailFactory(sender_user=owner)
+    response = client_for(owner).get(EMAILS, params)
     assert response.status_code in (400, 404), response.content
 
 
-def test_unknown_ordering_is_ignored_and_page_size_is_capped(org, alice):
-    EmailFactory.create_batch(3, sender_user=alice)
-    response = client_for(alice).get(EMAILS, {"ordering": "lease_owner", "page_size": 1000})
+def test_unknown_ordering_is_ignored_and_page_size_is_capped(org, owner):
+    EmailFactory.create_batch(3, sender_user=owner)
+    response = client_for(owner).get(EMAILS, {"ordering": "lease_owner", "page_size": 1000})
     assert response.status_code == 200
     assert response.json()["count"] == 3 and len(response.json()["results"]) == 3
 
 
-def test_search_finds_subject_and_party_addresses_and_lists_an_email_once(org, alice):
+def test_search_finds_subject_and_party_addresses_and_lists_an_email_once(org, owner):
     renewal = email_create(
-        actor=alice,
+        actor=owner,
         subject="Your renewal",
         to=["ann@acme.example", "Ann Two <ann2@acme.example>"],
         cc=["ann3@acme.example"],
     )
-    email_create(actor=alice, subject="Invoice", to=["bo@other.example"])
-    client = client_for(alice)
+    email_create(actor=owner, subject="Invoice", to=["bo@other.example"])
+    client = client_for(owner)
     response = client.get(EMAILS, {"search": "acme"})
     assert subjects(response) == ["Your renewal"] and response.json()["count"] == 1
     assert subjects(client.get(EMAILS, {"search": "RENEWAL"})) == ["Your renewal"]
@@ -434,12 +407,12 @@ def test_search_finds_subject_and_party_addresses_and_lists_an_email_once(org, a
     assert renewal.pk == client.get(EMAILS, {"search": "ann2"}).json()["results"][0]["id"]
 
 
-def test_ordering_by_each_allowed_field_with_id_breaking_ties(org, alice):
+def test_ordering_by_each_allowed_field_with_id_breaking_ties(org, owner):
     now = timezone.now()
-    emails = [EmailFactory(sender_user=alice, subject=s) for s in ("b", "a", "c", "a")]
+    emails = [EmailFactory(sender_user=owner, subject=s) for s in ("b", "a", "c", "a")]
     for i, email in enumerate(emails):
         Email.objects.filter(pk=email.pk).update(sent_at=now - timedelta(hours=i))
-    client = client_for(alice)
+    client = client_for(owner)
 
     def ids(ordering: str, **extra) -> list[int]:
         response = client.get(EMAILS, {"ordering": ordering, **extra})
@@ -457,12 +430,12 @@ def test_ordering_by_each_allowed_field_with_id_breaking_ties(org, alice):
 
 
 @pytest.mark.parametrize("who", ["staff", "member"])
-def test_list_query_count_does_not_grow_with_page_size(org, alice, support, staff, who):
+def test_list_query_count_does_not_grow_with_page_size(org, owner, team_queue, staff, who):
     contact = ContactFactory()
     for i in range(55):
         email = email_create(
-            actor=alice,
-            sender=support if i % 2 else alice,
+            actor=owner,
+            sender=team_queue if i % 2 else owner,
             subject=f"email {i}",
             to=[contact, "ann@example.com"],
             cc=["cc@example.com"],
@@ -471,7 +444,7 @@ def test_list_query_count_does_not_grow_with_page_size(org, alice, support, staf
         )
         if i % 3 == 0:
             attachment_store(owner=email, source=f"file {i}".encode(), filename=f"f{i}.txt")
-    client = client_for(staff if who == "staff" else alice)
+    client = client_for(staff if who == "staff" else owner)
     client.get(EMAILS, {"page_size": 1})  # warm the token and content type caches
     small, small_count = count_queries(lambda: client.get(EMAILS, {"page_size": 5}))
     large, large_count = count_queries(lambda: client.get(EMAILS, {"page_size": 50}))
@@ -487,13 +460,13 @@ def test_list_query_count_does_not_grow_with_page_size(org, alice, support, staf
     assert len(attachment["attachment_id"]) == 64
 
 
-def test_detail_query_count_is_fixed(org, alice, support):
-    email = email_create(actor=alice, subject="x", to=["a@example.com", "b@example.com"])
+def test_detail_query_count_is_fixed(org, owner, team_queue):
+    email = email_create(actor=owner, subject="x", to=["a@example.com", "b@example.com"])
     attachment_store(owner=email, source=b"1", filename="a.txt")
-    client = client_for(alice)
+    client = client_for(owner)
     client.get(url(email))
     _, few = count_queries(lambda: client.get(url(email)))
-    email_create(actor=alice, subject="y")
+    email_create(actor=owner, subject="y")
     for i in range(5):
         attachment_store(owner=email, source=f"{i}".encode(), filename=f"{i}.txt")
     _, more = count_queries(lambda: client.get(url(email)))
@@ -503,15 +476,15 @@ def test_detail_query_count_is_fixed(org, alice, support):
 # --- edit and delete ----------------------------------------------------------------
 
 
-def test_patch_edits_a_draft_and_replaces_only_the_given_recipients(org, alice, support):
-    email = email_create(actor=alice, subject="old", to=["ann@example.com"], cc=["cc@example.com"])
+def test_patch_edits_a_draft_and_replaces_only_the_given_recipients(org, owner, team_queue):
+    email = email_create(actor=owner, subject="old", to=["ann@example.com"], cc=["cc@example.com"])
     contact = ContactFactory()
-    response = client_for(alice).patch(
+    response = client_for(owner).patch(
         url(email),
         {
             "subject": "new",
             "to": ["bo@example.com", {"contact": contact.pk}],
-            "sender": {"type": "queue", "id": support.pk},
+            "sender": {"type": "queue", "id": team_queue.pk},
             "regarding": {"type": "contact", "id": contact.pk},
             "tracking_token": "CRM:42",
         },
@@ -521,20 +494,20 @@ def test_patch_edits_a_draft_and_replaces_only_the_given_recipients(org, alice, 
     assert body["subject"] == "new"
     assert [p["address"] for p in body["to"]] == ["bo@example.com", contact.email]
     assert [p["address"] for p in body["cc"]] == ["cc@example.com"]
-    assert body["sender"] == {"type": "queue", "id": support.pk}
-    assert body["from_address"] == support.email
+    assert body["sender"] == {"type": "queue", "id": team_queue.pk}
+    assert body["from_address"] == team_queue.email
     assert body["regarding"] == {"type": "contact", "id": contact.pk}
     assert body["tracking_token"] == "CRM:42"
     email.refresh_from_db()
-    assert email.subject == "new" and email.sender_queue == support
-    assert email.parties.get(role=PartyRole.FROM).address == support.email
-    response = client_for(alice).patch(url(email), {"regarding": None, "cc": []})
+    assert email.subject == "new" and email.sender_queue == team_queue
+    assert email.parties.get(role=PartyRole.FROM).address == team_queue.email
+    response = client_for(owner).patch(url(email), {"regarding": None, "cc": []})
     assert response.json()["regarding"] is None and response.json()["cc"] == []
 
 
-def test_patch_of_a_failed_email_is_allowed(org, alice):
-    email = EmailFactory(sender_user=alice, status=EmailStatus.FAILED, subject="old")
-    response = client_for(alice).patch(url(email), {"subject": "retry"})
+def test_patch_of_a_failed_email_is_allowed(org, owner):
+    email = EmailFactory(sender_user=owner, status=EmailStatus.FAILED, subject="old")
+    response = client_for(owner).patch(url(email), {"subject": "retry"})
     assert response.status_code == 200 and response.json()["status"] == "failed"
 
 
@@ -542,29 +515,29 @@ def test_patch_of_a_failed_email_is_allowed(org, alice):
     "status",
     [s for s in EmailStatus if s not in (EmailStatus.DRAFT, EmailStatus.FAILED)],
 )
-def test_patch_of_an_email_not_draft_or_failed_is_409_with_its_status(org, alice, status):
-    email = EmailFactory(sender_user=alice, status=status, subject="old")
-    response = client_for(alice).patch(url(email), {"subject": "new", "to": ["a@example.com"]})
+def test_patch_of_an_email_not_draft_or_failed_is_409_with_its_status(org, owner, status):
+    email = EmailFactory(sender_user=owner, status=status, subject="old")
+    response = client_for(owner).patch(url(email), {"subject": "new", "to": ["a@example.com"]})
     assert response.status_code == 409
     assert response.json()["status"] == status and response.json()["code"] == "invalid_status"
     email.refresh_from_db()
     assert email.subject == "old" and email.parties.count() == 0
 
 
-def test_patch_refuses_switching_to_a_sender_the_actor_may_not_use(org, alice, charlie):
-    email = EmailFactory(sender_user=alice, subject="old")
+def test_patch_refuses_switching_to_a_sender_the_actor_may_not_use(org, owner, outsider):
+    email = EmailFactory(sender_user=owner, subject="old")
     foreign_queue = QueueFactory()
-    response = client_for(alice).patch(
+    response = client_for(owner).patch(
         url(email), {"subject": "new", "sender": {"type": "queue", "id": foreign_queue.pk}}
     )
     assert response.status_code == 403 and response.json()["code"] == "sender_not_allowed"
     email.refresh_from_db()
-    assert email.subject == "old" and email.sender_user == alice
+    assert email.subject == "old" and email.sender_user == owner
 
 
-def test_put_is_not_allowed(org, alice):
-    email = EmailFactory(sender_user=alice)
-    assert client_for(alice).put(url(email), {"subject": "x"}).status_code == 405
+def test_put_is_not_allowed(org, owner):
+    email = EmailFactory(sender_user=owner)
+    assert client_for(owner).put(url(email), {"subject": "x"}).status_code == 405
 
 
 @pytest.mark.parametrize(
@@ -577,12 +550,12 @@ def test_put_is_not_allowed(org, alice):
         EmailStatus.SENT,
     ],
 )
-def test_delete_removes_the_email_its_parties_events_and_attachment_links(org, alice, status):
-    email = email_create(actor=alice, subject="bye", to=["ann@example.com"])
+def test_delete_removes_the_email_its_parties_events_and_attachment_links(org, owner, status):
+    email = email_create(actor=owner, subject="bye", to=["ann@example.com"])
     attachment, _ = attachment_store(owner=email, source=b"data", filename="a.txt")
     Email.objects.filter(pk=email.pk).update(status=status)
-    other = EmailFactory(sender_user=alice, with_to="keep@example.com")
-    response = client_for(alice).delete(url(email))
+    other = EmailFactory(sender_user=owner, with_to="keep@example.com")
+    response = client_for(owner).delete(url(email))
     assert response.status_code == 204
     assert not Email.objects.filter(pk=email.pk).exists()
     assert EmailParty.objects.filter(email_id=email.pk).count() == 0
@@ -593,9 +566,9 @@ def test_delete_removes_the_email_its_parties_events_and_attachment_links(org, a
 
 
 @pytest.mark.parametrize("status", [EmailStatus.PENDING_SEND, EmailStatus.SENDING])
-def test_delete_refuses_an_email_in_delivery_with_409(org, alice, status):
-    email = EmailFactory(sender_user=alice, status=status, with_to="ann@example.com")
-    response = client_for(alice).delete(url(email))
+def test_delete_refuses_an_email_in_delivery_with_409(org, owner, status):
+    email = EmailFactory(sender_user=owner, status=status, with_to="ann@example.com")
+    response = client_for(owner).delete(url(email))
     assert response.status_code == 409
     assert response.json()["status"] == status
     assert "cancel" in response.json()["detail"]
@@ -603,16 +576,16 @@ def test_delete_refuses_an_email_in_delivery_with_409(org, alice, status):
     assert email.status == status and email.parties.count() == 1
 
 
-def test_delete_by_someone_who_may_not_act_for_the_sender_is_403(world, staff, bob):
+def test_delete_by_someone_who_may_not_act_for_the_sender_is_403(world, staff, teammate):
     own = world["own"]
     response = client_for(staff).delete(url(own))
     assert response.status_code == 403 and response.json()["code"] == "sender_not_allowed"
     assert Email.objects.filter(pk=own.pk).exists()
-    assert client_for(bob).delete(url(world["queue"])).status_code == 204
+    assert client_for(teammate).delete(url(world["queue"])).status_code == 204
 
 
 def test_delete_permission_deletes_any_visible_email(world):
-    admin = UserFactory(permissions=["activities.delete_email"])
+    admin = UserFactory(is_staff=True, permissions=["activities.delete_email"])
     for email in world.values():
         assert client_for(admin).delete(url(email)).status_code == 204
     assert Email.objects.count() == 0
@@ -622,11 +595,11 @@ def test_delete_permission_deletes_any_visible_email(world):
 
 
 def test_send_queues_for_delivery_and_answers_202_with_the_final_subject(
-    org, alice, django_capture_on_commit_callbacks
+    org, owner, django_capture_on_commit_callbacks
 ):
-    email = email_create(actor=alice, subject="Hello", to=["ann@example.com"])
+    email = email_create(actor=owner, subject="Hello", to=["ann@example.com"])
     with django_capture_on_commit_callbacks() as callbacks:
-        response = client_for(alice).post(url(email, "send"), {})
+        response = client_for(owner).post(url(email, "send"), {})
     assert response.status_code == 202
     email.refresh_from_db()
     assert response.json() == {"id": email.pk, "subject": email.subject, "status": "pending_send"}
@@ -639,28 +612,28 @@ def test_send_queues_for_delivery_and_answers_202_with_the_final_subject(
     ]
 
 
-def test_send_takes_the_given_tracking_token(org, alice):
-    email = email_create(actor=alice, subject="Hello", to=["ann@example.com"])
-    response = client_for(alice).post(url(email, "send"), {"tracking_token": "REF:77"})
+def test_send_takes_the_given_tracking_token(org, owner):
+    email = email_create(actor=owner, subject="Hello", to=["ann@example.com"])
+    response = client_for(owner).post(url(email, "send"), {"tracking_token": "REF:77"})
     assert response.json()["subject"] == "Hello REF:77"
 
 
 def test_send_to_an_external_sender_enqueues_nothing(
-    org, alice, django_capture_on_commit_callbacks
+    org, owner, django_capture_on_commit_callbacks
 ):
-    relay = QueueFactory(members=[alice], outgoing_delivery=OutgoingDelivery.EXTERNAL)
-    email = email_create(actor=alice, sender=relay, subject="x", to=["ann@example.com"])
+    relay = QueueFactory(members=[owner], outgoing_delivery=OutgoingDelivery.EXTERNAL)
+    email = email_create(actor=owner, sender=relay, subject="x", to=["ann@example.com"])
     with django_capture_on_commit_callbacks() as callbacks:
-        response = client_for(alice).post(url(email, "send"), {"issue_send": True})
+        response = client_for(owner).post(url(email, "send"), {"issue_send": True})
     assert response.status_code == 202 and callbacks == []
 
 
 def test_send_with_issue_send_false_marks_as_sent_and_delivers_nothing(
-    org, alice, django_capture_on_commit_callbacks
+    org, owner, django_capture_on_commit_callbacks
 ):
-    email = email_create(actor=alice, subject="Logged", to=["ann@example.com"])
+    email = email_create(actor=owner, subject="Logged", to=["ann@example.com"])
     with django_capture_on_commit_callbacks() as callbacks:
-        response = client_for(alice).post(url(email, "send"), {"issue_send": False})
+        response = client_for(owner).post(url(email, "send"), {"issue_send": False})
     assert response.status_code == 200
     assert response.json() == {"id": email.pk, "subject": "Logged", "status": "sent"}
     assert callbacks == []
@@ -681,28 +654,28 @@ def _refusal(client, email, expected_status, code, body=None):
 
 
 @pytest.mark.parametrize("status", [EmailStatus.SENT, EmailStatus.PENDING_SEND, "canceled"])
-def test_send_refuses_a_status_that_cannot_be_sent_with_409_and_the_status(org, alice, status):
-    email = EmailFactory(sender_user=alice, status=status, with_to="ann@example.com")
-    body = _refusal(client_for(alice), email, 409, "invalid_status")
+def test_send_refuses_a_status_that_cannot_be_sent_with_409_and_the_status(org, owner, status):
+    email = EmailFactory(sender_user=owner, status=status, with_to="ann@example.com")
+    body = _refusal(client_for(owner), email, 409, "invalid_status")
     assert body["status"] == status
 
 
-def test_send_refusals_name_their_cause(org, alice, charlie, staff, support):
-    client = client_for(alice)
+def test_send_refusals_name_their_cause(org, owner, outsider, staff, team_queue):
+    client = client_for(owner)
     incoming = EmailFactory(
-        sender_user=alice, direction=Direction.INCOMING, with_to="ann@example.com"
+        sender_user=owner, direction=Direction.INCOMING, with_to="ann@example.com"
     )
     _refusal(client, incoming, 409, "not_outgoing")
-    _refusal(client, EmailFactory(sender_user=alice), 400, "no_recipients")
-    bad = EmailFactory(sender_user=alice)
+    _refusal(client, EmailFactory(sender_user=owner), 400, "no_recipients")
+    bad = EmailFactory(sender_user=owner)
     EmailParty.objects.create(email=bad, role=PartyRole.TO, address="ann@exa\r\nmple.com")
     _refusal(client, bad, 400, "invalid_address")
-    good = EmailFactory(sender_user=alice, with_to="ann@example.com")
+    good = EmailFactory(sender_user=owner, with_to="ann@example.com")
     _refusal(client, good, 400, "invalid_header", {"tracking_token": "T\r\nBcc: x@y.z"})
     _refusal(client_for(staff), good, 403, "sender_not_allowed")
-    support.email_router_access_approval = EmailApproval.PENDING
-    support.save()
-    pending_queue = EmailFactory(sender_user=None, sender_queue=support, with_to="a@example.com")
+    team_queue.email_router_access_approval = EmailApproval.PENDING
+    team_queue.save()
+    pending_queue = EmailFactory(sender_user=None, sender_queue=team_queue, with_to="a@example.com")
     body = _refusal(client, pending_queue, 400, "sender_not_approved")
     assert body["detail"].startswith("sender address is not approved")
 
@@ -710,9 +683,9 @@ def test_send_refusals_name_their_cause(org, alice, charlie, staff, support):
 @pytest.mark.parametrize(
     "body", [{"issue_send": "perhaps"}, {"issue_send": None}, {"tracking_token": "x" * 41}]
 )
-def test_send_refuses_bad_input(org, alice, body):
-    email = EmailFactory(sender_user=alice, with_to="ann@example.com")
-    response = client_for(alice).post(url(email, "send"), body)
+def test_send_refuses_bad_input(org, owner, body):
+    email = EmailFactory(sender_user=owner, with_to="ann@example.com")
+    response = client_for(owner).post(url(email, "send"), body)
     assert response.status_code == 400
     email.refresh_from_db()
     assert email.status == EmailStatus.DRAFT
@@ -721,10 +694,10 @@ def test_send_refuses_bad_input(org, alice, body):
 # --- cancel and events --------------------------------------------------------------
 
 
-def test_cancel_answers_the_canceled_email(org, alice):
-    email = email_create(actor=alice, subject="x", to=["ann@example.com"])
-    client_for(alice).post(url(email, "send"), {})
-    response = client_for(alice).post(url(email, "cancel"), {"reason": "customer called"})
+def test_cancel_answers_the_canceled_email(org, owner):
+    email = email_create(actor=owner, subject="x", to=["ann@example.com"])
+    client_for(owner).post(url(email, "send"), {})
+    response = client_for(owner).post(url(email, "cancel"), {"reason": "customer called"})
     assert response.status_code == 200
     assert response.json()["status"] == "canceled" and response.json()["state"] == "canceled"
     email.refresh_from_db()
@@ -732,17 +705,17 @@ def test_cancel_answers_the_canceled_email(org, alice):
     assert email.events.last().reason == "customer called"
 
 
-def test_cancel_of_a_sent_email_is_409(org, alice):
-    email = EmailFactory(sender_user=alice, status=EmailStatus.SENT)
-    response = client_for(alice).post(url(email, "cancel"), {})
+def test_cancel_of_a_sent_email_is_409(org, owner):
+    email = EmailFactory(sender_user=owner, status=EmailStatus.SENT)
+    response = client_for(owner).post(url(email, "cancel"), {})
     assert response.status_code == 409 and response.json()["status"] == "sent"
     email.refresh_from_db()
     assert email.status == EmailStatus.SENT and event_count(email) == 0
 
 
-def test_events_list_every_change_oldest_first(org, alice):
-    email = email_create(actor=alice, subject="x", to=["ann@example.com"])
-    client = client_for(alice)
+def test_events_list_every_change_oldest_first(org, owner):
+    email = email_create(actor=owner, subject="x", to=["ann@example.com"])
+    client = client_for(owner)
     client.post(url(email, "send"), {})
     client.post(url(email, "cancel"), {})
     response = client.get(url(email, "events"))
@@ -766,30 +739,30 @@ def test_events_list_every_change_oldest_first(org, alice):
         "data",
         "created_at",
     }
-    assert first["kind"] == "status" and first["actor"] == alice.pk
+    assert first["kind"] == "status" and first["actor"] == owner.pk
     assert first["actor_label"] == "alice" and first["reason"] == "created"
     assert [e["id"] for e in events] == sorted(e["id"] for e in events)
 
 
-def test_events_ignore_list_filters(org, alice):
-    email = email_create(actor=alice, subject="x")
-    response = client_for(alice).get(url(email, "events"), {"status": "sent"})
+def test_events_ignore_list_filters(org, owner):
+    email = email_create(actor=owner, subject="x")
+    response = client_for(owner).get(url(email, "events"), {"status": "sent"})
     assert response.status_code == 200 and response.json()["count"] == 1
 
 
 # --- send from template -------------------------------------------------------------
 
 
-def test_send_from_template_creates_and_queues_the_email(org, alice, support):
+def test_send_from_template_creates_and_queues_the_email(org, owner, team_queue):
     contact = ContactFactory(first_name="Ann", last_name="Lee", email="ann@example.org")
     template = TemplateFactory()
     attachment_store(owner=template, source=b"terms", filename="terms.pdf")
-    response = client_for(alice).post(
+    response = client_for(owner).post(
         f"{EMAILS}send-from-template/",
         {
             "template": template.pk,
             "regarding": {"type": "contact", "id": contact.pk},
-            "sender": {"type": "queue", "id": support.pk},
+            "sender": {"type": "queue", "id": team_queue.pk},
             "cc": ["boss@example.com"],
         },
     )
@@ -803,13 +776,13 @@ def test_send_from_template_creates_and_queues_the_email(org, alice, support):
     assert body["template"] == template.pk
     assert body["regarding"] == {"type": "contact", "id": contact.pk}
     assert [a["filename"] for a in body["attachments"]] == ["terms.pdf"]
-    assert body["sender"] == {"type": "queue", "id": support.pk}
+    assert body["sender"] == {"type": "queue", "id": team_queue.pk}
 
 
-def test_send_from_template_reports_a_template_error_with_its_line(org, alice):
+def test_send_from_template_reports_a_template_error_with_its_line(org, owner):
     template = TemplateFactory(body_text="Hello\n{{ contact.first_name|divisibleby:2 }}")
     contact = ContactFactory()
-    response = client_for(alice).post(
+    response = client_for(owner).post(
         f"{EMAILS}send-from-template/",
         {"template": template.pk, "regarding": {"type": "contact", "id": contact.pk}},
     )
@@ -819,9 +792,9 @@ def test_send_from_template_reports_a_template_error_with_its_line(org, alice):
     assert Email.objects.count() == 0
 
 
-def test_send_from_template_refused_keeps_nothing(org, alice):
+def test_send_from_template_refused_keeps_nothing(org, owner):
     template = TemplateFactory(record_type="global", subject="Hi", body_text="x", body_html="")
-    response = client_for(alice).post(f"{EMAILS}send-from-template/", {"template": template.pk})
+    response = client_for(owner).post(f"{EMAILS}send-from-template/", {"template": template.pk})
     assert response.status_code == 400 and response.json()["code"] == "no_recipients"
     assert Email.objects.count() == 0 and EmailEvent.objects.count() == 0
 
@@ -837,16 +810,16 @@ def test_send_from_template_refused_keeps_nothing(org, alice):
         {"template": 1, "to": "a@example.com"},
     ],
 )
-def test_send_from_template_refuses_bad_input(org, alice, body):
+def test_send_from_template_refuses_bad_input(org, owner, body):
     TemplateFactory(pk=1)
-    response = client_for(alice).post(f"{EMAILS}send-from-template/", body)
+    response = client_for(owner).post(f"{EMAILS}send-from-template/", body)
     assert response.status_code == 400
     assert Email.objects.count() == 0
 
 
-def test_send_from_template_with_the_wrong_record_type_is_a_template_error(org, alice):
+def test_send_from_template_with_the_wrong_record_type_is_a_template_error(org, owner):
     template = TemplateFactory(record_type="contact")
-    response = client_for(alice).post(
+    response = client_for(owner).post(
         f"{EMAILS}send-from-template/",
         {"template": template.pk, "regarding": {"type": "account", "id": AccountFactory().pk}},
     )

@@ -6,7 +6,8 @@ import pytest
 from django.test import Client
 
 from crm.models import EmailApproval, Queue, User
-from tests.factories import ApproverFactory, QueueFactory, UserFactory
+from tests.factories import QueueFactory, UserFactory
+from tests.pages import signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -14,33 +15,22 @@ PENDING = EmailApproval.PENDING
 
 
 @pytest.fixture
-def approver(db) -> User:
-    return ApproverFactory(username="ada", first_name="Ada", last_name="Admin")
-
-
-@pytest.fixture
-def bob(db) -> User:
+def applicant(db) -> User:
+    """A user whose address waits for approval (not a persona: no relation is tested)."""
     return UserFactory(
-        username="bob", first_name="Bob", last_name="Berg", email_router_access_approval=PENDING
+        username="pat", first_name="Pat", last_name="Pending", email_router_access_approval=PENDING
     )
 
 
 @pytest.fixture
-def sales(bob) -> Queue:
+def sales(applicant) -> Queue:
+    """A queue whose address waits for approval."""
     return QueueFactory(
-        name="Sales", email="sales@example.com", email_router_access_approval=PENDING, members=[bob]
+        name="Sales",
+        email="sales@example.com",
+        email_router_access_approval=PENDING,
+        members=[applicant],
     )
-
-
-@pytest.fixture
-def support(db) -> Queue:
-    return QueueFactory(name="Support", email="support@example.com")
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def approvals_of(*records) -> list[str]:
@@ -48,15 +38,15 @@ def approvals_of(*records) -> list[str]:
 
 
 def test_the_page_lists_pending_users_and_queues_and_the_switch_shows_decided_ones(
-    approver, bob, sales, support
+    approver, applicant, sales, team_queue
 ):
     client = signed_in(approver)
     page = client.get("/approvals/")
     assert page.status_code == 200
     html = page.content.decode()
-    assert "sales@example.com" in html and "bob@staff.example.com" in html
+    assert "sales@example.com" in html and "pat@staff.example.com" in html
     assert "support@example.com" not in html and "ada@staff.example.com" not in html
-    assert 'aria-label="Approve Sales"' in html and 'aria-label="Reject Bob Berg"' in html
+    assert 'aria-label="Approve Sales"' in html and 'aria-label="Reject Pat Pending"' in html
     assert 'href="/approvals/" aria-current="page"' in html  # the nav link, for approvers
 
     everything = client.get("/approvals/?show=all").content.decode()
@@ -66,8 +56,8 @@ def test_the_page_lists_pending_users_and_queues_and_the_switch_shows_decided_on
     assert 'aria-label="Approve Support"' not in everything
 
 
-def test_someone_without_the_permission_gets_a_403_in_words_and_no_link(bob, sales):
-    client = signed_in(bob)
+def test_someone_without_the_permission_gets_a_403_in_words_and_no_link(applicant, sales):
+    client = signed_in(applicant)
     page = client.get("/approvals/")
     assert page.status_code == 403
     html = page.content.decode()
@@ -77,7 +67,7 @@ def test_someone_without_the_permission_gets_a_403_in_words_and_no_link(bob, sal
     refused = client.post(f"/approvals/queue/{sales.pk}/approve/")
     assert refused.status_code == 403
     assert "needs the permission crm.approve_email_address" in refused.content.decode()
-    assert approvals_of(sales, bob) == [PENDING, PENDING]
+    assert approvals_of(sales, applicant) == [PENDING, PENDING]
 
 
 def test_the_page_needs_a_sign_in(sales):
@@ -88,33 +78,39 @@ def test_the_page_needs_a_sign_in(sales):
 
 
 def test_approving_without_javascript_redirects_back_with_a_confirmation(
-    approver, bob, sales, support
+    approver, applicant, sales, team_queue
 ):
     client = signed_in(approver)
     response = client.post(f"/approvals/queue/{sales.pk}/approve/")
     assert response.status_code == 302 and response["Location"] == "/approvals/"
-    assert approvals_of(sales, bob, support) == [EmailApproval.APPROVED, PENDING, "approved"]
+    assert approvals_of(sales, applicant, team_queue) == [
+        EmailApproval.APPROVED,
+        PENDING,
+        "approved",
+    ]
 
     page = client.get(response["Location"]).content.decode()
     assert "Approved sales@example.com (Sales)." in page
     assert "sales@example.com</td>" not in page  # no longer pending
 
-    back = client.post(f"/approvals/user/{bob.pk}/reject/", {"show": "all"})
+    back = client.post(f"/approvals/user/{applicant.pk}/reject/", {"show": "all"})
     assert back["Location"] == "/approvals/?show=all"
-    assert approvals_of(sales, bob) == [EmailApproval.APPROVED, EmailApproval.REJECTED]
+    assert approvals_of(sales, applicant) == [EmailApproval.APPROVED, EmailApproval.REJECTED]
 
 
-def test_approving_with_htmx_swaps_the_row_and_announces_it(approver, bob, sales):
+def test_approving_with_htmx_swaps_the_row_and_announces_it(approver, applicant, sales):
     client = signed_in(approver)
-    response = client.post(f"/approvals/user/{bob.pk}/approve/", headers={"HX-Request": "true"})
+    response = client.post(
+        f"/approvals/user/{applicant.pk}/approve/", headers={"HX-Request": "true"}
+    )
     assert response.status_code == 200
     html = response.content.decode()
-    assert html.startswith(f'<tr id="approval-user-{bob.pk}"')
+    assert html.startswith(f'<tr id="approval-user-{applicant.pk}"')
     assert "<html" not in html
-    assert ">Approved</span>" in html and 'aria-label="Reject Bob Berg"' in html
-    assert 'aria-label="Approve Bob Berg"' not in html
-    assert '<p id="approvals-status" hx-swap-oob="innerHTML">Approved bob@staff.example.com' in html
-    assert approvals_of(bob, sales) == [EmailApproval.APPROVED, PENDING]
+    assert ">Approved</span>" in html and 'aria-label="Reject Pat Pending"' in html
+    assert 'aria-label="Approve Pat Pending"' not in html
+    assert '<p id="approvals-status" hx-swap-oob="innerHTML">Approved pat@staff.example.com' in html
+    assert approvals_of(applicant, sales) == [EmailApproval.APPROVED, PENDING]
 
 
 def test_a_refusal_from_the_service_is_shown_in_words_with_its_status(approver):

@@ -7,31 +7,12 @@ from django.urls import reverse
 
 from activities.models import BulkSend, BulkSendStatus, Email, EmailStatus
 from activities.services.bulk import bulk_send_run, bulk_send_start
-from crm.models import EmailApproval, User
 from tests.api import count_queries
-from tests.factories import AccountFactory, ContactFactory, QueueFactory, TemplateFactory
+from tests.factories import AccountFactory, ContactFactory, TemplateFactory
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = reverse("admin:activities_bulksend_changelist")
-
-
-@pytest.fixture
-def admin_user(db):
-    return User.objects.create_superuser(
-        "admin", "admin@example.com", "demo", email_router_access_approval=EmailApproval.APPROVED
-    )
-
-
-@pytest.fixture
-def admin_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
-def support(admin_user):
-    return QueueFactory(name="Support", email="support@example.com", members=[admin_user])
 
 
 @pytest.fixture
@@ -47,21 +28,21 @@ def messages_of(response) -> list[str]:
     return [str(m) for m in response.context["messages"]] if response.context else []
 
 
-def run_with_outcomes(template, support, admin_user, *, sent: int, failed: int) -> BulkSend:
+def run_with_outcomes(template, team_queue, owner, *, sent: int, failed: int) -> BulkSend:
     account = AccountFactory()
     ContactFactory.create_batch(sent + failed, account=account)
     ContactFactory(account=account, email="")
-    job = bulk_send_run(job_id=start(template, support, admin_user, {"account": account.pk}).pk)
+    job = bulk_send_run(job_id=start(template, team_queue, owner, {"account": account.pk}).pk)
     emails = list(Email.objects.filter(bulk_send=job).order_by("pk"))
     Email.objects.filter(pk__in=[e.pk for e in emails[:sent]]).update(status=EmailStatus.SENT)
     Email.objects.filter(pk__in=[e.pk for e in emails[sent:]]).update(status=EmailStatus.FAILED)
     return job
 
 
-def test_the_list_shows_each_jobs_progress(org, admin_client, admin_user, support, template):
-    job = run_with_outcomes(template, support, admin_user, sent=3, failed=2)
+def test_the_list_shows_each_jobs_progress(org, superuser_client, owner, team_queue, template):
+    job = run_with_outcomes(template, team_queue, owner, sent=3, failed=2)
 
-    response = admin_client.get(CHANGELIST)
+    response = superuser_client.get(CHANGELIST)
 
     assert response.status_code == 200
     row = next(r for r in response.context["cl"].result_list if r.pk == job.pk)
@@ -79,38 +60,38 @@ def test_the_list_shows_each_jobs_progress(org, admin_client, admin_user, suppor
 
 
 def test_the_list_costs_the_same_queries_for_few_and_many_jobs(
-    org, admin_client, admin_user, support, template
+    org, superuser_client, owner, team_queue, template
 ):
-    run_with_outcomes(template, support, admin_user, sent=1, failed=1)
-    _, few = count_queries(lambda: admin_client.get(CHANGELIST))
+    run_with_outcomes(template, team_queue, owner, sent=1, failed=1)
+    _, few = count_queries(lambda: superuser_client.get(CHANGELIST))
     for _ in range(8):
-        run_with_outcomes(template, support, admin_user, sent=1, failed=1)
-        start(template, admin_user, admin_user)
+        run_with_outcomes(template, team_queue, owner, sent=1, failed=1)
+        start(template, owner, owner)
 
-    response, many = count_queries(lambda: admin_client.get(CHANGELIST))
+    response, many = count_queries(lambda: superuser_client.get(CHANGELIST))
 
     assert response.status_code == 200
     assert len(response.context["cl"].result_list) == 17
     assert many == few
 
 
-def test_the_list_filters_by_status(org, admin_client, admin_user, support, template):
-    queued = start(template, support, admin_user)
-    done = bulk_send_run(job_id=start(template, support, admin_user).pk)
+def test_the_list_filters_by_status(org, superuser_client, owner, team_queue, template):
+    queued = start(template, team_queue, owner)
+    done = bulk_send_run(job_id=start(template, team_queue, owner).pk)
 
-    response = admin_client.get(CHANGELIST + "?status__exact=queued")
+    response = superuser_client.get(CHANGELIST + "?status__exact=queued")
 
     assert [j.pk for j in response.context["cl"].result_list] == [queued.pk]
     assert done.pk not in [j.pk for j in response.context["cl"].result_list]
 
 
 def test_the_change_page_is_read_only_and_links_to_the_jobs_emails(
-    org, admin_client, admin_user, support, template
+    org, superuser_client, owner, team_queue, template
 ):
-    job = run_with_outcomes(template, support, admin_user, sent=2, failed=1)
-    other = run_with_outcomes(template, support, admin_user, sent=1, failed=0)
+    job = run_with_outcomes(template, team_queue, owner, sent=2, failed=1)
+    other = run_with_outcomes(template, team_queue, owner, sent=1, failed=0)
 
-    page = admin_client.get(reverse("admin:activities_bulksend_change", args=[job.pk]))
+    page = superuser_client.get(reverse("admin:activities_bulksend_change", args=[job.pk]))
 
     assert page.status_code == 200
     html = page.content.decode()
@@ -130,7 +111,7 @@ def test_the_change_page_is_read_only_and_links_to_the_jobs_emails(
         "2",
         "1",
     )
-    emails = admin_client.get(link)
+    emails = superuser_client.get(link)
     assert emails.status_code == 200
     listed = {e.pk for e in emails.context["cl"].result_list}
     assert listed == set(Email.objects.filter(bulk_send=job).values_list("pk", flat=True))
@@ -138,25 +119,25 @@ def test_the_change_page_is_read_only_and_links_to_the_jobs_emails(
 
 
 def test_a_job_cannot_be_added_changed_or_deleted_in_the_admin(
-    org, admin_client, admin_user, support, template
+    org, superuser_client, owner, team_queue, template
 ):
-    job = start(template, support, admin_user)
+    job = start(template, team_queue, owner)
 
-    assert admin_client.get(reverse("admin:activities_bulksend_add")).status_code == 403
+    assert superuser_client.get(reverse("admin:activities_bulksend_add")).status_code == 403
     delete = reverse("admin:activities_bulksend_delete", args=[job.pk])
-    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    assert superuser_client.post(delete, {"post": "yes"}).status_code == 403
     assert BulkSend.objects.filter(pk=job.pk).exists()
 
 
 def test_the_cancel_action_cancels_running_jobs_and_names_each_refusal(
-    org, admin_client, admin_user, support, template
+    org, superuser_client, owner, team_queue, template
 ):
     ContactFactory.create_batch(3)
-    queued = start(template, support, admin_user)
-    done = bulk_send_run(job_id=start(template, support, admin_user).pk)
+    queued = start(template, team_queue, owner)
+    done = bulk_send_run(job_id=start(template, team_queue, owner).pk)
     Email.objects.filter(bulk_send=done).update(status=EmailStatus.SENT)  # all delivered
 
-    response = admin_client.post(
+    response = superuser_client.post(
         CHANGELIST,
         {"action": "cancel", "_selected_action": [queued.pk, done.pk]},
         follow=True,

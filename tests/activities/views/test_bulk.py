@@ -1,7 +1,7 @@
 """The bulk send pages with Django's test client: the jobs, the wizard, progress, cancel.
 
-Alice is an ordinary user and a member of the Support queue; Bob is a teammate in the
-same queue; Charlie is an outsider. Jobs are started through the pages and their runs
+The personas of tests/conftest.py: the owner and the teammate share the Support queue
+(``team_queue``), the outsider is in no queue, staff see every job. Jobs are started through the pages and their runs
 are left to the tests that need them (``bulk_send_run``), as a worker would run them.
 """
 
@@ -31,31 +31,11 @@ from tests.factories import (
     QueueFactory,
     TagFactory,
     TemplateFactory,
-    UserFactory,
 )
+from tests.pages import signed_in
 from tests.services import need_postgresql
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def alice(db):
-    return UserFactory(username="alice", first_name="Alice", last_name="Archer", is_staff=False)
-
-
-@pytest.fixture
-def bob(db):
-    return UserFactory(username="bob", is_staff=False)
-
-
-@pytest.fixture
-def charlie(db):
-    return UserFactory(username="charlie", is_staff=False)
-
-
-@pytest.fixture
-def support(alice, bob):
-    return QueueFactory(name="Support", email="support@example.com", members=[alice, bob])
 
 
 @pytest.fixture
@@ -87,12 +67,6 @@ def welcome(db):
     )
 
 
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def start_form(template, sender, *, token="token-1", **query) -> dict:
     return {
         "template": template.pk,
@@ -110,22 +84,23 @@ def text_of(response) -> str:
 # --- the jobs -------------------------------------------------------------------------
 
 
-def test_the_jobs_list_shows_only_the_jobs_a_user_may_see(org, alice, bob, charlie, support):
+def test_the_jobs_list_shows_only_the_jobs_a_user_may_see(
+    org, owner, teammate, outsider, team_queue, staff
+):
     template = TemplateFactory(title="Renewal")
     ContactFactory()
-    shared = bulk_send_start(template=template, sender=support, query={}, actor=bob)
-    own = bulk_send_start(template=template, sender=charlie, query={}, actor=charlie)
+    shared = bulk_send_start(template=template, sender=team_queue, query={}, actor=teammate)
+    own = bulk_send_start(template=template, sender=outsider, query={}, actor=outsider)
 
-    listed = signed_in(alice).get("/bulk/")
+    listed = signed_in(owner).get("/bulk/")
     assert listed.status_code == 200
     assert [job.pk for job in listed.context["page"]] == [shared.pk]
     assert f"Bulk send #{shared.pk}" in text_of(listed)
     assert f"/bulk/{shared.pk}/" in text_of(listed)
 
-    assert signed_in(alice).get(f"/bulk/{own.pk}/").status_code == 404
-    assert signed_in(alice).post(f"/bulk/{own.pk}/cancel/").status_code == 404
-    assert [job.pk for job in signed_in(charlie).get("/bulk/").context["page"]] == [own.pk]
-    staff = UserFactory(username="stella", is_staff=True)
+    assert signed_in(owner).get(f"/bulk/{own.pk}/").status_code == 404
+    assert signed_in(owner).post(f"/bulk/{own.pk}/cancel/").status_code == 404
+    assert [job.pk for job in signed_in(outsider).get("/bulk/").context["page"]] == [own.pk]
     assert {job.pk for job in signed_in(staff).get("/bulk/").context["page"]} == {
         shared.pk,
         own.pk,
@@ -142,11 +117,11 @@ def test_the_pages_need_a_sign_in(db):
 # --- the wizard -------------------------------------------------------------------------
 
 
-def test_the_wizard_offers_the_users_senders_with_their_approval_state(org, alice, support):
+def test_the_wizard_offers_the_users_senders_with_their_approval_state(org, owner, team_queue):
     sales = QueueFactory(
         name="Sales",
         email="sales@example.com",
-        members=[alice],
+        members=[owner],
         email_router_access_approval=EmailApproval.PENDING,
     )
     QueueFactory(name="Elsewhere", email="elsewhere@example.com")
@@ -154,10 +129,10 @@ def test_the_wizard_offers_the_users_senders_with_their_approval_state(org, alic
     TemplateFactory(title="For any record", record_type="global")
     TemplateFactory(title="For accounts", record_type="account")
 
-    page = signed_in(alice).get("/bulk/new/")
+    page = signed_in(owner).get("/bulk/new/")
     assert page.status_code == 200
     keys = [option.key for option in page.context["senders"]]
-    assert keys == [f"user:{alice.pk}", f"queue:{sales.pk}", f"queue:{support.pk}"]
+    assert keys == [f"user:{owner.pk}", f"queue:{sales.pk}", f"queue:{team_queue.pk}"]
     text = text_of(page)
     assert "Elsewhere" not in text
     assert "Sender address is not approved: the queue address sales@example.com is pending " in text
@@ -168,13 +143,13 @@ def test_the_wizard_offers_the_users_senders_with_their_approval_state(org, alic
 
 
 def test_the_audience_panel_counts_recipients_and_skips_and_shows_samples(
-    org, alice, support, acme, acme_contacts, welcome
+    org, owner, team_queue, acme, acme_contacts, welcome
 ):
     ContactFactory(email="other@elsewhere.example")  # not of Acme
 
-    panel = signed_in(alice).get(
+    panel = signed_in(owner).get(
         "/bulk/new/audience/",
-        {"template": welcome.pk, "sender": f"queue:{support.pk}", "account": acme.pk},
+        {"template": welcome.pk, "sender": f"queue:{team_queue.pk}", "account": acme.pk},
     )
     assert panel.status_code == 200
     text = text_of(panel)
@@ -198,48 +173,49 @@ def test_the_audience_panel_counts_recipients_and_skips_and_shows_samples(
 
 
 def test_the_preview_counts_what_the_job_then_does(
-    org, alice, support, acme, acme_contacts, welcome
+    org, owner, team_queue, acme, acme_contacts, welcome
 ):
-    panel = signed_in(alice).get(
+    panel = signed_in(owner).get(
         "/bulk/new/audience/",
-        {"template": welcome.pk, "sender": f"queue:{support.pk}", "account": acme.pk},
+        {"template": welcome.pk, "sender": f"queue:{team_queue.pk}", "account": acme.pk},
     )
     audience = panel.context["preview"].audience
-    job = bulk_send_start(template=welcome, sender=support, query={"account": acme.pk}, actor=alice)
+    job = bulk_send_start(
+        template=welcome, sender=team_queue, query={"account": acme.pk}, actor=owner
+    )
     job = bulk_send_run(job_id=job.pk)
     assert (job.total, job.created) == (audience.total, audience.eligible)
     assert job.skipped_by_reason == audience.skipped
 
 
 def test_a_sample_frame_shows_the_rendered_template_under_its_own_policy(
-    org, alice, support, acme_contacts, welcome
+    org, owner, team_queue, acme_contacts, welcome, outsider
 ):
     ann = acme_contacts["ann"]
-    frame = signed_in(alice).get(
+    frame = signed_in(owner).get(
         "/bulk/new/sample/",
-        {"template": welcome.pk, "sender": f"queue:{support.pk}", "contact": ann.pk},
+        {"template": welcome.pk, "sender": f"queue:{team_queue.pk}", "contact": ann.pk},
     )
     assert frame.status_code == 200
     assert f"Dear {ann.full_name} of Acme" in frame.content.decode()
     assert "script-src 'none'" in frame["Content-Security-Policy"]
 
     # A sender that is not the user's, or a template it may not see, is a 404.
-    charlie = UserFactory(username="charlie", is_staff=False)
-    outsider = signed_in(charlie).get(
+    refused = signed_in(outsider).get(
         "/bulk/new/sample/",
-        {"template": welcome.pk, "sender": f"queue:{support.pk}", "contact": ann.pk},
+        {"template": welcome.pk, "sender": f"queue:{team_queue.pk}", "contact": ann.pk},
     )
-    assert outsider.status_code == 404
+    assert refused.status_code == 404
 
 
-def test_the_audience_names_filters_it_cannot_use(org, alice, acme):
-    panel = signed_in(alice).get(
+def test_the_audience_names_filters_it_cannot_use(org, owner, acme):
+    panel = signed_in(owner).get(
         "/bulk/new/", {"created_after": "2026-13-45", "account": acme.pk, "city": "Oslo"}
     )
     assert panel.status_code == 200  # a GET shows the form as it was given
     assert "Enter a valid date." in text_of(panel)
 
-    posted = signed_in(alice).post(
+    posted = signed_in(owner).post(
         "/bulk/new/",
         {"created_after": "2026-02-01", "created_before": "2026-01-01", "action": "review"},
     )
@@ -250,10 +226,10 @@ def test_the_audience_names_filters_it_cannot_use(org, alice, acme):
 
 
 def test_starting_creates_exactly_one_job_even_when_the_form_is_posted_twice(
-    org, alice, support, acme, acme_contacts, welcome, django_capture_on_commit_callbacks
+    org, owner, team_queue, acme, acme_contacts, welcome, django_capture_on_commit_callbacks
 ):
-    client = signed_in(alice)
-    form = start_form(welcome, f"queue:{support.pk}", account=acme.pk)
+    client = signed_in(owner)
+    form = start_form(welcome, f"queue:{team_queue.pk}", account=acme.pk)
     with django_capture_on_commit_callbacks() as callbacks:
         first = client.post("/bulk/new/", form)
         second = client.post("/bulk/new/", form)
@@ -261,9 +237,9 @@ def test_starting_creates_exactly_one_job_even_when_the_form_is_posted_twice(
     assert first.status_code == second.status_code == 302
     assert first["Location"] == second["Location"] == f"/bulk/{job.pk}/"
     assert len(callbacks) == 1  # one run queued
-    assert job.template == welcome and job.sender_queue == support and job.created_by == alice
+    assert job.template == welcome and job.sender_queue == team_queue and job.created_by == owner
     assert job.query == {"account": acme.pk} and job.total == 6
-    assert IdempotencyRecord.objects.filter(user=alice).count() == 1
+    assert IdempotencyRecord.objects.filter(user=owner).count() == 1
 
     # The same form token with other choices is refused, and starts nothing.
     changed = client.post("/bulk/new/", {**form, "city": "Oslo"})
@@ -275,11 +251,11 @@ def test_starting_creates_exactly_one_job_even_when_the_form_is_posted_twice(
 
 
 def test_reviewing_without_javascript_shows_the_count_and_the_confirm_button(
-    org, alice, support, acme, acme_contacts, welcome
+    org, owner, team_queue, acme, acme_contacts, welcome
 ):
-    review = signed_in(alice).post(
+    review = signed_in(owner).post(
         "/bulk/new/",
-        {"template": welcome.pk, "sender": f"queue:{support.pk}", "account": acme.pk,
+        {"template": welcome.pk, "sender": f"queue:{team_queue.pk}", "account": acme.pk,
          "action": "review"},
     )  # fmt: skip
     assert review.status_code == 200
@@ -291,17 +267,17 @@ def test_reviewing_without_javascript_shows_the_count_and_the_confirm_button(
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_posts_of_one_form_start_one_job(
-    org, alice, support, acme, acme_contacts, welcome
+    org, owner, team_queue, acme, acme_contacts, welcome
 ):
     need_postgresql()
-    form = start_form(welcome, f"queue:{support.pk}", token="together", account=acme.pk)
+    form = start_form(welcome, f"queue:{team_queue.pk}", token="together", account=acme.pk)
     barrier = threading.Barrier(4)
     answers: list[tuple[int, str]] = []
     failures: list[str] = []
 
     def post() -> None:
         try:
-            client = signed_in(alice)
+            client = signed_in(owner)
             barrier.wait(timeout=30)
             response = client.post("/bulk/new/", form)
             answers.append((response.status_code, response.get("Location", "")))
@@ -323,16 +299,16 @@ def test_concurrent_posts_of_one_form_start_one_job(
 
 
 def test_a_start_from_an_unapproved_queue_is_refused_in_words_and_keeps_the_input(
-    org, alice, acme, acme_contacts, welcome
+    org, owner, acme, acme_contacts, welcome
 ):
     sales = QueueFactory(
         name="Sales",
         email="sales@example.com",
-        members=[alice],
+        members=[owner],
         email_router_access_approval=EmailApproval.PENDING,
     )
     TagFactory(name="vip")
-    refused = signed_in(alice).post(
+    refused = signed_in(owner).post(
         "/bulk/new/", start_form(welcome, f"queue:{sales.pk}", account=acme.pk, tag="vip")
     )
     assert refused.status_code == 400
@@ -347,30 +323,36 @@ def test_a_start_from_an_unapproved_queue_is_refused_in_words_and_keeps_the_inpu
 
 
 def test_a_template_that_does_not_render_is_refused_next_to_the_template(
-    org, alice, support, acme, acme_contacts
+    org, owner, team_queue, acme, acme_contacts
 ):
     broken = TemplateFactory(title="Broken", body_html="<p>{% if %}</p>")
-    client = signed_in(alice)
+    client = signed_in(owner)
     panel = client.get(
         "/bulk/new/audience/",
-        {"template": broken.pk, "sender": f"queue:{support.pk}", "account": acme.pk},
+        {"template": broken.pk, "sender": f"queue:{team_queue.pk}", "account": acme.pk},
     )
     assert "The template cannot be rendered: template error in HTML body, line 1" in text_of(panel)
 
-    refused = client.post("/bulk/new/", start_form(broken, f"queue:{support.pk}", account=acme.pk))
+    refused = client.post(
+        "/bulk/new/", start_form(broken, f"queue:{team_queue.pk}", account=acme.pk)
+    )
     assert refused.status_code == 400
     assert 'id="template-error"' in text_of(refused)
     assert "template error in HTML body, line 1" in text_of(refused)
     assert not BulkSend.objects.exists()
 
 
-def test_an_empty_audience_is_refused_in_words(org, alice, support, acme, welcome):
+def test_an_empty_audience_is_refused_in_words(org, owner, team_queue, acme, welcome):
     ContactFactory(account=acme, do_not_bulk_email=True)
-    client = signed_in(alice)
-    nobody = client.post("/bulk/new/", start_form(welcome, f"queue:{support.pk}", city="Nowhere"))
+    client = signed_in(owner)
+    nobody = client.post(
+        "/bulk/new/", start_form(welcome, f"queue:{team_queue.pk}", city="Nowhere")
+    )
     assert nobody.status_code == 400
     assert "no contact matches these filters" in text_of(nobody)
-    flagged = client.post("/bulk/new/", start_form(welcome, f"queue:{support.pk}", account=acme.pk))
+    flagged = client.post(
+        "/bulk/new/", start_form(welcome, f"queue:{team_queue.pk}", account=acme.pk)
+    )
     assert flagged.status_code == 400
     text = text_of(flagged)
     assert 'role="alert"' in text
@@ -378,9 +360,9 @@ def test_an_empty_audience_is_refused_in_words(org, alice, support, acme, welcom
     assert not BulkSend.objects.exists() and not IdempotencyRecord.objects.exists()
 
 
-def test_a_sender_the_user_may_not_use_is_refused(org, alice, charlie, support, welcome):
+def test_a_sender_the_user_may_not_use_is_refused(org, owner, outsider, team_queue, welcome):
     ContactFactory()
-    refused = signed_in(charlie).post("/bulk/new/", start_form(welcome, f"queue:{support.pk}"))
+    refused = signed_in(outsider).post("/bulk/new/", start_form(welcome, f"queue:{team_queue.pk}"))
     assert refused.status_code == 400
     assert "Select a valid choice." in text_of(refused)
     assert not BulkSend.objects.exists()
@@ -390,11 +372,13 @@ def test_a_sender_the_user_may_not_use_is_refused(org, alice, charlie, support, 
 
 
 def test_progress_is_polled_until_the_job_is_done(
-    org, alice, support, acme, acme_contacts, welcome, settings
+    org, owner, team_queue, acme, acme_contacts, welcome, settings
 ):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    job = bulk_send_start(template=welcome, sender=support, query={"account": acme.pk}, actor=alice)
-    client = signed_in(alice)
+    job = bulk_send_start(
+        template=welcome, sender=team_queue, query={"account": acme.pk}, actor=owner
+    )
+    client = signed_in(owner)
     page = client.get(f"/bulk/{job.pk}/")
     assert page.status_code == 200
     text = text_of(page)
@@ -423,23 +407,27 @@ def test_progress_is_polled_until_the_job_is_done(
 
 
 def test_a_completed_job_still_delivering_at_a_send_rate_says_so(
-    org, alice, support, acme, acme_contacts, welcome
+    org, owner, team_queue, acme, acme_contacts, welcome
 ):
-    support.send_rate_per_minute = 1
-    support.save()
-    job = bulk_send_start(template=welcome, sender=support, query={"account": acme.pk}, actor=alice)
+    team_queue.send_rate_per_minute = 1
+    team_queue.save()
+    job = bulk_send_start(
+        template=welcome, sender=team_queue, query={"account": acme.pk}, actor=owner
+    )
     bulk_send_run(job_id=job.pk)
-    text = text_of(signed_in(alice).get(f"/bulk/{job.pk}/"))
+    text = text_of(signed_in(owner).get(f"/bulk/{job.pk}/"))
     assert "Support sends at most 1 message a minute: about 2 minutes to go." in text
     assert "Cancel this bulk send" in text
 
 
 def test_cancel_withdraws_what_is_not_yet_sent_and_is_refused_once_done(
-    org, alice, bob, support, acme, acme_contacts, welcome
+    org, owner, teammate, team_queue, acme, acme_contacts, welcome
 ):
-    job = bulk_send_start(template=welcome, sender=support, query={"account": acme.pk}, actor=alice)
+    job = bulk_send_start(
+        template=welcome, sender=team_queue, query={"account": acme.pk}, actor=owner
+    )
     bulk_send_run(job_id=job.pk)
-    client = signed_in(bob)  # a teammate in the sending queue
+    client = signed_in(teammate)  # a teammate in the sending queue
     canceled = client.post(f"/bulk/{job.pk}/cancel/", follow=True)
     assert canceled.status_code == 200
     assert f"Bulk send #{job.pk} canceled" in text_of(canceled)
@@ -449,7 +437,7 @@ def test_cancel_withdraws_what_is_not_yet_sent_and_is_refused_once_done(
     assert emails.count() == 2
     assert set(emails.values_list("status", flat=True)) == {EmailStatus.CANCELED}
     events = EmailEvent.objects.filter(email__bulk_send=job, to_status=EmailStatus.CANCELED)
-    assert events.count() == 2 and {e.actor for e in events} == {bob}
+    assert events.count() == 2 and {e.actor for e in events} == {teammate}
 
     again = client.post(f"/bulk/{job.pk}/cancel/")
     assert again.status_code == 409

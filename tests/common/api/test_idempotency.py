@@ -11,7 +11,7 @@ from activities.models import Email, EmailEvent, EmailStatus
 from activities.services.emails import email_create
 from common.models import IdempotencyRecord
 from tests.api import client_for
-from tests.factories import ContactFactory, TemplateFactory, UserFactory
+from tests.factories import ContactFactory, TemplateFactory
 from tests.services import need_postgresql
 
 EMAILS = "/api/v1/emails/"
@@ -22,13 +22,8 @@ def keyed(key: str) -> dict[str, str]:
     return {"HTTP_IDEMPOTENCY_KEY": key}
 
 
-@pytest.fixture
-def alice(db):
-    return UserFactory(username="alice", is_staff=False)
-
-
-def test_same_key_and_body_twice_creates_one_email_and_replays_the_first_answer(org, alice):
-    client = client_for(alice)
+def test_same_key_and_body_twice_creates_one_email_and_replays_the_first_answer(org, owner):
+    client = client_for(owner)
     first = client.post(EMAILS, BODY, **keyed("create-1"))
     second = client.post(EMAILS, BODY, **keyed("create-1"))
     assert first.status_code == second.status_code == 201
@@ -39,11 +34,11 @@ def test_same_key_and_body_twice_creates_one_email_and_replays_the_first_answer(
     assert EmailEvent.objects.count() == 1
 
 
-def test_an_error_quoting_a_nul_character_is_kept_and_replayed(org, alice):
+def test_an_error_quoting_a_nul_character_is_kept_and_replayed(org, owner):
     """A 400 may quote the request, NUL and all (here an unknown key of a recipient):
     the answer is kept as JSON text, which PostgreSQL stores where jsonb would not."""
     body = {"subject": "x", "to": [{"address": "ann@example.com", "\x00\xff": 1}]}
-    client = client_for(alice)
+    client = client_for(owner)
     first = client.post(EMAILS, body, format="json", **keyed("nul-1"))
     second = client.post(EMAILS, body, format="json", **keyed("nul-1"))
     assert first.status_code == second.status_code == 400, first.content
@@ -53,15 +48,15 @@ def test_an_error_quoting_a_nul_character_is_kept_and_replayed(org, alice):
     assert not Email.objects.exists()
 
 
-def test_without_a_key_each_post_creates_an_email(org, alice):
-    client = client_for(alice)
+def test_without_a_key_each_post_creates_an_email(org, owner):
+    client = client_for(owner)
     client.post(EMAILS, BODY)
     client.post(EMAILS, BODY)
     assert Email.objects.count() == 2
 
 
-def test_same_key_with_a_different_body_is_422_and_does_nothing(org, alice):
-    client = client_for(alice)
+def test_same_key_with_a_different_body_is_422_and_does_nothing(org, owner):
+    client = client_for(owner)
     first = client.post(EMAILS, BODY, **keyed("create-2"))
     response = client.post(EMAILS, {**BODY, "subject": "Changed"}, **keyed("create-2"))
     assert response.status_code == 422
@@ -69,9 +64,9 @@ def test_same_key_with_a_different_body_is_422_and_does_nothing(org, alice):
     assert list(Email.objects.values_list("pk", "subject")) == [(first.json()["id"], "Once only")]
 
 
-def test_same_key_on_another_endpoint_is_422(org, alice):
-    client = client_for(alice)
-    email = email_create(actor=alice, subject="x", to=["ann@example.com"])
+def test_same_key_on_another_endpoint_is_422(org, owner):
+    client = client_for(owner)
+    email = email_create(actor=owner, subject="x", to=["ann@example.com"])
     client.post(f"{EMAILS}{email.pk}/send/", {}, **keyed("k"))
     response = client.post(f"{EMAILS}{email.pk}/cancel/", {}, **keyed("k"))
     assert response.status_code == 422
@@ -80,10 +75,10 @@ def test_same_key_on_another_endpoint_is_422(org, alice):
 
 
 def test_send_repeated_with_its_key_sends_once_and_answers_the_same(
-    org, alice, django_capture_on_commit_callbacks
+    org, owner, django_capture_on_commit_callbacks
 ):
-    email = email_create(actor=alice, subject="Hello", to=["ann@example.com"])
-    client = client_for(alice)
+    email = email_create(actor=owner, subject="Hello", to=["ann@example.com"])
+    client = client_for(owner)
     with django_capture_on_commit_callbacks() as callbacks:
         first = client.post(f"{EMAILS}{email.pk}/send/", {}, **keyed("send-1"))
         second = client.post(f"{EMAILS}{email.pk}/send/", {}, **keyed("send-1"))
@@ -95,10 +90,10 @@ def test_send_repeated_with_its_key_sends_once_and_answers_the_same(
     assert client.post(f"{EMAILS}{email.pk}/send/", {}).status_code == 409
 
 
-def test_send_from_template_repeated_with_its_key_creates_one_email(org, alice):
+def test_send_from_template_repeated_with_its_key_creates_one_email(org, owner):
     template = TemplateFactory()
     body = {"template": template.pk, "regarding": {"type": "contact", "id": ContactFactory().pk}}
-    client = client_for(alice)
+    client = client_for(owner)
     first = client.post(f"{EMAILS}send-from-template/", body, **keyed("tpl"))
     second = client.post(f"{EMAILS}send-from-template/", body, **keyed("tpl"))
     assert first.status_code == second.status_code == 202
@@ -106,9 +101,9 @@ def test_send_from_template_repeated_with_its_key_creates_one_email(org, alice):
     assert Email.objects.count() == 1
 
 
-def test_a_refusal_is_replayed_too(org, alice):
-    email = email_create(actor=alice, subject="nobody")
-    client = client_for(alice)
+def test_a_refusal_is_replayed_too(org, owner):
+    email = email_create(actor=owner, subject="nobody")
+    client = client_for(owner)
     first = client.post(f"{EMAILS}{email.pk}/send/", {}, **keyed("refused"))
     assert first.status_code == 400 and first.json()["code"] == "no_recipients"
     email.parties.create(role="to", address="ann@example.com")
@@ -120,22 +115,21 @@ def test_a_refusal_is_replayed_too(org, alice):
 
 
 @pytest.mark.parametrize("key", ["k" * 256, "", "tab\there"])
-def test_a_key_that_is_too_long_empty_or_unprintable_is_400(org, alice, key):
-    response = client_for(alice).post(EMAILS, BODY, **keyed(key))
+def test_a_key_that_is_too_long_empty_or_unprintable_is_400(org, owner, key):
+    response = client_for(owner).post(EMAILS, BODY, **keyed(key))
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_idempotency_key"
     assert Email.objects.count() == 0 and IdempotencyRecord.objects.count() == 0
 
 
-def test_a_key_of_255_characters_is_fine(org, alice):
-    response = client_for(alice).post(EMAILS, BODY, **keyed("k" * 255))
+def test_a_key_of_255_characters_is_fine(org, owner):
+    response = client_for(owner).post(EMAILS, BODY, **keyed("k" * 255))
     assert response.status_code == 201
 
 
-def test_different_users_use_the_same_key_independently(org, alice):
-    bob = UserFactory(username="bob", is_staff=False)
-    first = client_for(alice).post(EMAILS, BODY, **keyed("shared"))
-    second = client_for(bob).post(EMAILS, {**BODY, "subject": "Bob's"}, **keyed("shared"))
+def test_different_users_use_the_same_key_independently(org, owner, teammate):
+    first = client_for(owner).post(EMAILS, BODY, **keyed("shared"))
+    second = client_for(teammate).post(EMAILS, {**BODY, "subject": "Bob's"}, **keyed("shared"))
     assert first.status_code == second.status_code == 201
     assert "Idempotent-Replayed" not in second.headers
     assert set(Email.objects.values_list("created_by__username", "subject")) == {
@@ -145,16 +139,15 @@ def test_different_users_use_the_same_key_independently(org, alice):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_posts_with_the_same_key_create_one_email_and_answer_alike():
+def test_concurrent_posts_with_the_same_key_create_one_email_and_answer_alike(owner):
     need_postgresql()
-    alice = UserFactory(username="alice", is_staff=False)
     start = threading.Barrier(8)
     answers: list[tuple[int, dict]] = []
     failures: list[str] = []
 
     def post() -> None:
         try:
-            client = client_for(alice)
+            client = client_for(owner)
             start.wait(timeout=30)
             response = client.post(EMAILS, BODY, **keyed("together"))
             answers.append((response.status_code, response.json()))

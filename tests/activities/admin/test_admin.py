@@ -9,30 +9,15 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from activities.models import ActivityMimeAttachment, AttachmentBlob, Email, EmailStatus, Template
-from crm.models import EmailApproval, Organization, Queue, User
+from crm.models import EmailApproval, Organization, Queue
 from tests.factories import (
-    ApproverFactory,
     ContactFactory,
     EmailFactory,
     QueueFactory,
     TemplateFactory,
-    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_user(db):
-    return User.objects.create_superuser(
-        "admin", "admin@example.com", "demo", email_router_access_approval=EmailApproval.APPROVED
-    )
-
-
-@pytest.fixture
-def admin_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
 
 
 def email_form(
@@ -85,14 +70,14 @@ def messages_of(response) -> list[str]:
 
 
 def test_done_when_flow_send_from_approved_queue_ends_in_outbox(
-    admin_client, admin_user, settings, eager_celery, django_capture_on_commit_callbacks
+    superuser_client, superuser, settings, eager_celery, django_capture_on_commit_callbacks
 ):
     settings.EMAIL_BACKEND = "activities.mail.OutboxBackend"
     queue = QueueFactory(name="Support", email="support@example.com")
     contact = ContactFactory(email="ann.lee@customers.example.org")
     upload = SimpleUploadedFile("terms.pdf", b"%PDF-1.4 terms", content_type="application/pdf")
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(
+        response = superuser_client.post(
             reverse("admin:activities_email_add"),
             email_form(sender_queue=queue, contact=contact, subject="Renewal", upload=upload),
             follow=True,
@@ -111,17 +96,17 @@ def test_done_when_flow_send_from_approved_queue_ends_in_outbox(
     assert attachment.get_filename() == "terms.pdf"
     assert attachment.get_content() == b"%PDF-1.4 terms"
     # The email page shows the timeline.
-    page = admin_client.get(reverse("admin:activities_email_change", args=[email.pk]))
+    page = superuser_client.get(reverse("admin:activities_email_change", args=[email.pk]))
     assert page.status_code == 200
     assert b"pending_send" in page.content and b"sent" in page.content
 
 
 def test_send_from_pending_queue_is_refused_with_the_reason_and_draft_kept(
-    admin_client, django_capture_on_commit_callbacks
+    superuser_client, django_capture_on_commit_callbacks
 ):
     queue = QueueFactory(name="Sales", email_router_access_approval=EmailApproval.PENDING)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        response = admin_client.post(
+        response = superuser_client.post(
             reverse("admin:activities_email_add"),
             email_form(sender_queue=queue, address="ann@example.com"),
             follow=True,
@@ -133,8 +118,8 @@ def test_send_from_pending_queue_is_refused_with_the_reason_and_draft_kept(
     assert callbacks == []
 
 
-def test_bad_recipient_address_is_a_form_error_and_nothing_is_written(admin_client):
-    response = admin_client.post(
+def test_bad_recipient_address_is_a_form_error_and_nothing_is_written(superuser_client):
+    response = superuser_client.post(
         reverse("admin:activities_email_add"),
         email_form(address="ann@example.com\r\nBcc: victim@example.com"),
     )
@@ -143,8 +128,8 @@ def test_bad_recipient_address_is_a_form_error_and_nothing_is_written(admin_clie
     assert Email.objects.count() == 0
 
 
-def test_crlf_in_subject_is_a_form_error(admin_client):
-    response = admin_client.post(
+def test_crlf_in_subject_is_a_form_error(superuser_client):
+    response = superuser_client.post(
         reverse("admin:activities_email_add"),
         email_form(address="ann@example.com", subject="Hi\r\nBcc: x@example.com"),
     )
@@ -153,12 +138,12 @@ def test_crlf_in_subject_is_a_form_error(admin_client):
     assert Email.objects.count() == 0
 
 
-def test_attachment_over_the_limit_is_a_form_error_and_nothing_is_stored(admin_client):
+def test_attachment_over_the_limit_is_a_form_error_and_nothing_is_stored(superuser_client):
     org = Organization.get()
     org.max_attachment_bytes = 10
     org.save()
     upload = SimpleUploadedFile("big.bin", b"x" * 11)
-    response = admin_client.post(
+    response = superuser_client.post(
         reverse("admin:activities_email_add"),
         email_form(address="ann@example.com", upload=upload, action=None),
     )
@@ -168,12 +153,12 @@ def test_attachment_over_the_limit_is_a_form_error_and_nothing_is_stored(admin_c
     assert AttachmentBlob.objects.count() == 0
 
 
-def test_actions_send_mark_as_sent_cancel_report_each_refusal(admin_client, admin_user):
-    ok = EmailFactory(sender_user=admin_user, with_to="a@example.com")
-    no_recipients = EmailFactory(sender_user=admin_user)
-    sent = EmailFactory(sender_user=admin_user, status=EmailStatus.SENT, with_to="a@example.com")
+def test_actions_send_mark_as_sent_cancel_report_each_refusal(superuser_client, superuser):
+    ok = EmailFactory(sender_user=superuser, with_to="a@example.com")
+    no_recipients = EmailFactory(sender_user=superuser)
+    sent = EmailFactory(sender_user=superuser, status=EmailStatus.SENT, with_to="a@example.com")
     url = reverse("admin:activities_email_changelist")
-    response = admin_client.post(
+    response = superuser_client.post(
         url,
         {"action": "send", "_selected_action": [ok.pk, no_recipients.pk, sent.pk]},
         follow=True,
@@ -187,25 +172,25 @@ def test_actions_send_mark_as_sent_cancel_report_each_refusal(admin_client, admi
     assert ok.status == EmailStatus.PENDING_SEND
     assert no_recipients.status == EmailStatus.DRAFT
 
-    response = admin_client.post(
+    response = superuser_client.post(
         url, {"action": "cancel", "_selected_action": [ok.pk]}, follow=True
     )
     ok.refresh_from_db()
     assert ok.status == EmailStatus.CANCELED
 
-    response = admin_client.post(
+    response = superuser_client.post(
         url, {"action": "mark_as_sent", "_selected_action": [no_recipients.pk]}, follow=True
     )
     no_recipients.refresh_from_db()
     assert no_recipients.status == EmailStatus.SENT
 
 
-def test_sent_email_page_is_read_only(admin_client, admin_user):
-    sent = EmailFactory(sender_user=admin_user, status=EmailStatus.SENT, with_to="a@example.com")
-    page = admin_client.get(reverse("admin:activities_email_change", args=[sent.pk]))
+def test_sent_email_page_is_read_only(superuser_client, superuser):
+    sent = EmailFactory(sender_user=superuser, status=EmailStatus.SENT, with_to="a@example.com")
+    page = superuser_client.get(reverse("admin:activities_email_change", args=[sent.pk]))
     assert page.status_code == 200
     assert b'name="_send"' not in page.content
-    response = admin_client.post(
+    response = superuser_client.post(
         reverse("admin:activities_email_change", args=[sent.pk]),
         email_form(address="b@example.com", subject="changed"),
     )
@@ -214,46 +199,8 @@ def test_sent_email_page_is_read_only(admin_client, admin_user):
     assert sent.subject != "changed"
 
 
-def test_approve_actions_shown_only_to_approvers(client):
-    queue = QueueFactory(email_router_access_approval=EmailApproval.PENDING)
-    staff = UserFactory(is_superuser=False, permissions=["crm.view_queue", "crm.change_queue"])
-    client.force_login(staff)
-    url = reverse("admin:crm_queue_changelist")
-    page = client.get(url)
-    assert b"approve_email_address" not in page.content
-    # Posting the action anyway does nothing.
-    client.post(url, {"action": "approve_email_address", "_selected_action": [queue.pk]})
-    queue.refresh_from_db()
-    assert queue.email_router_access_approval == EmailApproval.PENDING
-
-    approver = ApproverFactory(permissions=["crm.view_queue", "crm.change_queue"])
-    client.force_login(approver)
-    page = client.get(url)
-    assert b"approve_email_address" in page.content
-    client.post(url, {"action": "approve_email_address", "_selected_action": [queue.pk]})
-    queue.refresh_from_db()
-    assert queue.email_router_access_approval == EmailApproval.APPROVED
-
-
-def test_changing_queue_address_in_admin_resets_approval(admin_client):
-    queue = QueueFactory(email_router_access_approval=EmailApproval.APPROVED)
-    response = admin_client.post(
-        reverse("admin:crm_queue_change", args=[queue.pk]),
-        {
-            "name": queue.name,
-            "email": "new-address@example.com",
-            "outgoing_delivery": "worker",
-            "send_rate_per_minute": 0,
-        },
-    )
-    assert response.status_code == 302
-    queue.refresh_from_db()
-    assert queue.email == "new-address@example.com"
-    assert queue.email_router_access_approval == EmailApproval.PENDING
-
-
-def test_template_with_syntax_error_is_refused_naming_the_line(admin_client):
-    response = admin_client.post(
+def test_template_with_syntax_error_is_refused_naming_the_line(superuser_client):
+    response = superuser_client.post(
         reverse("admin:activities_template_add"),
         {
             "title": "Broken",
@@ -274,13 +221,13 @@ def test_template_with_syntax_error_is_refused_naming_the_line(admin_client):
     assert not Template.objects.exists()
 
 
-def test_blob_admin_shows_how_many_attachments_use_it(admin_client):
+def test_blob_admin_shows_how_many_attachments_use_it(superuser_client):
     template = TemplateFactory()
     from activities.services.attachments import attachment_store
 
     attachment_store(owner=template, source=b"same", filename="a.txt")
     attachment_store(owner=template, source=b"same", filename="b.txt")
-    page = admin_client.get(reverse("admin:activities_attachmentblob_changelist"))
+    page = superuser_client.get(reverse("admin:activities_attachmentblob_changelist"))
     assert page.status_code == 200
     blob = AttachmentBlob.objects.get()
     assert ActivityMimeAttachment.objects.filter(blob=blob).count() == 2
@@ -304,12 +251,12 @@ def test_blob_admin_shows_how_many_attachments_use_it(admin_client):
         "emailparty",
     ],
 )
-def test_every_admin_changelist_renders(admin_client, name):
+def test_every_admin_changelist_renders(superuser_client, name):
     app = (
         "crm"
         if name in ("user", "queue", "organization", "account", "contact", "tag")
         else "activities"
     )
-    response = admin_client.get(reverse(f"admin:{app}_{name}_changelist"), follow=True)
+    response = superuser_client.get(reverse(f"admin:{app}_{name}_changelist"), follow=True)
     assert response.status_code == 200
     assert Queue.objects.count() >= 0

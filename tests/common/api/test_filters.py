@@ -9,7 +9,7 @@ from rest_framework.test import APIRequestFactory
 
 from common.api.filters import StableOrderingFilter
 from crm.models import Account
-from tests.factories import AccountFactory, UserFactory
+from tests.factories import AccountFactory
 
 
 class _View:
@@ -38,9 +38,9 @@ def test_the_primary_key_breaks_ties_in_the_direction_of_the_last_key(query, exp
 
 
 @pytest.mark.django_db
-def test_pages_of_tied_rows_in_descending_order_neither_overlap_nor_skip(client):
+def test_pages_of_tied_rows_in_descending_order_neither_overlap_nor_skip(client, staff):
     accounts = [AccountFactory(name="Same") for _ in range(5)]
-    client.force_login(UserFactory(is_staff=True))
+    client.force_login(staff)
     seen = []
     for page in (1, 2, 3):
         answer = client.get(

@@ -23,7 +23,7 @@ from activities.services.attachments import attachment_store
 from activities.uploads import MULTIPART_OVERHEAD, SizeLimitUploadHandler, base64_chunks
 from crm.models import Organization
 from tests.api import client_for, count_queries
-from tests.factories import EmailFactory, QueueFactory, TemplateFactory, UserFactory
+from tests.factories import EmailFactory, QueueFactory, TemplateFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -85,27 +85,8 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-# --- People: the owner, a teammate in the sending queue, an outsider, staff ------------
-
-
-@pytest.fixture
-def owner():
-    return UserFactory(username="olga", is_staff=False)
-
-
-@pytest.fixture
-def teammate():
-    return UserFactory(username="tom", is_staff=False)
-
-
-@pytest.fixture
-def outsider():
-    return UserFactory(username="otto", is_staff=False)
-
-
-@pytest.fixture
-def staff():
-    return UserFactory(username="stella")
+# --- People: the personas of tests/conftest.py; the teammate's queue here is one the
+# owner is not in, so each sees only the drafts of its own relation.
 
 
 @pytest.fixture
@@ -115,7 +96,8 @@ def draft(owner):
 
 @pytest.fixture
 def queue_draft(teammate):
-    queue = QueueFactory(name="Support", members=[teammate])
+    """A draft of a queue the teammate is a member of and the owner is not."""
+    queue = QueueFactory(name="Sales", members=[teammate])
     return EmailFactory(sender_user=None, sender_queue=queue)
 
 
@@ -273,7 +255,7 @@ def test_an_email_the_user_may_not_see_is_404_and_nothing_is_stored(outsider, dr
 
 
 def test_a_party_who_sees_the_email_but_may_not_act_for_its_sender_is_403(draft, outsider):
-    EmailParty.objects.create(email=draft, role="cc", address="otto@x.com", user=outsider)
+    EmailParty.objects.create(email=draft, role="cc", address="charlie@x.com", user=outsider)
 
     answer = upload(client_for(outsider), draft, b"x", "x.txt")
 
@@ -287,7 +269,7 @@ def test_staff_see_every_draft_but_may_not_change_another_users_files(staff, dra
 
     assert answer.status_code == 403
     assert answer.json()["code"] == "sender_not_allowed"
-    assert "may not send as the user olga" in answer.json()["detail"]
+    assert "may not send as the user alice" in answer.json()["detail"]
     assert_nothing_stored()
 
 

@@ -33,30 +33,22 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def alice(db):
-    return UserFactory(username="alice", first_name="Alice", last_name="Archer", is_staff=False)
-
-
-@pytest.fixture
-def support(alice):
-    return QueueFactory(name="Support", email="support@example.com", members=[alice])
-
-
-@pytest.fixture
-def sales(alice):
+def sales(owner):
+    """A queue of the owner's whose address awaits approval."""
     return QueueFactory(
         name="Sales",
         email="sales@example.com",
-        members=[alice],
+        members=[owner],
         email_router_access_approval=EmailApproval.PENDING,
     )
 
 
 @pytest.fixture
-def client(alice) -> Client:
-    client = Client()
-    client.force_login(alice)
-    return client
+def owner_client(owner) -> Client:
+    """The owner, signed in."""
+    owner_client = Client()
+    owner_client.force_login(owner)
+    return owner_client
 
 
 @pytest.fixture
@@ -88,33 +80,33 @@ def text(response) -> str:
 
 
 def test_the_compose_page_offers_the_user_and_their_queues_with_approval_states(
-    client, alice, support, sales, org
+    owner_client, owner, team_queue, sales, org
 ):
     QueueFactory(name="Elsewhere", email="elsewhere@example.com")
-    page = client.get("/mail/new/")
+    page = owner_client.get("/mail/new/")
     assert page.status_code == 200
     senders = [option.label for option in page.context["sender_options"]]
     assert senders == [
-        f"Alice Archer <{alice.email}> · approved",
+        f"Alice Archer <{owner.email}> · approved",
         "Sales <sales@example.com> · pending approval",
         "Support <support@example.com> · approved",
     ]
     assert "an administrator must approve it before mail can be sent from it" in text(page)
-    assert page.context["chosen_sender"] == f"user:{alice.pk}"
+    assert page.context["chosen_sender"] == f"user:{owner.pk}"
 
     org.require_approval_for_queue_email = False
     org.save()
-    labels = [o.label for o in client.get("/mail/new/").context["sender_options"]]
+    labels = [o.label for o in owner_client.get("/mail/new/").context["sender_options"]]
     assert "Sales <sales@example.com> · not required" in labels
 
 
 def test_save_creates_a_draft_linked_to_the_contact_and_opens_its_edit_page(
-    client, alice, support, ann
+    owner_client, owner, team_queue, ann
 ):
-    response = client.post(
+    response = owner_client.post(
         "/mail/new/",
         form(
-            sender=f"queue:{support.pk}",
+            sender=f"queue:{team_queue.pk}",
             to="Ann Lee <ann.lee@customers.example.org>, bo@example.net",
             cc='"Lee, Cy" <cy@example.net>',
             regarding_type="contact",
@@ -124,7 +116,7 @@ def test_save_creates_a_draft_linked_to_the_contact_and_opens_its_edit_page(
     )
     email = Email.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/mail/{email.pk}/edit/"
-    assert email.status == EmailStatus.DRAFT and email.sender_queue == support
+    assert email.status == EmailStatus.DRAFT and email.sender_queue == team_queue
     assert email.subject == "Renewal" and email.body_text == "Hello Ann"
     assert email.priority == "high" and email.regarding == ann
     to = list(email.parties.filter(role=PartyRole.TO).order_by("position"))
@@ -134,24 +126,24 @@ def test_save_creates_a_draft_linked_to_the_contact_and_opens_its_edit_page(
     ]
     assert email.parties.get(role=PartyRole.CC).name == "Lee, Cy"
 
-    page = client.get(f"/mail/{email.pk}/edit/")
+    page = owner_client.get(f"/mail/{email.pk}/edit/")
     assert page.status_code == 200
     assert page.context["form"]["to"].value() == (
         "Ann Lee <ann.lee@customers.example.org>, bo@example.net"
     )
     assert page.context["regarding_label"] == "Contact: Ann Lee <ann.lee@customers.example.org>"
 
-    again = client.post(f"/mail/{email.pk}/edit/", form(sender=f"user:{alice.pk}", to=""))
+    again = owner_client.post(f"/mail/{email.pk}/edit/", form(sender=f"user:{owner.pk}", to=""))
     assert again.status_code == 302 and Email.objects.count() == 1
     email.refresh_from_db()
-    assert email.sender_user == alice and not email.parties.filter(role=PartyRole.TO).exists()
+    assert email.sender_user == owner and not email.parties.filter(role=PartyRole.TO).exists()
 
 
 def test_send_without_recipients_is_refused_in_words_and_the_draft_keeps_what_was_typed(
-    client, alice
+    owner_client, owner
 ):
-    response = client.post(
-        "/mail/new/", form(sender=f"user:{alice.pk}", subject="No one", action="send")
+    response = owner_client.post(
+        "/mail/new/", form(sender=f"user:{owner.pk}", subject="No one", action="send")
     )
     assert response.status_code == 400
     email = Email.objects.get()
@@ -165,10 +157,10 @@ def test_send_without_recipients_is_refused_in_words_and_the_draft_keeps_what_wa
     assert not EmailEvent.objects.filter(email=email).exclude(reason="created").exists()
 
 
-def test_an_invalid_address_is_refused_next_to_its_field_and_the_input_is_kept(client, alice):
-    response = client.post(
+def test_an_invalid_address_is_refused_next_to_its_field_and_the_input_is_kept(owner_client, owner):
+    response = owner_client.post(
         "/mail/new/",
-        form(sender=f"user:{alice.pk}", to="ann@example.com", cc="not-an-address", action="send"),
+        form(sender=f"user:{owner.pk}", to="ann@example.com", cc="not-an-address", action="send"),
     )
     assert response.status_code == 400
     assert Email.objects.count() == 0
@@ -179,11 +171,11 @@ def test_an_invalid_address_is_refused_next_to_its_field_and_the_input_is_kept(c
     assert 'value="Renewal"' in text(response)
 
 
-def test_a_line_break_in_the_subject_is_refused_and_the_draft_is_unchanged(client, alice):
-    draft = EmailFactory(sender_user=alice, subject="Before")
-    response = client.post(
+def test_a_line_break_in_the_subject_is_refused_and_the_draft_is_unchanged(owner_client, owner):
+    draft = EmailFactory(sender_user=owner, subject="Before")
+    response = owner_client.post(
         f"/mail/{draft.pk}/edit/",
-        form(sender=f"user:{alice.pk}", subject="Hi\r\nBcc: evil@example.com", to="a@example.com"),
+        form(sender=f"user:{owner.pk}", subject="Hi\r\nBcc: evil@example.com", to="a@example.com"),
     )
     assert response.status_code == 400
     assert response.context["errors"]["subject"] == (
@@ -193,9 +185,9 @@ def test_a_line_break_in_the_subject_is_refused_and_the_draft_is_unchanged(clien
     assert draft.subject == "Before" and not draft.parties.exists()
 
 
-def test_a_sender_the_user_may_not_use_is_refused_with_403(client, alice):
+def test_a_sender_the_user_may_not_use_is_refused_with_403(owner_client, owner):
     other = QueueFactory(name="Board", email="board@example.com")
-    response = client.post(
+    response = owner_client.post(
         "/mail/new/", form(sender=f"queue:{other.pk}", to="ann@example.com", action="send")
     )
     assert response.status_code == 403
@@ -205,8 +197,10 @@ def test_a_sender_the_user_may_not_use_is_refused_with_403(client, alice):
     assert Email.objects.count() == 0
 
 
-def test_an_unapproved_sender_keeps_the_draft_and_says_an_administrator_must_approve(client, sales):
-    response = client.post(
+def test_an_unapproved_sender_keeps_the_draft_and_says_an_administrator_must_approve(
+    owner_client, sales
+):
+    response = owner_client.post(
         "/mail/new/",
         form(sender=f"queue:{sales.pk}", to="ann@example.com", subject="Offer", action="send"),
     )
@@ -222,55 +216,55 @@ def test_an_unapproved_sender_keeps_the_draft_and_says_an_administrator_must_app
 
 
 def test_send_accepts_the_email_for_delivery_and_opens_its_page(
-    client, support, ann, django_capture_on_commit_callbacks
+    owner_client, team_queue, ann, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks() as callbacks:
-        response = client.post(
+        response = owner_client.post(
             "/mail/new/",
-            form(sender=f"queue:{support.pk}", to=ann.email, subject="Renewal", action="send"),
+            form(sender=f"queue:{team_queue.pk}", to=ann.email, subject="Renewal", action="send"),
         )
     email = Email.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/mail/{email.pk}/"
     assert email.status == EmailStatus.PENDING_SEND and email.message_id
     assert len(callbacks) == 1  # the delivery task, after commit
-    page = client.get(response["Location"])
+    page = owner_client.get(response["Location"])
     assert "Sent: the email is on its way." in text(page)
 
 
-def test_mark_as_sent_delivers_nothing_and_cancel_withdraws_the_draft(client, alice):
-    draft = EmailFactory(sender_user=alice, with_to="ann@example.com")
-    response = client.post(
+def test_mark_as_sent_delivers_nothing_and_cancel_withdraws_the_draft(owner_client, owner):
+    draft = EmailFactory(sender_user=owner, with_to="ann@example.com")
+    response = owner_client.post(
         f"/mail/{draft.pk}/edit/",
-        form(sender=f"user:{alice.pk}", to="ann@example.com", action="mark_sent"),
+        form(sender=f"user:{owner.pk}", to="ann@example.com", action="mark_sent"),
     )
     assert response.status_code == 302 and response["Location"] == f"/mail/{draft.pk}/"
     draft.refresh_from_db()
     assert draft.status == EmailStatus.SENT and not draft.message_id
 
-    other = EmailFactory(sender_user=alice, subject="Throw away")
-    response = client.post(f"/mail/{other.pk}/edit/", {"action": "cancel"})
+    other = EmailFactory(sender_user=owner, subject="Throw away")
+    response = owner_client.post(f"/mail/{other.pk}/edit/", {"action": "cancel"})
     assert response.status_code == 302 and response["Location"] == "/mail/drafts/"
     other.refresh_from_db()
     assert other.status == EmailStatus.CANCELED
 
-    new = client.post("/mail/new/", {"action": "cancel"})
+    new = owner_client.post("/mail/new/", {"action": "cancel"})
     assert new.status_code == 302 and Email.objects.count() == 2
 
 
-def test_only_open_outgoing_mail_of_ones_own_can_be_edited(client, alice):
-    sent = EmailFactory(sender_user=alice, status=EmailStatus.SENT)
-    response = client.get(f"/mail/{sent.pk}/edit/")
+def test_only_open_outgoing_mail_of_ones_own_can_be_edited(owner_client, owner):
+    sent = EmailFactory(sender_user=owner, status=EmailStatus.SENT)
+    response = owner_client.get(f"/mail/{sent.pk}/edit/")
     assert response.status_code == 409
     assert "cannot edit" in text(response) or "edit" in response.context["blocked"]
-    hidden = EmailFactory()  # another user's draft: not visible to alice
-    assert client.get(f"/mail/{hidden.pk}/edit/").status_code == 404
+    hidden = EmailFactory()  # another user's draft: not visible to the owner
+    assert owner_client.get(f"/mail/{hidden.pk}/edit/").status_code == 404
     incoming = EmailFactory(
         sender_user=None, direction=Direction.INCOMING, status=EmailStatus.RECEIVED
     )
-    EmailPartyFactory(email=incoming, role=PartyRole.TO, user=alice, address=alice.email)
-    assert client.get(f"/mail/{incoming.pk}/edit/").status_code == 409
-    failed = EmailFactory(sender_user=alice, status=EmailStatus.FAILED, last_error="550")
-    page = client.get(f"/mail/{failed.pk}/edit/")
+    EmailPartyFactory(email=incoming, role=PartyRole.TO, user=owner, address=owner.email)
+    assert owner_client.get(f"/mail/{incoming.pk}/edit/").status_code == 409
+    failed = EmailFactory(sender_user=owner, status=EmailStatus.FAILED, last_error="550")
+    page = owner_client.get(f"/mail/{failed.pk}/edit/")
     assert page.status_code == 200 and page.context["can_attach"] is False
 
 
@@ -295,35 +289,35 @@ def incoming_to(queue, **fields) -> Email:
     return email
 
 
-def test_reply_is_prefilled_and_saves_a_threaded_draft(client, alice, support, ann):
-    original = incoming_to(support, regarding_type=None)
+def test_reply_is_prefilled_and_saves_a_threaded_draft(owner_client, owner, team_queue, ann):
+    original = incoming_to(team_queue, regarding_type=None)
     original.regarding = ann
     original.save()
-    page = client.get(f"/mail/{original.pk}/reply/")
+    page = owner_client.get(f"/mail/{original.pk}/reply/")
     assert page.status_code == 200
     initial = page.context["form"].initial
     assert initial["to"] == "Ann Lee <ann.lee@customers.example.org>"
     assert initial["cc"] == ""
     assert initial["subject"] == "Re: Question about my invoice"
-    assert initial["sender"] == f"queue:{support.pk}"
+    assert initial["sender"] == f"queue:{team_queue.pk}"
     assert (
         "Ann Lee <ann.lee@customers.example.org> wrote:\n> Line one\n>\n> Line three"
         in (initial["body_text"])
     )
     assert (initial["regarding_type"], initial["regarding_id"]) == ("contact", ann.pk)
 
-    everyone = client.get(f"/mail/{original.pk}/reply/?all=1").context["form"].initial
-    # alice's own address and her queue's are left out.
+    everyone = owner_client.get(f"/mail/{original.pk}/reply/?all=1").context["form"].initial
+    # the owner's own address and her queue's are left out.
     assert everyone["to"] == "Ann Lee <ann.lee@customers.example.org>, bo@example.net"
     assert everyone["cc"] == "cy@example.net"
 
     original.subject = "RE: already a reply"
     original.save()
-    assert client.get(f"/mail/{original.pk}/reply/").context["form"].initial["subject"] == (
+    assert owner_client.get(f"/mail/{original.pk}/reply/").context["form"].initial["subject"] == (
         "RE: already a reply"
     )
 
-    response = client.post(
+    response = owner_client.post(
         f"/mail/{original.pk}/reply/",
         form(**{k: v for k, v in initial.items() if k != "priority"}),
     )
@@ -331,17 +325,17 @@ def test_reply_is_prefilled_and_saves_a_threaded_draft(client, alice, support, a
     assert response["Location"] == f"/mail/{reply.pk}/edit/"
     assert reply.in_reply_to == "<abc@mail.example.org>"
     assert reply.references == "<root@mail.example.org>" and reply.parent == original
-    assert reply.sender_queue == support and reply.regarding == ann
+    assert reply.sender_queue == team_queue and reply.regarding == ann
 
 
 def test_forward_is_prefilled_and_links_the_chosen_attachments_to_the_same_blobs(
-    client, alice, support
+    owner_client, owner, team_queue
 ):
-    original = incoming_to(support, status=EmailStatus.DRAFT)  # to take files, then received
+    original = incoming_to(team_queue, status=EmailStatus.DRAFT)  # to take files, then received
     kept, _ = attachment_store(owner=original, source=b"%PDF terms", filename="terms.pdf")
     dropped, _ = attachment_store(owner=original, source=b"other", filename="other.txt")
     Email.objects.filter(pk=original.pk).update(status=EmailStatus.RECEIVED)
-    page = client.get(f"/mail/{original.pk}/forward/")
+    page = owner_client.get(f"/mail/{original.pk}/forward/")
     initial = page.context["form"].initial
     assert initial["subject"] == "Fwd: Question about my invoice"
     assert "---------- Forwarded message ----------\nFrom: Ann Lee" in initial["body_text"]
@@ -349,10 +343,10 @@ def test_forward_is_prefilled_and_links_the_chosen_attachments_to_the_same_blobs
     assert "Line one" in initial["body_text"]
     assert [a.filename for a in page.context["forward_files"]] == ["terms.pdf", "other.txt"]
 
-    response = client.post(
+    response = owner_client.post(
         f"/mail/{original.pk}/forward/",
         form(
-            sender=f"user:{alice.pk}",
+            sender=f"user:{owner.pk}",
             to="dan@example.net",
             subject=initial["subject"],
             forward_attachment=[str(kept.pk)],
@@ -366,10 +360,12 @@ def test_forward_is_prefilled_and_links_the_chosen_attachments_to_the_same_blobs
     assert original.attachments.count() == 2 and dropped.pk
 
 
-def test_recipient_suggestions_find_contacts_and_users_by_name_or_address(client, ann, alice):
+def test_recipient_suggestions_find_contacts_and_users_by_name_or_address(owner_client, ann, owner):
     ContactFactory(first_name="Bob", last_name="Stone", email="bob@customers.example.org")
     UserFactory(username="annika", first_name="Annika", last_name="Berg")
-    response = client.get("/compose/recipients/", {"field": "cc", "cc": "bo@example.net, ann"})
+    response = owner_client.get(
+        "/compose/recipients/", {"field": "cc", "cc": "bo@example.net, ann"}
+    )
     assert response.status_code == 200
     values = [o["value"] for o in response.context["options"]]
     assert values == [
@@ -377,14 +373,14 @@ def test_recipient_suggestions_find_contacts_and_users_by_name_or_address(client
         "Annika Berg <annika@staff.example.com>",
     ]
     assert 'id="cc-option-1"' in text(response) and 'role="option"' in text(response)
-    by_address = client.get("/compose/recipients/", {"q": "bob@cust"}).context["options"]
+    by_address = owner_client.get("/compose/recipients/", {"q": "bob@cust"}).context["options"]
     assert [o["address"] for o in by_address] == ["bob@customers.example.org"]
-    assert client.get("/compose/recipients/", {"q": ""}).context["options"] == []
+    assert owner_client.get("/compose/recipients/", {"q": ""}).context["options"] == []
 
 
-def test_regarding_suggestions_find_contacts_and_accounts(client, ann):
+def test_regarding_suggestions_find_contacts_and_accounts(owner_client, ann):
     AccountFactory(name="Annex Shipping")
-    options = client.get("/compose/regarding/", {"q": "ann"}).context["options"]
+    options = owner_client.get("/compose/regarding/", {"q": "ann"}).context["options"]
     assert [(o["type"], o["label"]) for o in options] == [
         ("contact", "Contact: Ann Lee <ann.lee@customers.example.org>"),
         ("account", "Account: Annex Shipping"),
@@ -392,14 +388,14 @@ def test_regarding_suggestions_find_contacts_and_accounts(client, ann):
 
 
 def test_insert_template_fills_subject_and_body_for_the_contact_and_sender(
-    client, alice, support, ann
+    owner_client, owner, team_queue, ann
 ):
     template = TemplateFactory(title="Welcome")
-    response = client.post(
+    response = owner_client.post(
         "/compose/template/",
         {
             "template_pick": str(template.pk),
-            "sender": f"queue:{support.pk}",
+            "sender": f"queue:{team_queue.pk}",
             "regarding_type": "contact",
             "regarding_id": str(ann.pk),
             "subject": "old",
@@ -414,11 +410,11 @@ def test_insert_template_fills_subject_and_body_for_the_contact_and_sender(
     assert "Inserted the template “Welcome”." in body
 
 
-def test_insert_template_shows_the_error_with_its_line_and_keeps_the_text(client, alice, ann):
+def test_insert_template_shows_the_error_with_its_line_and_keeps_the_text(owner_client, owner, ann):
     broken = TemplateFactory(
         title="Broken", body_text="Hi\n{{ contact.nickname }}", body_html="<p>x</p>"
     )
-    response = client.post(
+    response = owner_client.post(
         "/compose/template/",
         {
             "template_pick": str(broken.pk),
@@ -433,22 +429,22 @@ def test_insert_template_shows_the_error_with_its_line_and_keeps_the_text(client
     assert "contact.nickname" in error and "line 2" in error
     assert 'value="Kept subject"' in text(response) and "Kept body" in text(response)
 
-    wrong_record = client.post(
+    wrong_record = owner_client.post(
         "/compose/template/", {"template_pick": str(TemplateFactory(title="For contacts").pk)}
     )
     assert wrong_record.status_code == 400
     assert "is for a contact record, not nothing" in wrong_record.context["errors"]["template"]
 
 
-def test_upload_stores_a_file_on_the_draft_and_marks_bytes_already_stored(client, alice):
-    draft = EmailFactory(sender_user=alice)
-    first = client.post(
+def test_upload_stores_a_file_on_the_draft_and_marks_bytes_already_stored(owner_client, owner):
+    draft = EmailFactory(sender_user=owner)
+    first = owner_client.post(
         f"/mail/{draft.pk}/attachments/",
         {"file": SimpleUploadedFile("terms.pdf", b"%PDF-1.4 terms", "application/pdf")},
     )
     assert first.status_code == 201
     assert "terms.pdf" in text(first) and "already stored" not in text(first)
-    again = client.post(
+    again = owner_client.post(
         f"/mail/{draft.pk}/attachments/",
         {"file": SimpleUploadedFile("copy.pdf", b"%PDF-1.4 terms", "application/octet-stream")},
     )
@@ -460,18 +456,18 @@ def test_upload_stores_a_file_on_the_draft_and_marks_bytes_already_stored(client
     ]
     assert AttachmentBlob.objects.count() == 1
 
-    removed = client.post(
+    removed = owner_client.post(
         f"/mail/{draft.pk}/attachments/{files[0].pk}/remove/", HTTP_HX_REQUEST="true"
     )
     assert removed.status_code == 200 and "Removed terms.pdf" in text(removed)
     assert list(draft.attachments.all()) == [files[1]]
 
 
-def test_an_upload_over_the_limit_is_refused_with_413_naming_the_limit(client, alice, org):
+def test_an_upload_over_the_limit_is_refused_with_413_naming_the_limit(owner_client, owner, org):
     org.max_attachment_bytes = 10
     org.save()
-    draft = EmailFactory(sender_user=alice)
-    response = client.post(
+    draft = EmailFactory(sender_user=owner)
+    response = owner_client.post(
         f"/mail/{draft.pk}/attachments/",
         {"file": SimpleUploadedFile("big.bin", b"x" * 11)},
     )
@@ -482,18 +478,18 @@ def test_an_upload_over_the_limit_is_refused_with_413_naming_the_limit(client, a
     assert not ActivityMimeAttachment.objects.exists() and not AttachmentBlob.objects.exists()
 
 
-def test_uploads_need_a_draft_the_user_may_change_and_a_csrf_token(alice):
+def test_uploads_need_a_draft_the_user_may_change_and_a_csrf_token(owner):
     csrf_client = Client(enforce_csrf_checks=True)
-    csrf_client.force_login(alice)
-    draft = EmailFactory(sender_user=alice)
+    csrf_client.force_login(owner)
+    draft = EmailFactory(sender_user=owner)
     refused = csrf_client.post(
         f"/mail/{draft.pk}/attachments/", {"file": SimpleUploadedFile("a.txt", b"a")}
     )
     assert refused.status_code == 403 and not draft.attachments.exists()
 
     client = Client()
-    client.force_login(alice)
-    sent = EmailFactory(sender_user=alice, status=EmailStatus.SENT)
+    client.force_login(owner)
+    sent = EmailFactory(sender_user=owner, status=EmailStatus.SENT)
     response = client.post(
         f"/mail/{sent.pk}/attachments/", {"file": SimpleUploadedFile("a.txt", b"a")}
     )
@@ -507,23 +503,25 @@ def test_uploads_need_a_draft_the_user_may_change_and_a_csrf_token(alice):
     )
 
 
-def test_the_pages_own_save_before_an_upload_answers_where_the_draft_lives(client, alice):
-    response = client.post("/mail/new/", form(sender=f"user:{alice.pk}"), HTTP_X_COMPOSE_SAVE="1")
+def test_the_pages_own_save_before_an_upload_answers_where_the_draft_lives(owner_client, owner):
+    response = owner_client.post(
+        "/mail/new/", form(sender=f"user:{owner.pk}"), HTTP_X_COMPOSE_SAVE="1"
+    )
     email = Email.objects.get()
     assert response.status_code == 200
     assert response.json()["edit_url"] == f"/mail/{email.pk}/edit/"
     assert response.json()["upload_url"] == f"/mail/{email.pk}/attachments/"
-    refused = client.post("/mail/new/", form(sender="", to="x"), HTTP_X_COMPOSE_SAVE="1")
+    refused = owner_client.post("/mail/new/", form(sender="", to="x"), HTTP_X_COMPOSE_SAVE="1")
     assert refused.status_code == 400 and "From" in refused.json()["error"]
     assert Email.objects.count() == 1
 
 
-def test_the_email_page_links_to_edit_reply_and_forward(client, alice, support):
-    draft = EmailFactory(sender_user=alice)
-    page = text(client.get(f"/mail/{draft.pk}/"))
+def test_the_email_page_links_to_edit_reply_and_forward(owner_client, owner, team_queue):
+    draft = EmailFactory(sender_user=owner)
+    page = text(owner_client.get(f"/mail/{draft.pk}/"))
     assert f'href="/mail/{draft.pk}/edit/"' in page and "/reply/" not in page
-    received = incoming_to(support)
-    page = text(client.get(f"/mail/{received.pk}/"))
+    received = incoming_to(team_queue)
+    page = text(owner_client.get(f"/mail/{received.pk}/"))
     assert f'href="/mail/{received.pk}/reply/"' in page
     assert f'href="/mail/{received.pk}/reply/?all=1"' in page
     assert f'href="/mail/{received.pk}/forward/"' in page and "/edit/" not in page

@@ -17,22 +17,12 @@ from tests.factories import (
     EmailFactory,
     QueueFactory,
     TemplateFactory,
-    UserFactory,
 )
+from tests.pages import signed_in
 
 pytestmark = pytest.mark.django_db
 
 PREVIEW = "/templates/preview/"
-
-
-@pytest.fixture
-def staff(db):
-    return UserFactory(username="sam", first_name="Sam", last_name="Staff", is_staff=True)
-
-
-@pytest.fixture
-def clerk(db):
-    return UserFactory(username="cleo", first_name="Cleo", last_name="Clerk", is_staff=False)
 
 
 @pytest.fixture
@@ -41,12 +31,6 @@ def ada(db):
     return ContactFactory(
         first_name="Ada", last_name="Lovelace", email="ada@example.org", account=account
     )
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def fields(**changes) -> dict[str, str]:
@@ -80,15 +64,15 @@ def test_pages_need_a_sign_in(db):
     assert Template.objects.count() == 1
 
 
-def test_the_list_shows_each_template_with_its_author_and_searches_by_name(staff, clerk):
+def test_the_list_shows_each_template_with_its_author_and_searches_by_name(staff, owner):
     TemplateFactory(title="Welcome", subject="Hi {{ contact.first_name }}", created_by=staff)
     TemplateFactory(title="Invoice reminder", record_type="account", language="de")
 
-    page = signed_in(clerk).get("/templates/")
+    page = signed_in(owner).get("/templates/")
     html = page.content.decode()
     assert page.status_code == 200
     assert [t.title for t in page.context["page"]] == ["Invoice reminder", "Welcome"]
-    assert "Hi {{ contact.first_name }}" in html and "created by Sam Staff" in html
+    assert "Hi {{ contact.first_name }}" in html and "created by Stella Staff" in html
     assert html.count("created by") == 1  # no author is recorded for the other
     assert "Account" in html and ">de<" in html
     assert 'aria-current="page">Templates<' in html
@@ -193,10 +177,10 @@ def test_delete_asks_first_and_emails_made_from_the_template_keep_their_text(sta
     assert "Template “Going” deleted." in client.get("/templates/").content.decode()
 
 
-def test_someone_without_staff_may_read_and_preview_but_not_write(clerk, ada):
+def test_someone_without_staff_may_read_and_preview_but_not_write(owner, ada):
     template = TemplateFactory(title="Fixed")
     before = template_state(template)
-    client = signed_in(clerk)
+    client = signed_in(owner)
 
     page = client.get(f"/templates/{template.pk}/")
     assert page.status_code == 200
@@ -255,9 +239,9 @@ def test_the_preview_fills_merge_fields_for_a_contact_and_saves_nothing(staff, a
     assert parts.status_code == 200
     html = parts.content.decode()
     assert '<p class="preview-subject">Welcome, Ada</p>' in html
-    assert "Dear Ada Lovelace,\nSam Staff</pre>" in html
+    assert "Dear Ada Lovelace,\nStella Staff</pre>" in html
     assert frame.status_code == 200
-    assert "<p>Dear Ada Lovelace,</p>\n<p>Sam Staff</p>" in frame.content.decode()
+    assert "<p>Dear Ada Lovelace,</p>\n<p>Stella Staff</p>" in frame.content.decode()
     assert "script-src 'none'" in frame["Content-Security-Policy"]
     assert template_state(template) == before
     assert Template.objects.count() == 1 and Email.objects.count() == 0
@@ -337,7 +321,7 @@ def test_the_editor_offers_the_user_and_their_queues_as_senders(staff):
 
     html = signed_in(staff).get("/templates/new/").content.decode()
 
-    assert "Me (Sam Staff, sam@staff.example.com)" in html
+    assert "Me (Stella Staff, stella@staff.example.com)" in html
     assert "Support (support@example.com)" in html and "Sales (" not in html
 
 
@@ -379,7 +363,7 @@ def test_an_attachment_over_the_limit_is_refused_with_the_cause(staff, org):
     assert template.attachments.count() == 0 and AttachmentBlob.objects.count() == 0
 
 
-def test_staff_remove_an_attachment_and_others_may_not(staff, clerk, org):
+def test_staff_remove_an_attachment_and_others_may_not(staff, owner, org):
     template = TemplateFactory()
     blob = AttachmentBlobFactory(
         sha256="cd" * 32, size=3, file="blobs/sha256/cd/x", touched_at=timezone.now()
@@ -387,8 +371,8 @@ def test_staff_remove_an_attachment_and_others_may_not(staff, clerk, org):
     kept = ActivityMimeAttachmentFactory(template=template, blob=blob, filename="a.txt")
     url = f"/templates/{template.pk}/attachments/{kept.pk}/remove/"
 
-    refused = signed_in(clerk).post(url)
-    upload = signed_in(clerk).post(
+    refused = signed_in(owner).post(url)
+    upload = signed_in(owner).post(
         f"/templates/{template.pk}/attachments/", {"file": SimpleUploadedFile("x.txt", b"x")}
     )
     assert refused.status_code == 403 and upload.status_code == 403

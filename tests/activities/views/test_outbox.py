@@ -12,7 +12,7 @@ from activities.models import Email
 from activities.services.attachments import attachment_store
 from activities.services.delivery import email_deliver
 from activities.services.emails import email_create, email_send
-from tests.factories import UserFactory
+from tests.pages import signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -24,17 +24,6 @@ PDF = b"%PDF-1.4\n" + os.urandom(3000) + b"\n%%EOF\n"
 def outbox(settings, org):
     settings.EMAIL_BACKEND = OUTBOX
     return settings.OUTBOX_DIR
-
-
-@pytest.fixture
-def alice(db):
-    return UserFactory(username="alice", first_name="Alice", last_name="Andersen")
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def deliver(sender, *, subject="Quarterly figures", html="<p>Hello <b>Ann</b></p>", files=()):
@@ -59,16 +48,16 @@ def names(outbox_dir) -> list[str]:
     return sorted((p.name for p in outbox_dir.glob("*.eml")), reverse=True)
 
 
-def test_the_list_shows_newest_first_from_the_headers_only(outbox, alice, monkeypatch):
-    first = deliver(alice, subject="First")
-    second = deliver(alice, subject="Second")
+def test_the_list_shows_newest_first_from_the_headers_only(outbox, owner, monkeypatch, staff):
+    first = deliver(owner, subject="First")
+    second = deliver(owner, subject="Second")
     # The list must not parse whole messages: a full parse here would fail the page.
     monkeypatch.setattr("activities.outbox.BytesParser", None)
-    page = signed_in(alice).get("/outbox/")
+    page = signed_in(staff).get("/outbox/")
     assert page.status_code == 200
     rows = page.context["messages_on_page"]
     assert [m.subject for m in rows] == [second.subject, first.subject]
-    assert rows[0].sender == "Alice Andersen <alice@staff.example.com>"
+    assert rows[0].sender == "Alice Archer <alice@staff.example.com>"
     assert rows[0].to == "Ann Lee <ann@example.com>"
     assert rows[0].date is not None
     html = page.content.decode()
@@ -76,11 +65,11 @@ def test_the_list_shows_newest_first_from_the_headers_only(outbox, alice, monkey
     assert 'href="/outbox/" aria-current="page">Outbox folder</a>' in html
 
 
-def test_the_list_is_paginated(outbox, alice, monkeypatch):
+def test_the_list_is_paginated(outbox, owner, monkeypatch, staff):
     monkeypatch.setattr("activities.views.outbox.PAGE_SIZE", 2)
     for n in range(3):
-        deliver(alice, subject=f"Message {n}")
-    client = signed_in(alice)
+        deliver(owner, subject=f"Message {n}")
+    client = signed_in(staff)
     one = client.get("/outbox/")
     assert len(one.context["messages_on_page"]) == 2 and "Page 1 of 2 · 3 messages" in (
         one.content.decode()
@@ -89,25 +78,25 @@ def test_the_list_is_paginated(outbox, alice, monkeypatch):
     assert [m.subject for m in two.context["messages_on_page"]][0].startswith("Message 0")
 
 
-def test_an_empty_or_missing_folder_lists_nothing(outbox, alice):
-    page = signed_in(alice).get("/outbox/")
+def test_an_empty_or_missing_folder_lists_nothing(outbox, staff):
+    page = signed_in(staff).get("/outbox/")
     assert page.status_code == 200 and "No messages yet." in page.content.decode()
 
 
-def test_a_message_shows_its_headers_body_frame_and_parts(outbox, alice):
+def test_a_message_shows_its_headers_body_frame_and_parts(outbox, owner, staff):
     email = deliver(
-        alice,
+        owner,
         html='<p>Hi <img src="https://tracker.example/pixel.gif" alt=""></p><script>x()</script>',
         files=[("terms.pdf", PDF, "application/pdf")],
     )
     name = names(outbox)[0]
-    client = signed_in(alice)
+    client = signed_in(staff)
     page = client.get(f"/outbox/{name}/")
     assert page.status_code == 200
     html = page.content.decode()
     for text in (
         email.subject,
-        "Alice Andersen &lt;alice@staff.example.com&gt;",
+        "Alice Archer &lt;alice@staff.example.com&gt;",
         "carl@example.org",
         email.message_id.replace("<", "&lt;").replace(">", "&gt;"),
         "hidden@example.net",  # the envelope, Bcc included
@@ -131,10 +120,10 @@ def test_a_message_shows_its_headers_body_frame_and_parts(outbox, alice):
     assert f'src="/outbox/{name}/body/?images=1"' in asked and "Remote images are shown" in asked
 
 
-def test_each_part_downloads_as_an_attachment_byte_for_byte(outbox, alice):
-    deliver(alice, files=[("terms.pdf", PDF, "application/pdf")])
+def test_each_part_downloads_as_an_attachment_byte_for_byte(outbox, owner, staff):
+    deliver(owner, files=[("terms.pdf", PDF, "application/pdf")])
     name = names(outbox)[0]
-    client = signed_in(alice)
+    client = signed_in(staff)
     page = client.get(f"/outbox/{name}/")
     (part,) = page.context["m"].parts
     response = client.get(f"/outbox/{name}/parts/{part.index}/")
@@ -147,10 +136,10 @@ def test_each_part_downloads_as_an_attachment_byte_for_byte(outbox, alice):
     assert client.get(f"/outbox/{name}/parts/99/").status_code == 404
 
 
-def test_view_source_is_the_file_as_plain_text(outbox, alice):
-    deliver(alice)
+def test_view_source_is_the_file_as_plain_text(outbox, owner, staff):
+    deliver(owner)
     name = names(outbox)[0]
-    response = signed_in(alice).get(f"/outbox/{name}/source/")
+    response = signed_in(staff).get(f"/outbox/{name}/source/")
     assert response.status_code == 200
     assert response["Content-Type"] == "text/plain; charset=utf-8"
     assert response["X-Content-Type-Options"] == "nosniff"
@@ -160,13 +149,13 @@ def test_view_source_is_the_file_as_plain_text(outbox, alice):
     assert message["Subject"].startswith("Quarterly figures")
 
 
-def test_names_outside_the_folder_listing_are_404(outbox, alice, tmp_path):
-    deliver(alice)
+def test_names_outside_the_folder_listing_are_404(outbox, owner, tmp_path, staff):
+    deliver(owner)
     secret = tmp_path / "secret.eml"
     secret.write_bytes(b"Subject: secret\r\n\r\nsecret")
     (outbox / "link.eml").symlink_to(secret)
     (outbox / ".half-written.eml.tmp").write_bytes(b"Subject: partial\r\n\r\n")
-    client = signed_in(alice)
+    client = signed_in(staff)
     for url in (
         "/outbox/../",
         "/outbox/..%2Fsecret.eml/",
@@ -186,11 +175,11 @@ def test_names_outside_the_folder_listing_are_404(outbox, alice, tmp_path):
     assert "link.eml" not in listed and len(listed) == 1
 
 
-def test_without_the_outbox_backend_the_page_says_where_mail_goes(settings, alice):
+def test_without_the_outbox_backend_the_page_says_where_mail_goes(settings, staff):
     settings.EMAIL_BACKEND = "activities.mail.SMTPBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "mail.example.com", 2525
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    client = signed_in(alice)
+    client = signed_in(staff)
     page = client.get("/outbox/")
     assert page.status_code == 200
     assert "messages go to the SMTP server mail.example.com:2525." in page.content.decode()
@@ -199,11 +188,10 @@ def test_without_the_outbox_backend_the_page_says_where_mail_goes(settings, alic
     assert detail.status_code == 404 and "mail.example.com:2525" in detail.content.decode()
 
 
-def test_only_staff_may_look_and_anonymous_users_sign_in_first(outbox, alice):
-    deliver(alice)
+def test_only_staff_may_look_and_anonymous_users_sign_in_first(outbox, owner):
+    deliver(owner)
     name = names(outbox)[0]
-    carl = UserFactory(username="carl", is_staff=False)
-    client = signed_in(carl)
+    client = signed_in(owner)  # her own mail is in it, but the folder holds everyone's
     for url in ("/outbox/", f"/outbox/{name}/", f"/outbox/{name}/source/"):
         response = client.get(url)
         assert response.status_code == 403, url

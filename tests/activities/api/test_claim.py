@@ -31,27 +31,13 @@ def report_url(email_id: int) -> str:
 
 
 @pytest.fixture
-def alice(db):
-    return UserFactory(username="alice", is_staff=False)
-
-
-@pytest.fixture
-def bob(db):
-    """Alice's teammate in the relay queue: sees its mail, but holds none of her leases."""
-    return UserFactory(username="bob", is_staff=False)
-
-
-@pytest.fixture
-def charlie(db):
-    return UserFactory(username="charlie", is_staff=False)
-
-
-@pytest.fixture
-def relay(alice, bob):
+def relay(owner, teammate):
+    """The owner's and the teammate's external queue: the teammate sees its mail, but
+    holds none of the owner's leases."""
     return QueueFactory(
         name="Relay",
         email="relay@example.com",
-        members=[alice, bob],
+        members=[owner, teammate],
         outgoing_delivery=OutgoingDelivery.EXTERNAL,
     )
 
@@ -70,15 +56,15 @@ def snapshot(email: Email) -> tuple[dict, int]:
 # --- claim --------------------------------------------------------------------------
 
 
-def test_claim_hands_out_pending_external_email_under_a_lease(org, alice, relay):
-    first = email_create(actor=alice, sender=relay, subject="with file", to=["ann@example.com"])
+def test_claim_hands_out_pending_external_email_under_a_lease(org, owner, relay):
+    first = email_create(actor=owner, sender=relay, subject="with file", to=["ann@example.com"])
     attachment, _ = attachment_store(owner=first, source=b"terms", filename="terms.pdf")
-    first = email_send(email=first, actor=alice)
-    second = pending(alice, relay, "second")
-    worker_mail = pending(alice, alice, "worker")
-    draft = email_create(actor=alice, sender=relay, subject="draft", to=["a@example.com"])
+    first = email_send(email=first, actor=owner)
+    second = pending(owner, relay, "second")
+    worker_mail = pending(owner, owner, "worker")
+    draft = email_create(actor=owner, sender=relay, subject="draft", to=["a@example.com"])
 
-    response = client_for(alice).post(CLAIM, {"max": 50, "lease_seconds": 120})
+    response = client_for(owner).post(CLAIM, {"max": 50, "lease_seconds": 120})
 
     assert response.status_code == 200
     results = response.json()["results"]
@@ -103,7 +89,7 @@ def test_claim_hands_out_pending_external_email_under_a_lease(org, alice, relay)
     for email in (first, second):
         email.refresh_from_db()
         assert email.status == EmailStatus.SENDING
-        assert email.lease_owner.startswith(f"api:{alice.pk}:")
+        assert email.lease_owner.startswith(f"api:{owner.pk}:")
         assert timedelta(seconds=100) < email.lease_expires_at - timezone.now()
         assert email.lease_expires_at - timezone.now() <= timedelta(seconds=120)
         assert email.events.last().to_status == EmailStatus.SENDING
@@ -111,12 +97,12 @@ def test_claim_hands_out_pending_external_email_under_a_lease(org, alice, relay)
     draft.refresh_from_db()
     assert worker_mail.status == EmailStatus.PENDING_SEND and worker_mail.lease_token == 0
     assert draft.status == EmailStatus.DRAFT
-    assert client_for(alice).post(CLAIM, {}).json() == {"results": []}
+    assert client_for(owner).post(CLAIM, {}).json() == {"results": []}
 
 
-def test_claim_takes_at_most_max_and_never_the_same_email_twice(org, alice, relay):
-    emails = [pending(alice, relay, f"e{i}") for i in range(5)]
-    client = client_for(alice)
+def test_claim_takes_at_most_max_and_never_the_same_email_twice(org, owner, relay):
+    emails = [pending(owner, relay, f"e{i}") for i in range(5)]
+    client = client_for(owner)
     batches = [
         [r["id"] for r in client.post(CLAIM, {"max": 2}).json()["results"]] for _ in range(4)
     ]
@@ -124,25 +110,24 @@ def test_claim_takes_at_most_max_and_never_the_same_email_twice(org, alice, rela
     assert sorted(sum(batches, [])) == sorted(e.pk for e in emails)
 
 
-def test_claim_leaves_email_that_the_caller_may_not_see(org, alice, charlie, relay):
-    email = pending(alice, relay)
+def test_claim_leaves_email_that_the_caller_may_not_see(org, owner, outsider, staff, relay):
+    email = pending(owner, relay)
     before = snapshot(email)
-    assert client_for(charlie).post(CLAIM, {}).json() == {"results": []}
+    assert client_for(outsider).post(CLAIM, {}).json() == {"results": []}
     assert snapshot(email) == before
-    staff = UserFactory(is_staff=True)
     assert [r["id"] for r in client_for(staff).post(CLAIM, {}).json()["results"]] == [email.pk]
 
 
-def test_claim_leaves_email_that_is_not_yet_due(org, alice, relay):
+def test_claim_leaves_email_that_is_not_yet_due(org, owner, relay):
     email = email_create(
-        actor=alice,
+        actor=owner,
         sender=relay,
         subject="later",
         to=["a@example.com"],
         scheduled_at=timezone.now() + timedelta(hours=1),
     )
-    email_send(email=email, actor=alice)
-    assert client_for(alice).post(CLAIM, {}).json() == {"results": []}
+    email_send(email=email, actor=owner)
+    assert client_for(owner).post(CLAIM, {}).json() == {"results": []}
 
 
 @pytest.mark.parametrize(
@@ -157,17 +142,17 @@ def test_claim_leaves_email_that_is_not_yet_due(org, alice, relay):
         {"lease_seconds": "long"},
     ],
 )
-def test_claim_refuses_bad_limits_and_claims_nothing(org, alice, relay, body):
-    email = pending(alice, relay)
+def test_claim_refuses_bad_limits_and_claims_nothing(org, owner, relay, body):
+    email = pending(owner, relay)
     before = snapshot(email)
-    response = client_for(alice).post(CLAIM, body)
+    response = client_for(owner).post(CLAIM, body)
     assert response.status_code == 400
     assert set(body) <= set(response.json())
     assert snapshot(email) == before
 
 
-def test_claim_is_post_only(org, alice):
-    assert client_for(alice).get(CLAIM).status_code == 405
+def test_claim_is_post_only(org, owner):
+    assert client_for(owner).get(CLAIM).status_code == 405
 
 
 # --- delivery results -----------------------------------------------------------------
@@ -179,9 +164,9 @@ def claim_one(client, email: Email) -> str:
     return results[0]["lease_token"]
 
 
-def test_report_sent_records_the_email_as_sent(org, alice, relay):
-    email = pending(alice, relay)
-    client = client_for(alice)
+def test_report_sent_records_the_email_as_sent(org, owner, relay):
+    email = pending(owner, relay)
+    client = client_for(owner)
     token = claim_one(client, email)
     response = client.post(
         report_url(email.pk),
@@ -196,9 +181,9 @@ def test_report_sent_records_the_email_as_sent(org, alice, relay):
     }
 
 
-def test_report_failed_records_a_final_failure_with_the_error(org, alice, relay):
-    email = pending(alice, relay)
-    client = client_for(alice)
+def test_report_failed_records_a_final_failure_with_the_error(org, owner, relay):
+    email = pending(owner, relay)
+    client = client_for(owner)
     token = claim_one(client, email)
     response = client.post(
         report_url(email.pk),
@@ -211,9 +196,9 @@ def test_report_failed_records_a_final_failure_with_the_error(org, alice, relay)
     assert email.status == EmailStatus.FAILED and email.failed_at
 
 
-def test_report_of_a_temporary_failure_returns_the_email_for_a_later_claim(org, alice, relay):
-    email = pending(alice, relay)
-    client = client_for(alice)
+def test_report_of_a_temporary_failure_returns_the_email_for_a_later_claim(org, owner, relay):
+    email = pending(owner, relay)
+    client = client_for(owner)
     token = claim_one(client, email)
     response = client.post(
         report_url(email.pk),
@@ -238,9 +223,9 @@ def test_report_of_a_temporary_failure_returns_the_email_for_a_later_claim(org, 
         {"lease_token": "2", "outcome": "failed"},
     ],
 )
-def test_report_with_a_missing_or_wrong_token_is_409_and_changes_nothing(org, alice, relay, body):
-    email = pending(alice, relay)
-    client = client_for(alice)
+def test_report_with_a_missing_or_wrong_token_is_409_and_changes_nothing(org, owner, relay, body):
+    email = pending(owner, relay)
+    client = client_for(owner)
     claim_one(client, email)
     before = snapshot(email)
     response = client.post(report_url(email.pk), body)
@@ -258,18 +243,18 @@ def test_report_with_a_missing_or_wrong_token_is_409_and_changes_nothing(org, al
         {"lease_token": "1", "outcome": "failed", "error": "x" * 10001},
     ],
 )
-def test_report_with_bad_input_is_400_and_changes_nothing(org, alice, relay, body):
-    email = pending(alice, relay)
-    client = client_for(alice)
+def test_report_with_bad_input_is_400_and_changes_nothing(org, owner, relay, body):
+    email = pending(owner, relay)
+    client = client_for(owner)
     claim_one(client, email)
     before = snapshot(email)
     assert client.post(report_url(email.pk), body).status_code == 400
     assert snapshot(email) == before
 
 
-def test_report_twice_is_409_the_second_time(org, alice, relay):
-    email = pending(alice, relay)
-    client = client_for(alice)
+def test_report_twice_is_409_the_second_time(org, owner, relay):
+    email = pending(owner, relay)
+    client = client_for(owner)
     token = claim_one(client, email)
     first = client.post(report_url(email.pk), {"lease_token": token, "outcome": "sent"})
     assert first.status_code == 200
@@ -280,10 +265,10 @@ def test_report_twice_is_409_the_second_time(org, alice, relay):
 
 
 def test_report_with_a_stale_token_after_the_lease_expired_and_was_reclaimed_is_409(
-    org, alice, relay
+    org, owner, relay
 ):
-    email = pending(alice, relay)
-    client = client_for(alice)
+    email = pending(owner, relay)
+    client = client_for(owner)
     old_token = claim_one(client, email)
     Email.objects.filter(pk=email.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     assert delivery_sweep().requeued_expired == [email.pk]
@@ -301,9 +286,9 @@ def test_report_with_a_stale_token_after_the_lease_expired_and_was_reclaimed_is_
     assert response.status_code == 200 and response.json()["possible_duplicate"] is True
 
 
-def test_report_with_a_stale_token_after_the_sweep_requeued_it_is_409(org, alice, relay):
-    email = pending(alice, relay)
-    client = client_for(alice)
+def test_report_with_a_stale_token_after_the_sweep_requeued_it_is_409(org, owner, relay):
+    email = pending(owner, relay)
+    client = client_for(owner)
     token = claim_one(client, email)
     Email.objects.filter(pk=email.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     delivery_sweep()
@@ -313,21 +298,23 @@ def test_report_with_a_stale_token_after_the_sweep_requeued_it_is_409(org, alice
     assert snapshot(email) == before
 
 
-def test_report_by_a_caller_that_does_not_hold_the_lease_is_409(org, alice, bob, relay):
-    email = pending(alice, relay)
-    token = claim_one(client_for(alice), email)
+def test_report_by_a_caller_that_does_not_hold_the_lease_is_409(org, owner, teammate, relay):
+    email = pending(owner, relay)
+    token = claim_one(client_for(owner), email)
     before = snapshot(email)
-    response = client_for(bob).post(report_url(email.pk), {"lease_token": token, "outcome": "sent"})
+    response = client_for(teammate).post(
+        report_url(email.pk), {"lease_token": token, "outcome": "sent"}
+    )
     assert response.status_code == 409 and response.json()["code"] == "stale_lease"
     assert "another claimer" in response.json()["detail"]
     assert snapshot(email) == before
 
 
-def test_report_by_a_caller_that_cannot_see_the_email_is_404(org, alice, charlie, relay):
-    email = pending(alice, relay)
-    token = claim_one(client_for(alice), email)
+def test_report_by_a_caller_that_cannot_see_the_email_is_404(org, owner, outsider, relay):
+    email = pending(owner, relay)
+    token = claim_one(client_for(owner), email)
     before = snapshot(email)
-    response = client_for(charlie).post(
+    response = client_for(outsider).post(
         report_url(email.pk), {"lease_token": token, "outcome": "sent"}
     )
     assert response.status_code == 404
@@ -340,7 +327,7 @@ def test_report_by_a_caller_that_cannot_see_the_email_is_404(org, alice, charlie
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claimers_over_http_never_share_an_email_and_together_take_all():
     need_postgresql()
-    callers = [UserFactory(username=f"sender{i}", is_staff=False) for i in range(6)]
+    callers = [UserFactory(username=f"sender{i}") for i in range(6)]
     relay = QueueFactory(members=callers, outgoing_delivery=OutgoingDelivery.EXTERNAL)
     Email.objects.bulk_create(
         Email(
@@ -402,12 +389,12 @@ def test_concurrent_claimers_over_http_never_share_an_email_and_together_take_al
 RESULTS = f"{EMAILS}delivery-results/"
 
 
-def test_a_batch_of_results_records_each_on_its_own(org, alice, bob, charlie, relay):
-    emails = [pending(alice, relay, subject=f"m{i}") for i in range(4)]
+def test_a_batch_of_results_records_each_on_its_own(org, owner, teammate, outsider, relay):
+    emails = [pending(owner, relay, subject=f"m{i}") for i in range(4)]
     hidden = pending(
-        charlie, QueueFactory(outgoing_delivery=OutgoingDelivery.EXTERNAL, members=[charlie])
+        outsider, QueueFactory(outgoing_delivery=OutgoingDelivery.EXTERNAL, members=[outsider])
     )
-    client = client_for(alice)
+    client = client_for(owner)
     claimed = {e["id"]: e["lease_token"] for e in client.post(CLAIM, {"max": 10}).json()["results"]}
     assert set(claimed) == {e.pk for e in emails}
     sent, failed, retry, stale = emails
@@ -454,9 +441,9 @@ def test_a_batch_of_results_records_each_on_its_own(org, alice, bob, charlie, re
     assert (by_id[hidden.pk]["recorded"], by_id[hidden.pk]["code"]) == (False, "not_found")
     assert snapshot(stale) == before_stale
     assert Email.objects.get(pk=hidden.pk).status == EmailStatus.PENDING_SEND
-    # Bob sees the relay's mail but holds none of Alice's leases.
+    # The teammate sees the relay's mail but holds none of the owner's leases.
     refused = (
-        client_for(bob)
+        client_for(teammate)
         .post(
             RESULTS,
             {"results": [{"id": stale.pk, "lease_token": claimed[stale.pk], "outcome": "sent"}]},
@@ -478,9 +465,9 @@ def test_a_batch_of_results_records_each_on_its_own(org, alice, bob, charlie, re
     ],
     ids=["no-results", "empty", "bad-outcome", "same-email-twice", "too-many"],
 )
-def test_a_bad_batch_is_400_and_records_nothing(org, alice, relay, body):
-    email = pending(alice, relay)
-    client = client_for(alice)
+def test_a_bad_batch_is_400_and_records_nothing(org, owner, relay, body):
+    email = pending(owner, relay)
+    client = client_for(owner)
     claim_one(client, email)
     before = snapshot(email)
     answer = client.post(RESULTS, body, format="json")

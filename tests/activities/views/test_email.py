@@ -17,37 +17,10 @@ from tests.factories import (
     ContactFactory,
     EmailFactory,
     EmailPartyFactory,
-    QueueFactory,
-    UserFactory,
 )
+from tests.pages import signed_in
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ann(db):
-    return UserFactory(username="ann", first_name="Ann", last_name="Archer", is_staff=False)
-
-
-@pytest.fixture
-def ben(db):
-    return UserFactory(username="ben", first_name="Ben", last_name="Baker", is_staff=False)
-
-
-@pytest.fixture
-def support(ann, ben):
-    return QueueFactory(name="Support", email="support@example.com", members=[ann, ben])
-
-
-@pytest.fixture
-def cy(db):
-    return UserFactory(username="cy", is_staff=False)
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def read(response) -> bytes:
@@ -59,28 +32,28 @@ def page_of(email) -> str:
 
 
 def test_an_email_is_shown_to_its_sender_and_teammates_and_is_404_for_others(
-    org, ann, ben, cy, support
+    org, owner, teammate, outsider, team_queue
 ):
-    mine = EmailFactory(sender_user=ann, subject="ann's own")
-    team = EmailFactory(sender_queue=support, sender_user=None, subject="the team's")
+    mine = EmailFactory(sender_user=owner, subject="her own")
+    team = EmailFactory(sender_queue=team_queue, sender_user=None, subject="the team's")
 
-    assert signed_in(ann).get(page_of(mine)).status_code == 200
-    assert signed_in(ben).get(page_of(team)).status_code == 200
+    assert signed_in(owner).get(page_of(mine)).status_code == 200
+    assert signed_in(teammate).get(page_of(team)).status_code == 200
     for email in (mine, team):
-        assert signed_in(cy).get(page_of(email)).status_code == 404
-        assert signed_in(cy).get(f"/mail/{email.pk}/body/").status_code == 404
-    assert signed_in(ben).get(page_of(mine)).status_code == 404
-    assert signed_in(ann).get("/mail/999999/").status_code == 404
+        assert signed_in(outsider).get(page_of(email)).status_code == 404
+        assert signed_in(outsider).get(f"/mail/{email.pk}/body/").status_code == 404
+    assert signed_in(teammate).get(page_of(mine)).status_code == 404
+    assert signed_in(owner).get("/mail/999999/").status_code == 404
     assert Client().get(page_of(mine)).status_code == 302  # sign in first
 
 
 def test_the_page_lists_sender_parties_regarding_details_attachments_and_timeline(
-    org, ann, support
+    org, owner, team_queue
 ):
     contact = ContactFactory(first_name="Zoe", last_name="Zed", email="zoe@customer.example")
     email = email_create(
-        actor=ann,
-        sender=support,
+        actor=owner,
+        sender=team_queue,
         subject="Your renewal",
         to=[contact],
         cc=["cc.person@example.org"],
@@ -88,14 +61,14 @@ def test_the_page_lists_sender_parties_regarding_details_attachments_and_timelin
         regarding=contact,
         body_html="<p>Hello Zoe</p>",
     )
-    attachment_store(owner=email, source=b"%PDF-1.7 quote", filename="quote.pdf", actor=ann)
-    email = email_send(email=email, actor=ann)
+    attachment_store(owner=email, source=b"%PDF-1.7 quote", filename="quote.pdf", actor=owner)
+    email = email_send(email=email, actor=owner)
     record_event(
         email_id=email.pk, kind="status", from_status="pending_send", to_status="sending",
         actor_label="worker celery@host1", reason="claimed by the worker",
     )  # fmt: skip
 
-    answer = signed_in(ann).get(page_of(email))
+    answer = signed_in(owner).get(page_of(email))
 
     assert answer.status_code == 200
     html = answer.content.decode()
@@ -113,58 +86,58 @@ def test_the_page_lists_sender_parties_regarding_details_attachments_and_timelin
     # The timeline, oldest first, with who and why.
     events = answer.context["timeline"]
     assert [row["event"].to_status for row in events] == ["draft", "pending_send", "sending"]
-    assert [row["who"] for row in events] == ["Ann Archer", "Ann Archer", "worker celery@host1"]
+    assert [row["who"] for row in events] == ["Alice Archer", "Alice Archer", "worker celery@host1"]
     assert "claimed by the worker" in html
     assert 'sandbox="allow-same-origin allow-popups allow-popups-to-escape-sandbox"' in html
     assert f'src="/mail/{email.pk}/body/"' in html
-    assert "Cancel sending" in html  # pending and ann is a member of the queue
+    assert "Cancel sending" in html  # pending and the owner is a member of the queue
     assert "{# email actions #}" not in html
 
 
 def test_the_page_costs_a_bounded_number_of_queries(
-    org, ann, support, django_assert_max_num_queries
+    org, owner, team_queue, django_assert_max_num_queries
 ):
-    email = EmailFactory(sender_queue=support, sender_user=None, status=EmailStatus.SENT)
+    email = EmailFactory(sender_queue=team_queue, sender_user=None, status=EmailStatus.SENT)
     for n in range(8):
         EmailPartyFactory(email=email, role="to")
-        record_event(email_id=email.pk, kind="note", actor=ann, reason=f"note {n}")
-        attachment_store(owner=EmailFactory(sender_user=ann), source=b"x%d" % n, filename="a.txt")
-    client = signed_in(ann)
+        record_event(email_id=email.pk, kind="note", actor=owner, reason=f"note {n}")
+        attachment_store(owner=EmailFactory(sender_user=owner), source=b"x%d" % n, filename="a.txt")
+    client = signed_in(owner)
     with django_assert_max_num_queries(16):
         assert client.get(page_of(email)).status_code == 200
 
 
-def test_a_failed_email_shows_its_last_error_and_a_possible_duplicate_is_flagged(org, ann):
+def test_a_failed_email_shows_its_last_error_and_a_possible_duplicate_is_flagged(org, owner):
     email = EmailFactory(
-        sender_user=ann,
+        sender_user=owner,
         status=EmailStatus.FAILED,
         last_error="550 5.1.1 no such user",
         attempts=3,
         possible_duplicate=True,
     )
-    html = signed_in(ann).get(page_of(email)).content.decode()
+    html = signed_in(owner).get(page_of(email)).content.decode()
     assert "550 5.1.1 no such user" in html and "after 3 attempts" in html
     assert "Possible duplicate" in html
     assert "Cancel sending" not in html  # failed is not cancelable
 
 
-def test_a_text_only_email_shows_its_text_escaped_without_a_frame(org, ann):
-    email = EmailFactory(sender_user=ann, body_html="", body_text="Hi <b>there</b>\n  indented")
-    html = signed_in(ann).get(page_of(email)).content.decode()
+def test_a_text_only_email_shows_its_text_escaped_without_a_frame(org, owner):
+    email = EmailFactory(sender_user=owner, body_html="", body_text="Hi <b>there</b>\n  indented")
+    html = signed_in(owner).get(page_of(email)).content.decode()
     assert "Hi &lt;b&gt;there&lt;/b&gt;\n  indented" in html
     assert "<iframe" not in html
 
 
-def test_the_body_frame_is_sanitised_under_its_own_policy(org, ann):
+def test_the_body_frame_is_sanitised_under_its_own_policy(org, owner):
     email = EmailFactory(
-        sender_user=ann,
+        sender_user=owner,
         direction=Direction.INCOMING,
         status=EmailStatus.RECEIVED,
         body_html='<p onclick="x()">Hi<script>alert(1)</script></p>'
         '<img src="https://images.example/pixel.gif"><a href="javascript:alert(2)">go</a>'
         '<img src="/sign-out/" alt="relative"><img src="x" onerror="alert(3)">',
     )
-    client = signed_in(ann)
+    client = signed_in(owner)
 
     page = client.get(page_of(email)).content.decode()
     assert "1 remote image was blocked" in page and "Load remote images" in page
@@ -189,15 +162,15 @@ def test_the_body_frame_is_sanitised_under_its_own_policy(org, ann):
     assert "Remote images are shown" in with_images
 
 
-def test_download_gives_the_exact_bytes_as_an_attachment(org, ann, cy):
+def test_download_gives_the_exact_bytes_as_an_attachment(org, owner, outsider):
     data = b"<html><script>alert(1)</script></html>\x00\xff"
-    email = EmailFactory(sender_user=ann)
+    email = EmailFactory(sender_user=owner)
     attachment, _ = attachment_store(
-        owner=email, source=data, filename="Årsrapport.html", mime_type="text/html", actor=ann
+        owner=email, source=data, filename="Årsrapport.html", mime_type="text/html", actor=owner
     )
     url = f"/mail/{email.pk}/attachments/{attachment.pk}/"
 
-    answer = signed_in(ann).get(url)
+    answer = signed_in(owner).get(url)
 
     assert answer.status_code == 200
     assert read(answer) == data
@@ -206,22 +179,22 @@ def test_download_gives_the_exact_bytes_as_an_attachment(org, ann, cy):
     assert answer["X-Content-Type-Options"] == "nosniff"
     assert "sandbox" in answer["Content-Security-Policy"]
     assert answer["ETag"] == f'"{hashlib.sha256(data).hexdigest()}"'
-    assert signed_in(cy).get(url).status_code == 404
-    other = EmailFactory(sender_user=ann)
-    assert signed_in(ann).get(f"/mail/{other.pk}/attachments/{attachment.pk}/").status_code == 404
+    assert signed_in(outsider).get(url).status_code == 404
+    other = EmailFactory(sender_user=owner)
+    assert signed_in(owner).get(f"/mail/{other.pk}/attachments/{attachment.pk}/").status_code == 404
 
 
-def test_download_of_missing_bytes_is_a_404(org, ann):
-    email = EmailFactory(sender_user=ann)
-    attachment, _ = attachment_store(owner=email, source=b"gone", filename="gone.txt", actor=ann)
+def test_download_of_missing_bytes_is_a_404(org, owner):
+    email = EmailFactory(sender_user=owner)
+    attachment, _ = attachment_store(owner=email, source=b"gone", filename="gone.txt", actor=owner)
     default_storage.delete(attachment.blob.file.name)
-    answer = signed_in(ann).get(f"/mail/{email.pk}/attachments/{attachment.pk}/")
+    answer = signed_in(owner).get(f"/mail/{email.pk}/attachments/{attachment.pk}/")
     assert answer.status_code == 404
 
 
-def test_cancel_withdraws_a_draft_and_records_who(org, ann):
-    email = EmailFactory(sender_user=ann, subject="not yet")
-    client = signed_in(ann)
+def test_cancel_withdraws_a_draft_and_records_who(org, owner):
+    email = EmailFactory(sender_user=owner, subject="not yet")
+    client = signed_in(owner)
 
     answer = client.post(f"/mail/{email.pk}/cancel/")
 
@@ -229,15 +202,15 @@ def test_cancel_withdraws_a_draft_and_records_who(org, ann):
     email.refresh_from_db()
     assert email.status == EmailStatus.CANCELED and email.canceled_at is not None
     event = EmailEvent.objects.get(email=email)
-    assert (event.from_status, event.to_status, event.actor) == ("draft", "canceled", ann)
+    assert (event.from_status, event.to_status, event.actor) == ("draft", "canceled", owner)
     shown = client.get(page_of(email)).content.decode()
     assert "Sending canceled" in shown and "Cancel sending" not in shown
 
 
-def test_cancel_of_a_sent_email_is_refused_with_409_and_nothing_changes(org, ann):
-    email = EmailFactory(sender_user=ann, status=EmailStatus.SENT)
+def test_cancel_of_a_sent_email_is_refused_with_409_and_nothing_changes(org, owner):
+    email = EmailFactory(sender_user=owner, status=EmailStatus.SENT)
 
-    answer = signed_in(ann).post(f"/mail/{email.pk}/cancel/")
+    answer = signed_in(owner).post(f"/mail/{email.pk}/cancel/")
 
     assert answer.status_code == 409
     html = answer.content.decode()
@@ -247,34 +220,36 @@ def test_cancel_of_a_sent_email_is_refused_with_409_and_nothing_changes(org, ann
     assert not EmailEvent.objects.filter(email=email).exists()
 
 
-def test_cancel_by_a_party_who_may_not_act_for_the_sender_is_refused(org, ann, cy):
-    email = EmailFactory(sender_user=ann)
-    EmailPartyFactory(email=email, role="cc", address=cy.email, user=cy)
-    client = signed_in(cy)
+def test_cancel_by_a_party_who_may_not_act_for_the_sender_is_refused(org, owner, outsider):
+    email = EmailFactory(sender_user=owner)
+    EmailPartyFactory(email=email, role="cc", address=outsider.email, user=outsider)
+    client = signed_in(outsider)
     assert "Cancel sending" not in client.get(page_of(email)).content.decode()
 
     answer = client.post(f"/mail/{email.pk}/cancel/")
 
-    assert answer.status_code == 403 and "may not send as the user ann" in answer.content.decode()
+    assert answer.status_code == 403 and "may not send as the user alice" in answer.content.decode()
     email.refresh_from_db()
     assert email.status == EmailStatus.DRAFT and not email.events.exists()
-    assert signed_in(cy).get(f"/mail/{email.pk}/cancel/").status_code == 405
+    assert signed_in(outsider).get(f"/mail/{email.pk}/cancel/").status_code == 405
 
 
-def test_the_mail_list_links_each_subject_to_its_page(org, ann):
-    email = EmailFactory(sender_user=ann, subject="open me")
-    html = signed_in(ann).get("/mail/drafts/").content.decode()
+def test_the_mail_list_links_each_subject_to_its_page(org, owner):
+    email = EmailFactory(sender_user=owner, subject="open me")
+    html = signed_in(owner).get("/mail/drafts/").content.decode()
     assert f'href="/mail/{email.pk}/"' in html
 
 
-def test_the_mail_list_filtered_by_a_record_names_it_and_can_clear_it(org, ann):
+def test_the_mail_list_filtered_by_a_record_names_it_and_can_clear_it(org, owner):
     zoe = ContactFactory(first_name="Zoe", last_name="Zed")
     other = ContactFactory()
     about = email_create(
-        actor=ann, sender=ann, subject="about zoe", regarding=zoe, to=["a@b.example"]
+        actor=owner, sender=owner, subject="about zoe", regarding=zoe, to=["a@b.example"]
     )
-    email_create(actor=ann, sender=ann, subject="about other", regarding=other, to=["a@b.example"])
-    client = signed_in(ann)
+    email_create(
+        actor=owner, sender=owner, subject="about other", regarding=other, to=["a@b.example"]
+    )
+    client = signed_in(owner)
 
     answer = client.get("/mail/drafts/", {"regarding_type": "contact", "regarding_id": zoe.pk})
 
