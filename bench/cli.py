@@ -85,6 +85,10 @@ class Target:
             EMAIL_URL=f"smtp://127.0.0.1:{self.smtp_port}" if self.smtp_port else "outbox",
             EMAIL_TIMEOUT="60",
             DEBUG="false",
+            # Plain HTTP on loopback with no proxy in front: no HTTPS redirect; no
+            # collectstatic for the bench's own data folder.
+            CRM_HTTPS="false",
+            CRM_STATIC_HASHED="false",
             SECRET_KEY="bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",  # noqa: S106
             LOG_LEVEL="WARNING",
             CRM_QUIET="1",

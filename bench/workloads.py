@@ -252,7 +252,9 @@ class _Worker:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 command,
-                env=os.environ.copy(),
+                # INFO: the worker's "ready." line is how the bench knows it has started
+                # (processes log at LOG_LEVEL; celery's --loglevel does not change it).
+                env={**os.environ, "LOG_LEVEL": "INFO"},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

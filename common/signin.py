@@ -35,7 +35,11 @@ def lockout_response(
         response = render(
             request,
             "web/login.html",
-            {"lockout_message": message, "next": request.POST.get("next", "")},
+            {
+                "lockout_message": message,
+                "locked_username": request.POST.get("username", ""),
+                "next": request.POST.get("next", ""),
+            },
             status=429,
         )
     response["Retry-After"] = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))

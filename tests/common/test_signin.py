@@ -37,6 +37,7 @@ def test_the_page_refuses_a_user_after_the_limit_with_the_reason(owner):
     assert "Too many failed sign-in attempts for this user from this address" in text
     assert "refused for 15 minutes" in text
     assert locked["Retry-After"] == "900"
+    assert 'value="alice"' in text  # the form again, with the name kept
     # Now even the right password is refused, in the same words.
     right = client.post(SIGN_IN, {"username": "alice", "password": "demo"})
     assert right.status_code == 429

@@ -172,36 +172,30 @@ def test_a_process_makes_the_folders_its_configuration_writes_to(tmp_path):
     assert not (tmp_path / "other").exists()
 
 
-def test_check_deploy_is_clean_with_production_settings(tmp_path):
-    result = subprocess.run(
+def check_deploy(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """``manage.py check --deploy`` failing on warnings, with production settings."""
+    return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
         env={
             **{k: v for k, v in os.environ.items() if k not in _CLEARED},
             "CRM_DATA_DIR": str(tmp_path),
             "SECRET_KEY": "p" * 10 + "a-long-random-production-key-0123456789abcdefghijkl",
-            "ALLOWED_HOSTS": "crm.example.com",
+            **env,
         },
         capture_output=True,
         text=True,
     )
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    result = check_deploy(tmp_path, ALLOWED_HOSTS="crm.example.com")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
 
 
 def test_check_deploy_finds_what_an_operator_turned_off(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env={
-            **{k: v for k, v in os.environ.items() if k not in _CLEARED},
-            "CRM_DATA_DIR": str(tmp_path),
-            "SECRET_KEY": "p" * 10 + "a-long-random-production-key-0123456789abcdefghijkl",
-            "SESSION_COOKIE_SECURE": "false",
-        },
-        capture_output=True,
-        text=True,
-    )
+    result = check_deploy(tmp_path, SESSION_COOKIE_SECURE="false")
     assert result.returncode != 0
     assert "security.W012" in result.stdout + result.stderr  # SESSION_COOKIE_SECURE
 
