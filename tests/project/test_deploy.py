@@ -31,7 +31,7 @@ import tomllib
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import brotli
 import psycopg
@@ -451,9 +451,9 @@ def postgres_admin_url() -> str:
     """The suite's PostgreSQL server when it runs on one, else the machine's."""
     db = settings.DATABASES["default"]
     if db["ENGINE"] == "django.db.backends.postgresql":
-        auth = db.get("USER") or "postgres"
+        auth = quote(db.get("USER") or "postgres", safe="")
         if db.get("PASSWORD"):
-            auth += f":{db['PASSWORD']}"
+            auth += ":" + quote(db["PASSWORD"], safe="")
         return (
             f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/postgres"
         )
@@ -704,9 +704,7 @@ def test_the_process_kinds_serve_the_pages_and_the_api_with_debug_off(services, 
         for volume in service.get("volumes", []):
             source, target = volume.split(":")[:2]
             paths[target] = tmp_path / "volumes" / source
-        env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8"}
-        for key, value in image.items():
-            env[key] = map_paths(expand(value, env), paths)
+        env = build_env(paths)
         env["HOME"] = str(paths[image["CRM_DATA_DIR"]])  # the user's home in the image
         for key, value in service.get("environment", {}).items():
             env[key] = map_paths(interpolate(value, operator), paths)
