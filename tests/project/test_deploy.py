@@ -348,6 +348,8 @@ def test_the_image_installs_the_runtime_part_of_the_lock_with_its_hashes(tmp_pat
     [script] = [ins.heredoc for ins in dockerfile() if "requirements.lock" in ins.heredoc]
     [install] = [ins.args for ins in dockerfile() if ins.keyword == "RUN" and "pip" in ins.args]
     assert "--require-hashes" in install and "pip check" in install
+    # A RUN with a heredoc needs BuildKit's Dockerfile syntax 1.4 or later.
+    assert (ROOT / "Dockerfile").read_text().startswith("# syntax=docker/dockerfile:1\n")
     lock_name = shlex.split(install)[shlex.split(install).index("-r") + 1]
     for name in ("pyproject.toml", "requirements.lock"):
         (tmp_path / name).write_text((ROOT / name).read_text())
@@ -415,6 +417,7 @@ def test_compose_refuses_to_start_without_the_operator_secrets():
     assert resolved["SECRET_KEY"] == "s" * 50
     assert resolved["DATABASE_URL"] == "postgres://crm:pw@postgres:5432/crm"
     assert resolved["CRM_HTTPS"] == "true"  # behind the HTTPS proxy unless told otherwise
+    assert "DEBUG" not in web  # off
     for missing in operator:
         with pytest.raises(ValueError, match=missing):
             for value in web.values():
