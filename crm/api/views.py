@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.db.models import Prefetch
 from django.urls import path
 from django_filters import rest_framework as filters
 from drf_spectacular.extensions import OpenApiViewExtension
@@ -206,7 +207,10 @@ class UserViewSet(_ApprovalActions, viewsets.ReadOnlyModelViewSet):
 )
 class QueueViewSet(_ApprovalActions, viewsets.ModelViewSet):
     lookup_value_regex = LOOKUP_ANY
-    queryset = Queue.objects.prefetch_related("members")
+    # Members by id, so that the answer is the same on every database.
+    queryset = Queue.objects.prefetch_related(
+        Prefetch("members", queryset=User.objects.order_by("pk"))
+    )
     serializer_class = QueueSerializer
     permission_classes = [IsAuthenticated, StaffForWrites]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
