@@ -41,3 +41,23 @@ def eta_horizon_seconds() -> float:
 def task_slice_seconds() -> float:
     """How long a bulk run or a delivery chunk works before handing the rest on."""
     return settings.CRM_TASK_SLICE_SECONDS
+
+
+def template_max_nesting() -> int:
+    """How deep a template's block tags ({% if %}, {% for %}...) may nest."""
+    return settings.CRM_TEMPLATE_MAX_NESTING
+
+
+def template_max_iterations() -> int:
+    """Loop items one render of a template may run over, all loops together."""
+    return settings.CRM_TEMPLATE_MAX_ITERATIONS
+
+
+def template_max_output() -> int:
+    """Characters one render of a template (subject and bodies) may produce."""
+    return settings.CRM_TEMPLATE_MAX_OUTPUT
+
+
+def template_max_seconds() -> float:
+    """Seconds one render of a template may take."""
+    return settings.CRM_TEMPLATE_MAX_SECONDS

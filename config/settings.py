@@ -423,6 +423,12 @@ CRM_RETRY_BACKOFF_SECONDS = env.int("CRM_RETRY_BACKOFF_SECONDS", default=30)
 CRM_RETRY_BACKOFF_MAX_SECONDS = env.int("CRM_RETRY_BACKOFF_MAX_SECONDS", default=3600)
 CRM_SWEEP_PENDING_AFTER_SECONDS = env.int("CRM_SWEEP_PENDING_AFTER_SECONDS", default=120)
 CRM_BLOB_GC_GRACE_SECONDS = env.int("CRM_BLOB_GC_GRACE_SECONDS", default=24 * 3600)
+# The budget of one template render (save, preview, instantiate, send, each bulk email):
+# tag nesting, loop items, output characters, seconds; over it is a 400 naming the limit.
+CRM_TEMPLATE_MAX_NESTING = env.int("CRM_TEMPLATE_MAX_NESTING", default=30)
+CRM_TEMPLATE_MAX_ITERATIONS = env.int("CRM_TEMPLATE_MAX_ITERATIONS", default=10_000)
+CRM_TEMPLATE_MAX_OUTPUT = env.int("CRM_TEMPLATE_MAX_OUTPUT", default=1_000_000)
+CRM_TEMPLATE_MAX_SECONDS = env.float("CRM_TEMPLATE_MAX_SECONDS", default=2.0)
 # Contacts a bulk job writes per transaction (and emails per delivery task).
 CRM_BULK_CHUNK_SIZE = env.int("CRM_BULK_CHUNK_SIZE", default=500)
 

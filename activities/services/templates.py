@@ -11,13 +11,15 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.template import Context, Engine, TemplateSyntaxError
-from django.template.base import VariableDoesNotExist
+from django.template.base import Lexer, TokenType, VariableDoesNotExist
 
 from crm.models import Account, Contact, Queue, User
 from crm.services import require_staff
 
+from .. import conf
 from ..errors import TemplateRenderError, ValidationFailed
 from ..models import ActivityMimeAttachment, RecordType, Template
+from ..sandbox import BLOCK_TAGS, BUDGET_ATTRIBUTE, RenderBudget, TemplateBudgetExceeded
 
 MERGE_FIELDS = {
     "contact": ("first_name", "last_name", "full_name", "email", "city"),
@@ -145,6 +147,13 @@ def _template_errors(part: str) -> Iterator[None]:
     """Turn what compiling or rendering ``part`` raises into a ``TemplateRenderError``."""
     try:
         yield
+    except RecursionError as exc:  # what the nesting check did not foresee
+        raise TemplateRenderError(
+            f"template error in {part}: the template is nested too deeply to render",
+            part=part,
+        ) from exc
+    except TemplateBudgetExceeded as exc:
+        raise TemplateRenderError(f"template over its budget in {part}: {exc}", part=part) from exc
     except (TemplateSyntaxError, VariableDoesNotExist, *FILTER_ERRORS) as exc:
         line = _line_of(exc)
         where = f"{part}, line {line}" if line else part
@@ -156,8 +165,34 @@ def _template_errors(part: str) -> Iterator[None]:
         ) from exc
 
 
+def _check_nesting(part: str, source: str) -> None:
+    """Refuse tags nested deeper than the limit, before Django's parser (which recurses
+    once per level) sees them."""
+    limit = conf.template_max_nesting()
+    depth = deepest = 0
+    line = None
+    for token in Lexer(source).tokenize():
+        if token.token_type is not TokenType.BLOCK or not token.contents:
+            continue
+        name = token.contents.split()[0]
+        if name in BLOCK_TAGS:
+            depth += 1
+            if depth > deepest:
+                deepest, line = depth, token.lineno
+        elif name.startswith("end") and name[3:] in BLOCK_TAGS:
+            depth = max(depth - 1, 0)
+    if deepest > limit:
+        raise TemplateRenderError(
+            f"template error in {part}, line {line}: tags are nested {deepest} deep, "
+            f"over the limit of {limit}",
+            line=line,
+            part=part,
+        )
+
+
 class CompiledTemplate:
-    """A template's subject and bodies compiled once, rendered for many records."""
+    """A template's subject and bodies compiled once, rendered for many records, each
+    render within its budget (``activities.sandbox.RenderBudget``)."""
 
     PARTS = (("subject", False), ("HTML body", True), ("text body", False))
 
@@ -166,14 +201,24 @@ class CompiledTemplate:
         for (part, autoescape), source in zip(
             self.PARTS, (subject, body_html, body_text), strict=True
         ):
+            _check_nesting(part, source)
             with _template_errors(part):
                 self._compiled.append((part, autoescape, _engine(autoescape).from_string(source)))
 
     def render(self, context: dict[str, Any]) -> tuple[str, str, str]:
+        budget = RenderBudget(
+            max_iterations=conf.template_max_iterations(),
+            max_output=conf.template_max_output(),
+            seconds=conf.template_max_seconds(),
+        )
         out = []
         for part, autoescape, template in self._compiled:
             with _template_errors(part):
-                out.append(template.render(Context(context, autoescape=autoescape)))
+                render_context = Context(context, autoescape=autoescape)
+                setattr(render_context, BUDGET_ATTRIBUTE, budget)
+                rendered = template.render(render_context)
+                budget.spend_output(len(rendered))
+                out.append(rendered)
         subject, html, text = out
         # A subject is one header line.
         return " ".join(subject.split()), html, text
