@@ -460,6 +460,11 @@ REST_FRAMEWORK = {
     ],
     "EXCEPTION_HANDLER": "common.api.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": [
+        "common.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -470,6 +475,8 @@ REST_FRAMEWORK = {
 CRM_API_THROTTLE_ANON = env.str("CRM_API_THROTTLE_ANON", default="60/minute")
 CRM_API_THROTTLE_USER = env.str("CRM_API_THROTTLE_USER", default="6000/minute")
 CRM_API_THROTTLE_LOGIN = env.str("CRM_API_THROTTLE_LOGIN", default="10/minute")
+# How deep a JSON body may nest (deeper: a 400, common.api.parsers).
+CRM_API_MAX_JSON_DEPTH = env.int("CRM_API_MAX_JSON_DEPTH", default=32)
 # How long a stored answer to an Idempotency-Key is kept.
 CRM_IDEMPOTENCY_TTL_SECONDS = env.int("CRM_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
 

@@ -20,12 +20,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from common.api.filters import IdFilter
 from common.api.idempotency import idempotent
+from common.api.parsers import JSONParser
 from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
 from crm.api import signed_in_user
 from crm.models import Organization

@@ -14,13 +14,13 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from common.api.filters import IdFilter, StableOrderingFilter
 from common.api.idempotency import idempotent
+from common.api.parsers import JSONParser
 from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
 from crm.api import signed_in_user
 

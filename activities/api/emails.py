@@ -20,7 +20,6 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.filters import SearchFilter
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
@@ -28,6 +27,7 @@ from rest_framework.views import APIView
 
 from common.api.filters import StableOrderingFilter
 from common.api.idempotency import idempotent
+from common.api.parsers import JSONParser
 from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
 from crm.api import signed_in_user
 

@@ -17,6 +17,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
@@ -30,6 +31,7 @@ from common.api.filters import (
     StrictBooleanFilter,
 )
 from common.api.idempotency import idempotent
+from common.api.parsers import JSONParser
 from common.api.permissions import StaffForDeletes, StaffForWrites
 from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
 from common.api.throttling import LoginRateThrottle
@@ -407,6 +409,8 @@ class ObtainAuthTokenView(ObtainAuthToken):
     (common.signin) count these attempts and refuse a locked user as the sign-in page does."""
 
     throttle_classes = [LoginRateThrottle]
+    # DRF's view names its own parsers: the project's JSON parser (a nesting limit) instead.
+    parser_classes = [FormParser, MultiPartParser, JSONParser]
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "request": self.request._request}
