@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from email import errors as email_errors
+from email.headerregistry import HeaderRegistry
 from email.utils import formataddr, parseaddr
 from typing import Protocol
 
@@ -100,14 +102,43 @@ def check_display_name(name: str, *, label: str = "display name", field: str | N
     return name
 
 
+_HEADERS = HeaderRegistry()
+
+
+def _addresses_in(value: str) -> tuple[int, bool]:
+    """How many addresses the standard library's header parser (RFC 5322, not
+    ``parseaddr``, which keeps the first and drops the rest) finds in ``value``, and
+    whether it found the text malformed."""
+    try:
+        header = _HEADERS("To", value)
+    except (email_errors.HeaderParseError, IndexError, ValueError):  # the parser's own
+        return 0, True
+    invalid = any(isinstance(d, email_errors.InvalidHeaderDefect) for d in header.defects)
+    return len(header.addresses), invalid
+
+
 def parse_address(value: str, *, label: str = "address", field: str | None = None) -> Address:
-    """Parse ``"Ann Lee <ann@example.com>"`` or a bare address, strictly."""
+    """Parse ``"Ann Lee <ann@example.com>"`` or a bare address, strictly: one address,
+    or a refusal (a string holding several is never cut down to its first)."""
     if has_forbidden_chars(value):
         raise _unsafe(label, value, field)
     name, address = parseaddr(value, **_STRICT)
     if not address or ("<" in value and ">" not in value):
         raise InvalidAddress(f"{label} {value!r} is not a valid email address", field=field)
-    return Address(
+    parsed = Address(
         address=check_address(address, label=label, field=field),
         name=check_display_name(name, field=field),
     )
+    count, invalid = _addresses_in(value)
+    if count > 1:
+        raise InvalidAddress(
+            f"{label} {value!r} holds {count} addresses: give each recipient on its own",
+            field=field,
+        )
+    if invalid:
+        raise InvalidAddress(
+            f"{label} {value!r} is not one valid email address (several addresses, or text "
+            f"after the address?): give each recipient on its own",
+            field=field,
+        )
+    return parsed
