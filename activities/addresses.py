@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 from email import errors as email_errors
-from email.headerregistry import HeaderRegistry
+from email.headerregistry import AddressHeader, HeaderRegistry
 from email.utils import formataddr, parseaddr
 from typing import Protocol
 
@@ -114,6 +114,7 @@ def _addresses_in(value: str) -> tuple[int, bool]:
     except (email_errors.HeaderParseError, IndexError, ValueError):  # the parser's own
         return 0, True
     invalid = any(isinstance(d, email_errors.InvalidHeaderDefect) for d in header.defects)
+    assert isinstance(header, AddressHeader)  # "To" is an address header in the registry
     return len(header.addresses), invalid
 
 
