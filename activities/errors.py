@@ -57,6 +57,11 @@ class AttachmentTooLarge(ApplicationError):
     http_status = 413
 
 
+class EmptyAttachment(ApplicationError):
+    code = "attachment_empty"
+    field = "attachments"
+
+
 # The template field each part of a template is written in.
 TEMPLATE_PART_FIELDS = {"subject": "subject", "HTML body": "body_html", "text body": "body_text"}
 

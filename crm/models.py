@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
+from .validators import validate_single_line
+
 
 class EmailApproval(models.TextChoices):
     EMPTY = "", "Empty"
@@ -50,6 +52,13 @@ class Mailbox(models.Model):
 
 
 class User(AbstractUser, Mailbox):
+    first_name = models.CharField(
+        "first name", max_length=150, blank=True, validators=[validate_single_line]
+    )
+    last_name = models.CharField(
+        "last name", max_length=150, blank=True, validators=[validate_single_line]
+    )
+
     class Meta:
         permissions = [("approve_email_address", "Can approve or reject email addresses")]
 
@@ -66,7 +75,7 @@ class User(AbstractUser, Mailbox):
 
 
 class Queue(Mailbox):
-    name = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200, unique=True, validators=[validate_single_line])
     email = models.EmailField("primary email address", max_length=254, unique=True)
     members = models.ManyToManyField(User, related_name="queues", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -125,7 +134,7 @@ class Tag(models.Model):
 
 
 class Account(models.Model):
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validate_single_line])
     email = models.EmailField(blank=True)
     city = models.CharField(max_length=100, blank=True)
     website = models.URLField(blank=True)
@@ -139,8 +148,8 @@ class Account(models.Model):
 
 
 class Contact(models.Model):
-    first_name = models.CharField(max_length=100, blank=True)
-    last_name = models.CharField(max_length=100)
+    first_name = models.CharField(max_length=100, blank=True, validators=[validate_single_line])
+    last_name = models.CharField(max_length=100, validators=[validate_single_line])
     email = models.EmailField(blank=True, db_index=True)
     account = models.ForeignKey(
         Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"

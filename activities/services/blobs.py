@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .. import conf
-from ..errors import AttachmentTooLarge
+from ..errors import AttachmentTooLarge, EmptyAttachment
 from ..models import ActivityMimeAttachment, AttachmentBlob, blob_path
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ def blob_store(
                 raise AttachmentTooLarge(f"the file is larger than the limit of {max_bytes} bytes")
             digest.update(chunk)
             spool.write(chunk)
+        if size == 0:
+            raise EmptyAttachment("the file is empty (0 bytes): there is nothing to attach")
         sha256 = digest.hexdigest()
         name = blob_path(sha256)
         existing = AttachmentBlob.objects.filter(sha256=sha256).first()

@@ -16,7 +16,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, transaction
 from django.utils import timezone
 
-from activities.errors import AttachmentTooLarge, InvalidHeader, InvalidTransition, ValidationFailed
+from activities.errors import (
+    AttachmentTooLarge,
+    EmptyAttachment,
+    InvalidHeader,
+    InvalidTransition,
+    ValidationFailed,
+)
 from activities.models import ActivityMimeAttachment, AttachmentBlob, EmailStatus, blob_path
 from activities.services.attachments import (
     attachment_delete,
@@ -33,7 +39,6 @@ from tests.services import need_postgresql
 pytestmark = pytest.mark.django_db
 
 NON_DRAFT_STATUSES = [s for s in EmailStatus if s != EmailStatus.DRAFT]
-EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
 def stored_files() -> list[str]:
@@ -153,15 +158,13 @@ def test_store_takes_an_uploaded_file_and_reuses_the_blob_of_the_same_bytes():
     assert read_back(second) == data
 
 
-def test_empty_file_is_accepted():
-    attachment, reused = attachment_store(owner=EmailFactory(), source=b"", filename="empty.txt")
-
-    attachment.refresh_from_db()
-    assert reused is False
-    assert attachment.blob.sha256 == EMPTY_SHA256
-    assert attachment.blob.size == 0
-    assert read_back(attachment) == b""
-    assert stored_files() == [blob_path(EMPTY_SHA256)]
+@pytest.mark.parametrize("source", [b"", iter([b"", b""])], ids=["bytes", "empty chunks"])
+def test_an_empty_file_is_refused_and_nothing_is_stored(source):
+    with pytest.raises(EmptyAttachment, match="the file is empty"):
+        attachment_store(owner=EmailFactory(), source=source, filename="empty.txt")
+    assert not AttachmentBlob.objects.exists()
+    assert not ActivityMimeAttachment.objects.exists()
+    assert stored_files() == []
 
 
 @pytest.mark.parametrize("kind", ["bytes", "file", "chunks"])

@@ -28,7 +28,6 @@ from tests.factories import EmailFactory, QueueFactory, TemplateFactory
 pytestmark = pytest.mark.django_db
 
 LIST = "/api/v1/attachments/"
-EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 NON_DRAFT_STATUSES = [s for s in EmailStatus if s != EmailStatus.DRAFT]
 
 
@@ -147,12 +146,17 @@ def test_the_same_bytes_twice_are_stored_once_and_reported_as_reused(owner, draf
     assert [a.position for a in draft.attachments.order_by("id")] == [0, 1]
 
 
-def test_an_empty_file_is_accepted(owner, draft):
+def test_an_empty_file_is_refused(owner, draft):
+    """Issue 11: an empty upload was stored as an attachment; it is a mistake to say."""
     answer = upload(client_for(owner), draft, b"", "empty.txt")
 
-    assert answer.status_code == 201, answer.content
-    assert (answer.json()["size"], answer.json()["attachment_id"]) == (0, EMPTY_SHA256)
-    assert AttachmentBlob.objects.get().size == 0
+    assert answer.status_code == 400, answer.content
+    assert answer.json() == {
+        "detail": "the file is empty (0 bytes): there is nothing to attach",
+        "code": "attachment_empty",
+    }
+    assert not AttachmentBlob.objects.exists()
+    assert not ActivityMimeAttachment.objects.exists()
 
 
 def test_a_path_in_the_filename_is_dropped(owner, draft):
