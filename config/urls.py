@@ -27,3 +27,4 @@ urlpatterns = [
 ]
 
 handler404 = "common.api.errors_views.not_found"
+handler400 = "common.api.errors_views.bad_request"
