@@ -489,6 +489,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "common.api.serializers.no_additional_properties",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "EmailStatusEnum": "activities.models.email.EmailStatus",
         "EmailApprovalEnum": "crm.models.EmailApproval",

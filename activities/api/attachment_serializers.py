@@ -9,13 +9,14 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from common.api.filters import MAX_ID
+from common.api.serializers import StrictModelSerializer, StrictSerializer
 
 from ..models import ActivityMimeAttachment
 
 OBJECT_TYPES = ("email", "template")
 
 
-class AttachmentSerializer(serializers.ModelSerializer):
+class AttachmentSerializer(StrictModelSerializer):
     object_type = serializers.SerializerMethodField()
     object_id = serializers.SerializerMethodField()
     size = serializers.IntegerField(source="blob.size", read_only=True)
@@ -83,7 +84,7 @@ class Base64TextField(serializers.CharField):
         return data
 
 
-class _AttachmentTarget(serializers.Serializer):
+class _AttachmentTarget(StrictSerializer):
     object_type = serializers.ChoiceField(choices=OBJECT_TYPES)
     object_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     subject = serializers.CharField(required=False, allow_blank=True, default="")

@@ -15,6 +15,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.api.filters import MAX_ID
+from common.api.serializers import StrictSerializer
 
 from ..models import BulkSend, BulkSendStatus, SkipReason, Template
 from ..selectors import bulk_send_progress, templates_visible_to
@@ -42,7 +43,7 @@ class DateOrDateTimeField(serializers.CharField):
         return text
 
 
-class BulkSendQuerySerializer(serializers.Serializer):
+class BulkSendQuerySerializer(StrictSerializer):
     """The contacts to write to: all filters must match; none selects every contact."""
 
     account = serializers.IntegerField(
@@ -88,7 +89,7 @@ class BulkQueryField(serializers.DictField):
         return dict(value or {})
 
 
-class BulkSendStartSerializer(serializers.Serializer):
+class BulkSendStartSerializer(StrictSerializer):
     template = serializers.PrimaryKeyRelatedField(
         queryset=Template.objects.all(), help_text="the template's id"
     )
@@ -114,7 +115,7 @@ class BulkSendStartSerializer(serializers.Serializer):
             template.queryset = templates_visible_to(request.user)
 
 
-class SkippedByReasonSerializer(serializers.Serializer):
+class SkippedByReasonSerializer(StrictSerializer):
     """How many contacts were skipped, by reason (only reasons that occurred)."""
 
     def get_fields(self):
@@ -124,7 +125,7 @@ class SkippedByReasonSerializer(serializers.Serializer):
         }
 
 
-class BulkSendSerializer(serializers.Serializer):
+class BulkSendSerializer(StrictSerializer):
     """A bulk job and its progress (API.md), with what it was started with."""
 
     id = serializers.IntegerField(read_only=True)

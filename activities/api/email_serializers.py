@@ -14,6 +14,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import empty
 
+from common.api.filters import MAX_ID
+from common.api.serializers import StrictModelSerializer, StrictSerializer
+
 from ..models import (
     ActivityMimeAttachment,
     Direction,
@@ -69,12 +72,12 @@ class PresentBooleanField(serializers.BooleanField):
         return super().get_value(dictionary)
 
 
-class SenderRefSerializer(serializers.Serializer):
+class SenderRefSerializer(StrictSerializer):
     type = serializers.ChoiceField(choices=SENDER_TYPES)
-    id = serializers.IntegerField()
+    id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
 
 
-class EmailAttachmentSerializer(serializers.Serializer):
+class EmailAttachmentSerializer(StrictSerializer):
     id = serializers.IntegerField()
     filename = serializers.CharField()
     mime_type = serializers.CharField()
@@ -97,7 +100,7 @@ def attachment_representation(attachment: ActivityMimeAttachment) -> dict[str, A
 # --- the email ---------------------------------------------------------------------
 
 
-class EmailSerializer(serializers.Serializer):
+class EmailSerializer(StrictSerializer):
     """An email as API.md shows it, plus ``possible_duplicate`` and ``events_url``."""
 
     id = serializers.IntegerField(read_only=True)
@@ -200,11 +203,11 @@ class ClaimedEmailSerializer(EmailSerializer):
         ]
 
 
-class EmailClaimResponseSerializer(serializers.Serializer):
+class EmailClaimResponseSerializer(StrictSerializer):
     results = ClaimedEmailSerializer(many=True)
 
 
-class EmailEventSerializer(serializers.ModelSerializer):
+class EmailEventSerializer(StrictModelSerializer):
     from_status = BlankAsNullCharField()
     to_status = BlankAsNullCharField()
     actor = serializers.IntegerField(
@@ -229,7 +232,7 @@ class EmailEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class EmailSendResultSerializer(serializers.Serializer):
+class EmailSendResultSerializer(StrictSerializer):
     id = serializers.IntegerField()
     subject = serializers.CharField(allow_blank=True, help_text="final, with the tracking token")
     status = serializers.ChoiceField(choices=[EmailStatus.PENDING_SEND, EmailStatus.SENT])
@@ -244,7 +247,7 @@ def _recipients() -> serializers.ListField:
     )
 
 
-class _AddressedSerializer(serializers.Serializer):
+class _AddressedSerializer(StrictSerializer):
     """Sender and recipients, and a template limited to those the user may see."""
 
     sender = RecordRefField(
@@ -283,7 +286,7 @@ class EmailWriteSerializer(_AddressedSerializer):
     scheduled_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
-class EmailSendSerializer(serializers.Serializer):
+class EmailSendSerializer(StrictSerializer):
     issue_send = PresentBooleanField(
         default=True, help_text="false: mark as sent without delivering anything"
     )
@@ -292,7 +295,7 @@ class EmailSendSerializer(serializers.Serializer):
     )
 
 
-class EmailCancelSerializer(serializers.Serializer):
+class EmailCancelSerializer(StrictSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=1000)
 
 
@@ -301,7 +304,7 @@ class EmailSendFromTemplateSerializer(_AddressedSerializer):
     regarding = RecordRefField(required=False, allow_null=True, default=None)
 
 
-class EmailClaimSerializer(serializers.Serializer):
+class EmailClaimSerializer(StrictSerializer):
     max = serializers.IntegerField(
         min_value=1, max_value=MAX_CLAIM_BATCH, default=50, help_text="how many emails at most"
     )
@@ -313,7 +316,7 @@ class EmailClaimSerializer(serializers.Serializer):
     )
 
 
-class EmailDeliveryResultSerializer(serializers.Serializer):
+class EmailDeliveryResultSerializer(StrictSerializer):
     lease_token = LeaseTokenField(
         required=False, allow_blank=True, allow_null=True, max_length=40, default=None
     )
@@ -327,16 +330,16 @@ class EmailDeliveryResultSerializer(serializers.Serializer):
 
 
 class EmailDeliveryResultItemSerializer(EmailDeliveryResultSerializer):
-    id = serializers.IntegerField(min_value=1, help_text="the claimed email's id")
+    id = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="the claimed email's id")
 
 
-class EmailDeliveryResultsSerializer(serializers.Serializer):
+class EmailDeliveryResultsSerializer(StrictSerializer):
     results = EmailDeliveryResultItemSerializer(  # type: ignore[call-arg]  # max_length goes to the ListSerializer; the stub lacks it
         many=True, allow_empty=False, max_length=500
     )
 
 
-class EmailDeliveryResultOutcomeSerializer(serializers.Serializer):
+class EmailDeliveryResultOutcomeSerializer(StrictSerializer):
     id = serializers.IntegerField()
     recorded = serializers.BooleanField()
     status = serializers.CharField(allow_null=True, help_text="the email's status now")
@@ -346,5 +349,5 @@ class EmailDeliveryResultOutcomeSerializer(serializers.Serializer):
     detail = serializers.CharField(allow_blank=True)
 
 
-class EmailDeliveryResultsResponseSerializer(serializers.Serializer):
+class EmailDeliveryResultsResponseSerializer(StrictSerializer):
     results = EmailDeliveryResultOutcomeSerializer(many=True)

@@ -9,14 +9,17 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from common.api.filters import MAX_ID
+from common.api.serializers import StrictSerializer
+
 from ..addresses import parse_address
 from ..errors import ApplicationError
 from ..records import RECORD_MODELS, record_type_of
 
 
-class RecordRefSerializer(serializers.Serializer):
+class RecordRefSerializer(StrictSerializer):
     type = serializers.ChoiceField(choices=list(RECORD_MODELS))
-    id = serializers.IntegerField(min_value=1)
+    id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
 
 
 @extend_schema_field(RecordRefSerializer)
@@ -63,7 +66,7 @@ def party_representation(party) -> dict[str, Any]:
     }
 
 
-class PartyOutSerializer(serializers.Serializer):
+class PartyOutSerializer(StrictSerializer):
     address = serializers.CharField()
     name = serializers.CharField(allow_blank=True)
     contact = serializers.IntegerField(allow_null=True)

@@ -17,6 +17,7 @@ from common.api.filters import NamedSearchFilter, StableOrderingFilter
 from common.api.idempotency import idempotent
 from common.api.permissions import StaffOnly
 from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
+from common.api.serializers import StrictModelSerializer
 from crm.models import User
 
 from ..models import SuppressedAddress, SuppressionReason
@@ -26,7 +27,7 @@ from .emails import IDEMPOTENCY_KEY
 ENTRY_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="the entry's id")
 
 
-class SuppressedAddressSerializer(serializers.ModelSerializer):
+class SuppressedAddressSerializer(StrictModelSerializer):
     address = serializers.CharField(
         max_length=320, trim_whitespace=False, help_text="stored lower-cased"
     )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from common.api.serializers import StrictModelSerializer, StrictSerializer
+
 from ..models import ActivityMimeAttachment, Template
 from .fields import RecordRefField
 
 
-class TemplateAttachmentSerializer(serializers.ModelSerializer):
+class TemplateAttachmentSerializer(StrictModelSerializer):
     size = serializers.IntegerField(source="blob.size", read_only=True)
     attachment_id = serializers.CharField(
         source="blob.sha256", read_only=True, help_text="SHA-256 of the bytes (hex)"
@@ -20,7 +22,7 @@ class TemplateAttachmentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TemplateSerializer(serializers.ModelSerializer):
+class TemplateSerializer(StrictModelSerializer):
     """Reads and writes; writes go through ``template_save``, which checks the syntax."""
 
     attachments = TemplateAttachmentSerializer(many=True, read_only=True)
@@ -43,7 +45,7 @@ class TemplateSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "attachments", "created_at", "modified_at"]
 
 
-class InstantiateSerializer(serializers.Serializer):
+class InstantiateSerializer(StrictSerializer):
     regarding = RecordRefField(
         types=("contact", "account", "user"),
         required=False,
@@ -58,7 +60,7 @@ class InstantiateSerializer(serializers.Serializer):
     )
 
 
-class RenderedTemplateSerializer(serializers.Serializer):
+class RenderedTemplateSerializer(StrictSerializer):
     subject = serializers.CharField()
     body_html = serializers.CharField(allow_blank=True)
     body_text = serializers.CharField(allow_blank=True)

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from common.api.serializers import StrictModelSerializer, StrictSerializer
 from crm.models import Account, Contact, Organization, Queue, User
 from crm.services import ORGANIZATION_FIELDS
 
 # --- The API token ---------------------------------------------------------------
 
 
-class TokenSerializer(serializers.Serializer):
+class TokenSerializer(StrictSerializer):
     token = serializers.CharField(help_text="send it as: Authorization: Token <token>")
 
 
 # --- Records ---------------------------------------------------------------------
 
 
-class UserSerializer(serializers.ModelSerializer):
+class UserSerializer(StrictModelSerializer):
     full_name = serializers.CharField(read_only=True)
 
     class Meta:
@@ -33,7 +34,7 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class QueueSerializer(serializers.ModelSerializer):
+class QueueSerializer(StrictModelSerializer):
     members = serializers.PrimaryKeyRelatedField(
         many=True, queryset=User.objects.all(), required=False, help_text="user ids"
     )
@@ -53,7 +54,7 @@ class QueueSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "email_router_access_approval", "created_at"]
 
 
-class OrganizationSerializer(serializers.ModelSerializer):
+class OrganizationSerializer(StrictModelSerializer):
     # Not trimmed: a prefix with a line break is refused, not silently repaired.
     tracking_token_prefix = serializers.CharField(
         max_length=20, trim_whitespace=False, required=False
@@ -68,7 +69,7 @@ class OrganizationSerializer(serializers.ModelSerializer):
         read_only_fields = ["modified_at"]
 
 
-class AccountSerializer(serializers.ModelSerializer):
+class AccountSerializer(StrictModelSerializer):
     class Meta:
         model = Account
         fields = ["id", "name", "email", "city", "website", "created_at"]
@@ -84,7 +85,7 @@ class TagNamesField(serializers.ListField):
         return [tag.name for tag in data.all()]
 
 
-class ContactSerializer(serializers.ModelSerializer):
+class ContactSerializer(StrictModelSerializer):
     tags = TagNamesField(required=False, max_length=100)
 
     class Meta:

@@ -473,3 +473,13 @@ def test_a_bad_batch_is_400_and_records_nothing(org, owner, relay, body):
     answer = client.post(RESULTS, body, format="json")
     assert answer.status_code == 400, answer.content
     assert snapshot(email) == before
+
+
+def test_an_id_beyond_any_row_is_a_400_not_an_overflow(org, owner):
+    """Found by schemathesis: an id over 64 bits reached the database (a 500)."""
+    response = client_for(owner).post(
+        f"{EMAILS}delivery-results/",
+        {"results": [{"id": 852005496928476063596544, "outcome": "failed"}]},
+    )
+    assert response.status_code == 400, response.content
+    assert "id" in str(response.json())

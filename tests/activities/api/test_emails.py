@@ -200,13 +200,26 @@ def test_create_takes_json_only(org, owner):
     assert Email.objects.count() == 0
 
 
-def test_read_only_fields_are_ignored_on_create(org, owner):
+def test_fields_the_server_sets_are_refused_on_create_naming_them(org, owner):
+    """Issue 11: they were ignored in silence, like typos; now both are a 400."""
     response = client_for(owner).post(
         EMAILS, {"subject": "Hi", "status": "sent", "direction": "incoming", "attempts": 7}
     )
-    assert response.status_code == 201
-    email = Email.objects.get()
-    assert (email.status, email.direction, email.attempts) == ("draft", "outgoing", 0)
+    assert response.status_code == 400
+    assert set(response.json()) == {"status", "direction", "attempts"}
+    assert response.json()["status"] == [
+        "not a field this request takes (unknown, or set by the server)"
+    ]
+    assert not Email.objects.exists()
+
+
+def test_a_misspelt_field_is_refused_instead_of_sending_now(org, owner):
+    email = EmailFactory(sender_user=owner, created_by=owner)
+    response = client_for(owner).post(url(email, "send"), {"sheduled_at": "2030-01-01T00:00:00Z"})
+    assert response.status_code == 400
+    assert "sheduled_at" in response.json()
+    email.refresh_from_db()
+    assert email.status == "draft"
 
 
 # --- who may see what ---------------------------------------------------------------
