@@ -15,8 +15,8 @@ from crm.models import Organization, User
 
 from ..addresses import check_header_value
 from ..errors import InvalidTransition, ValidationFailed
-from ..models import ActivityMimeAttachment, AttachmentBlob, Email, EmailStatus, Template
-from ..policies import check_may_act
+from ..models import ActivityMimeAttachment, AttachmentBlob, Email, Template
+from ..policies import EDITABLE_STATUSES, check_may_act
 from ..selectors import attachments_visible_to
 from .blobs import blob_store, blob_touch
 
@@ -53,9 +53,10 @@ def _mime_type(filename: str, given: str | None) -> str:
 def _check_owner(owner: Email | Template) -> None:
     if isinstance(owner, Email):
         status = Email.objects.filter(pk=owner.pk).values_list("status", flat=True).first()
-        if status != EmailStatus.DRAFT:
+        if status not in EDITABLE_STATUSES:  # a failed email is edited and sent again
             raise InvalidTransition(
-                f"only draft emails take attachments; this email is {status}", status=status or ""
+                f"only draft and failed emails take attachments; this email is {status}",
+                status=status or "",
             )
 
 

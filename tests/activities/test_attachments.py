@@ -38,7 +38,8 @@ from tests.services import need_postgresql
 
 pytestmark = pytest.mark.django_db
 
-NON_DRAFT_STATUSES = [s for s in EmailStatus if s != EmailStatus.DRAFT]
+# Draft and failed emails are editable and take attachments (API.md); no other status does.
+NOT_EDITABLE_STATUSES = [s for s in EmailStatus if s not in (EmailStatus.DRAFT, EmailStatus.FAILED)]
 
 
 def stored_files() -> list[str]:
@@ -233,7 +234,7 @@ def test_blob_store_rewrites_the_file_of_a_blob_whose_file_went_missing():
 # --- Owners ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", NON_DRAFT_STATUSES)
+@pytest.mark.parametrize("status", NOT_EDITABLE_STATUSES)
 def test_attachment_on_a_non_draft_email_is_refused_and_nothing_is_stored(status):
     email = EmailFactory(status=status)
 
@@ -691,3 +692,12 @@ def test_gc_leaves_a_blob_that_an_upload_is_linking_at_that_moment():
     assert AttachmentBlob.objects.filter(pk=blob.pk).exists()
     attachment = ActivityMimeAttachment.objects.get()
     assert read_back(attachment) == data
+
+
+def test_a_failed_email_takes_attachments_like_a_draft(owner):
+    """API.md: draft and failed emails (both editable) take attachments (issue 11)."""
+    email = EmailFactory(sender_user=owner, status=EmailStatus.FAILED)
+    attachment, _ = attachment_store(owner=email, source=b"the fixed file", filename="fix.txt")
+    assert read_back(attachment) == b"the fixed file"
+    attachment_delete(attachment=attachment, actor=owner)
+    assert not ActivityMimeAttachment.objects.filter(email=email).exists()

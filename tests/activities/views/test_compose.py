@@ -494,7 +494,7 @@ def test_uploads_need_a_draft_the_user_may_change_and_a_csrf_token(owner):
         f"/mail/{sent.pk}/attachments/", {"file": SimpleUploadedFile("a.txt", b"a")}
     )
     assert response.status_code == 409
-    assert text(response) == "only draft emails take attachments; this email is sent"
+    assert text(response) == "only draft and failed emails take attachments; this email is sent"
     assert (
         client.post(
             f"/mail/{EmailFactory().pk}/attachments/", {"file": SimpleUploadedFile("a.txt", b"a")}
