@@ -13,10 +13,12 @@ from .email import (
     Priority,
 )
 from .rate import SendRateState
+from .regarding import REGARDING_MODELS
 from .suppression import SuppressedAddress, SuppressionReason
 from .template import RecordType, Template
 
 __all__ = [
+    "REGARDING_MODELS",
     "STATE_OF_STATUS",
     "ActivityMimeAttachment",
     "AttachmentBlob",
