@@ -146,7 +146,7 @@ def _context(
         "templates": templates_visible_to(user).order_by("title", "id"),
         "attachments": _attachments(email),
         "forward_files": forward_files,
-        "can_attach": email is None or email.status == EmailStatus.DRAFT,
+        "can_attach": email is None or email.status in EDITABLE_STATUSES,
         "max_bytes": Organization.get().max_attachment_bytes,
         "can_cancel": email is not None and email.status == EmailStatus.DRAFT,
     }

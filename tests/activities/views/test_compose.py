@@ -265,7 +265,8 @@ def test_only_open_outgoing_mail_of_ones_own_can_be_edited(owner_client, owner):
     assert owner_client.get(f"/mail/{incoming.pk}/edit/").status_code == 409
     failed = EmailFactory(sender_user=owner, status=EmailStatus.FAILED, last_error="550")
     page = owner_client.get(f"/mail/{failed.pk}/edit/")
-    assert page.status_code == 200 and page.context["can_attach"] is False
+    # Issue 11 (API.md): a failed email takes attachment changes like a draft.
+    assert page.status_code == 200 and page.context["can_attach"] is True
 
 
 def incoming_to(queue, **fields) -> Email:
@@ -525,3 +526,22 @@ def test_the_email_page_links_to_edit_reply_and_forward(owner_client, owner, tea
     assert f'href="/mail/{received.pk}/reply/"' in page
     assert f'href="/mail/{received.pk}/reply/?all=1"' in page
     assert f'href="/mail/{received.pk}/forward/"' in page and "/edit/" not in page
+
+
+def test_a_failed_email_takes_attachment_changes_on_its_edit_page(owner_client, owner):
+    """API.md: failed emails are editable and take attachments like drafts (issue 11)."""
+    failed = EmailFactory(sender_user=owner, status=EmailStatus.FAILED)
+    added = owner_client.post(
+        f"/mail/{failed.pk}/attachments/",
+        {"file": SimpleUploadedFile("fixed.pdf", b"%PDF-1.4 fixed", "application/pdf")},
+    )
+    assert added.status_code == 201, text(added)
+    page = owner_client.get(f"/mail/{failed.pk}/edit/")
+    assert page.context["can_attach"] is True
+    assert "Remove" in page.content.decode() and "fixed.pdf" in page.content.decode()
+    [attachment] = failed.attachments.all()
+    removed = owner_client.post(
+        f"/mail/{failed.pk}/attachments/{attachment.pk}/remove/", HTTP_HX_REQUEST="true"
+    )
+    assert removed.status_code == 200
+    assert not failed.attachments.exists()
