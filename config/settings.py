@@ -49,8 +49,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # HTTPS, HTTP redirected, HSTS. CRM_HTTPS=false turns the block off for a plain-HTTP
 # setup on loopback (bin/run, the tests); each setting can also be set alone.
 CRM_HTTPS = env.bool("CRM_HTTPS", default=not DEBUG)
-if env.str("SECURE_PROXY_SSL_HEADER", default="X-Forwarded-Proto" if CRM_HTTPS else ""):
-    _proxy_header = env.str("SECURE_PROXY_SSL_HEADER", default="X-Forwarded-Proto")
+_proxy_header = env.str("SECURE_PROXY_SSL_HEADER", default="X-Forwarded-Proto" if CRM_HTTPS else "")
+if _proxy_header:
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_header.upper().replace("-", "_"), "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=CRM_HTTPS)
 # Load balancers probe the health endpoints over plain HTTP.

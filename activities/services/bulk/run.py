@@ -290,22 +290,15 @@ class _Run:
                 ActivityMimeAttachment,
                 ["email_id", "blob_id", "filename", "mime_type", "subject", "position"],
             ).insert(links)
-        RowWriter(
-            EmailEvent,
-            ["email_id"],
-            kind=EventKind.STATUS,
-            to_status=EmailStatus.PENDING_SEND,
-            actor_id=job.created_by_id,
-            actor_label=f"bulk job {job.pk}",
-            reason=f"written by bulk job {job.pk} and accepted for delivery",
-        ).insert(events)
-        email_events_logged(
-            ids,
-            kind=EventKind.STATUS,
-            to_status=EmailStatus.PENDING_SEND,
-            reason=f"written by bulk job {job.pk} and accepted for delivery",
-            actor_label=f"bulk job {job.pk}",
-        )
+        # The same event for every email of the chunk: written, then logged.
+        event = {
+            "kind": EventKind.STATUS,
+            "to_status": EmailStatus.PENDING_SEND,
+            "actor_label": f"bulk job {job.pk}",
+            "reason": f"written by bulk job {job.pk} and accepted for delivery",
+        }
+        RowWriter(EmailEvent, ["email_id"], actor_id=job.created_by_id, **event).insert(events)
+        email_events_logged(ids, **event)
         return ids
 
 
