@@ -96,6 +96,9 @@ MIDDLEWARE = [
     # Static files with hashed, compressed names (after collectstatic), before sessions.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The API's JSON 404 and 413 whatever DEBUG is; outside CommonMiddleware, so that
+    # APPEND_SLASH redirects first.
+    "common.api.middleware.ApiErrorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
