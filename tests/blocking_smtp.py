@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .smtp import RecordingHandler, SMTPServer
 
@@ -86,6 +88,53 @@ class MailGateSMTPServer(SMTPServer):
     def __init__(self, port: int | None = None, *, open_for: int = 0):
         super().__init__(port)
         self.handler = MailGateHandler(open_for=open_for)
+
+    def stop(self) -> None:
+        self.handler.release.set()
+        super().stop()
+
+
+@dataclass
+class DataHookHandler(RecordingHandler):
+    """Records every message; at the ``hook_at``-th DATA (counting from 1) calls
+    ``hook(session)`` after recording it and before answering, then, if ``hold``, keeps
+    the answer back until ``release``. Every DATA is answered after ``delay`` seconds.
+
+    ``hook`` runs on the server's thread while the client waits for the answer: it may
+    stop the client (``SIGSTOP``), so that the 250 that follows lands in the socket of a
+    process that never reads it. ``entered`` is set once the hook has run.
+    """
+
+    hook_at: int = 0
+    hook: Callable[[Any], None] | None = None
+    hold: bool = False
+    delay: float = 0.0
+    data_count: int = 0
+    entered: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    max_block_seconds: float = 60.0
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        reply = await super().handle_DATA(server, session, envelope)
+        with self.lock:
+            self.data_count += 1
+            hooked = self.data_count == self.hook_at
+        if hooked:
+            if self.hook is not None:
+                self.hook(session)
+            self.entered.set()
+            deadline = time.monotonic() + self.max_block_seconds
+            while self.hold and not self.release.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        return reply
+
+
+class DataHookSMTPServer(SMTPServer):
+    def __init__(self, port: int | None = None, **options: Any):
+        super().__init__(port)
+        self.handler = DataHookHandler(**options)
 
     def stop(self) -> None:
         self.handler.release.set()

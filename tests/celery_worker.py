@@ -223,3 +223,29 @@ def queued_tasks(queue: str = "celery") -> int:
             return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
         except conn.channel_errors:  # Redis: an empty queue is no queue at all
             return 0
+
+
+def pid_of_client(peer: tuple) -> int:
+    """The pid of the local process whose TCP socket is bound to ``peer`` (the client's
+    (host, port), as a server on loopback sees it), read from ``/proc`` (Linux)."""
+    port = int(peer[1])
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[9] != "0":
+                inodes.add(f"socket:[{fields[9]}]")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in inodes:
+                    return int(proc.name)
+        except (FileNotFoundError, PermissionError, ProcessLookupError):
+            continue
+    raise AssertionError(f"no process holds the socket of {peer}")
