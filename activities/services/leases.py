@@ -14,11 +14,15 @@ sweep (its token moves on) and the email re-queued, flagged as a possible duplic
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Literal, overload
+from functools import partial
+from typing import Literal, TypeVar, overload
 
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -27,6 +31,57 @@ from ..errors import InvalidTransition, LeaseConflict
 from ..eventlog import email_events_logged
 from ..models import Email, EmailEvent, EmailStatus, EventKind
 from .transitions import transition
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# A lost database connection (the server restarted, the connection cut by it or by the
+# network) must not cost an outcome: the message is out, and an outcome not written
+# leaves the lease to run out and the sweep to send the email again. Outcome writes are
+# fenced by the lease token, so they are tried again on a new connection after these
+# waits (about 8 s in all). Inside a caller's transaction nothing can be tried again:
+# the error goes up as it is.
+LOST_CONNECTION_WAITS = (0.1, 0.5, 2.0, 5.0)
+
+
+def _despite_lost_connection(
+    write: Callable[[], T], *, email_id: int, token: int, done_in: Iterable[str]
+) -> T | None:
+    """Run ``write``; on a lost connection, close it and run it again (a new one).
+
+    A write whose commit went through just before the connection was lost is refused
+    when tried again (the status moved on). If the email is now in one of ``done_in``
+    under the same token, that was this write: nothing else moves it there without
+    moving the token on, so it counts as done (``None`` is returned).
+    """
+    retried = False
+    for wait in (*LOST_CONNECTION_WAITS, None):
+        try:
+            return write()
+        except (LeaseConflict, InvalidTransition):
+            if (
+                retried
+                and Email.objects.filter(
+                    pk=email_id, lease_token=token, status__in=list(done_in)
+                ).exists()
+            ):
+                return None
+            raise
+        except (OperationalError, InterfaceError) as exc:
+            if wait is None or connection.in_atomic_block:
+                raise
+            logger.warning(
+                "email %s: the database connection was lost (%s); writing the outcome "
+                "again on a new connection in %.1fs",
+                email_id,
+                exc,
+                wait,
+            )
+            connection.close()
+            time.sleep(wait)
+            retried = True
+    raise AssertionError("unreachable")
 
 
 def due_now() -> Q:
@@ -137,18 +192,26 @@ def email_record_sent(
         reason = f"handed to the mail server, which refused some recipients: {listing}"
     if message_id and not email.message_id:
         updates["message_id"] = message_id
-    return transition(
+    recorded = _despite_lost_connection(
+        lambda: transition(
+            email_id=email.pk,
+            to=EmailStatus.SENT,
+            allowed_from=[EmailStatus.SENDING],
+            action="record the email as sent",
+            actor_label=owner,
+            reason=reason,
+            updates=updates,
+            lease_token=lease_token,
+            event_data={"lease_token": lease_token, **({"refused": refused} if refused else {})},
+            fetch=fetch,
+        ),
         email_id=email.pk,
-        to=EmailStatus.SENT,
-        allowed_from=[EmailStatus.SENDING],
-        action="record the email as sent",
-        actor_label=owner,
-        reason=reason,
-        updates=updates,
-        lease_token=lease_token,
-        event_data={"lease_token": lease_token, **({"refused": refused} if refused else {})},
-        fetch=fetch,
+        token=lease_token,
+        done_in=[EmailStatus.SENT],
     )
+    if recorded is None and fetch:  # written by a try whose answer the lost connection ate
+        return Email.objects.select_related("sender_user", "sender_queue").get(pk=email.pk)
+    return recorded
 
 
 def email_record_failure(
@@ -157,39 +220,55 @@ def email_record_failure(
     """Record a failed attempt: ``failed`` if permanent or out of attempts, else back
     to ``pending_send`` to be retried after a backoff."""
     error = error[:2000]
+    updates: dict[str, object] = {"last_error": error, "lease_expires_at": None, "lease_owner": ""}
+    event_data = None
     if permanent or email.attempts >= conf.send_max_attempts():
         why = "permanent failure" if permanent else f"gave up after {email.attempts} attempts"
-        return transition(
+        to, reason = EmailStatus.FAILED, f"{why}: {error}"
+        updates["next_attempt_at"] = None
+    else:
+        retry_in = conf.retry_backoff(email.attempts)
+        to = EmailStatus.PENDING_SEND
+        reason = f"attempt {email.attempts} failed, retrying in {retry_in}s: {error}"
+        updates["next_attempt_at"] = timezone.now() + timedelta(seconds=retry_in)
+        event_data = {"retry_in": retry_in}
+    recorded = _despite_lost_connection(
+        lambda: transition(
             email_id=email.pk,
-            to=EmailStatus.FAILED,
+            to=to,
             allowed_from=[EmailStatus.SENDING],
             action="record the failure of",
             actor_label=owner,
-            reason=f"{why}: {error}",
-            updates={
-                "last_error": error,
-                "lease_expires_at": None,
-                "lease_owner": "",
-                "next_attempt_at": None,
-            },
+            reason=reason,
+            updates=updates,
             lease_token=lease_token,
-        )
-    retry_in = conf.retry_backoff(email.attempts)
-    return transition(
+            event_data=event_data,
+        ),
+        email_id=email.pk,
+        token=lease_token,
+        done_in=[to],
+    )
+    if recorded is None:  # written by a try whose answer the lost connection ate
+        return Email.objects.select_related("sender_user", "sender_queue").get(pk=email.pk)
+    return recorded
+
+
+def _release_one(email: Email, *, not_before: datetime | None, reason: str) -> None:
+    transition(
         email_id=email.pk,
         to=EmailStatus.PENDING_SEND,
         allowed_from=[EmailStatus.SENDING],
-        action="record the failure of",
-        actor_label=owner,
-        reason=f"attempt {email.attempts} failed, retrying in {retry_in}s: {error}",
+        action="release",
+        actor_label=email.lease_owner,
+        reason=reason,
         updates={
-            "last_error": error,
+            "attempts": F("attempts") - 1,
             "lease_expires_at": None,
             "lease_owner": "",
-            "next_attempt_at": timezone.now() + timedelta(seconds=retry_in),
+            "next_attempt_at": not_before,
         },
-        lease_token=lease_token,
-        event_data={"retry_in": retry_in},
+        lease_token=email.lease_token,
+        fetch=False,
     )
 
 
@@ -198,21 +277,11 @@ def email_release(*, emails: list[Email], not_before: datetime | None, reason: s
     claim counted returned, due at ``not_before``. Fenced by each claim's token."""
     for email in emails:
         try:
-            transition(
+            _despite_lost_connection(
+                partial(_release_one, email, not_before=not_before, reason=reason),
                 email_id=email.pk,
-                to=EmailStatus.PENDING_SEND,
-                allowed_from=[EmailStatus.SENDING],
-                action="release",
-                actor_label=email.lease_owner,
-                reason=reason,
-                updates={
-                    "attempts": F("attempts") - 1,
-                    "lease_expires_at": None,
-                    "lease_owner": "",
-                    "next_attempt_at": not_before,
-                },
-                lease_token=email.lease_token,
-                fetch=False,
+                token=email.lease_token,
+                done_in=[EmailStatus.PENDING_SEND],
             )
         except (LeaseConflict, InvalidTransition):
             continue  # the lease was taken back meanwhile: the sweep has it
