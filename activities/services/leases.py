@@ -40,8 +40,10 @@ T = TypeVar("T")
 # network) must not cost an outcome: the message is out, and an outcome not written
 # leaves the lease to run out and the sweep to send the email again. Outcome writes are
 # fenced by the lease token, so they are tried again on a new connection after these
-# waits (about 8 s in all). Inside a caller's transaction nothing can be tried again:
-# the error goes up as it is.
+# waits (about 8 s in all). The same goes for the other operational errors (a deadlock,
+# a lock or statement time-out, SQLite's "database is locked"): trying again is safe,
+# and Django may already have replaced the connection, so they are not told apart.
+# Inside a caller's transaction nothing can be tried again: the error goes up as it is.
 LOST_CONNECTION_WAITS = (0.1, 0.5, 2.0, 5.0)
 
 
@@ -72,8 +74,8 @@ def _despite_lost_connection(
             if wait is None or connection.in_atomic_block:
                 raise
             logger.warning(
-                "email %s: the database connection was lost (%s); writing the outcome "
-                "again on a new connection in %.1fs",
+                "email %s: the database failed (%s); writing the outcome again on a new "
+                "connection in %.1fs",
                 email_id,
                 exc,
                 wait,
