@@ -11,11 +11,14 @@ appended to LOG with a single unbuffered write, so a SIGKILL loses no line it wr
     recorded <id> <token>     the report was accepted
     refused <id> <token> <code>   the report was refused (e.g. stale_lease)
 
-Standard library only: it imports nothing of the project, as a real integrator would not.
+Each request carries an ``Idempotency-Key`` and is sent again with it if the network
+loses the answer. Standard library only: it imports nothing of the project, as a real
+integrator would not.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
@@ -23,6 +26,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 
 class Client:
@@ -31,14 +35,22 @@ class Client:
         self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
 
     def post(self, path: str, body: dict) -> tuple[int, dict]:
-        request = urllib.request.Request(
-            self.base + path, data=json.dumps(body).encode(), headers=self.headers, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"{}")
+        """POST with an ``Idempotency-Key``; a request whose answer the network lost is
+        sent again with the same key, so the server replays its first answer."""
+        headers = {**self.headers, "Idempotency-Key": uuid.uuid4().hex}
+        data = json.dumps(body).encode()
+        for attempt in range(5):
+            request = urllib.request.Request(self.base + path, data=data, headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    return response.status, json.loads(response.read() or b"{}")
+            except urllib.error.HTTPError as exc:
+                return exc.code, json.loads(exc.read() or b"{}")
+            except (urllib.error.URLError, OSError, http.client.HTTPException):
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
 
 def main(argv: list[str]) -> int:
