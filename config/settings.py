@@ -420,6 +420,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "config.celery:HeartbeatScheduler"
+# Survives a Redis lost while the worker holds messages (config/celery.py).
+CELERY_WORKER_CONSUMER = "config.celery:Consumer"
 CELERY_BEAT_SCHEDULE = {
     "sweep-email-delivery": {
         "task": "activities.tasks.sweep_email_delivery",

@@ -14,6 +14,7 @@ import threading
 
 import environ
 import pytest
+import redis
 from django.conf import settings as django_settings
 
 from activities.models import Email, EmailStatus
@@ -208,3 +209,42 @@ def test_redis_restarted_with_tasks_queued_and_under_a_running_worker_loses_no_m
     assert copies(smtp_server) == {email.message_id: 1 for email in everything}
     assert Email.objects.filter(status=EmailStatus.SENT).count() == len(everything)
     assert not Email.objects.exclude(status=EmailStatus.SENT).exists()
+
+
+def test_redis_restarted_while_the_worker_holds_a_retry_loses_no_mail(
+    org, owner, redis_server, redis_broker, smtp_server, tmp_path
+):
+    """The first attempt meets a 451; the task's retry (a countdown) is held by the
+    worker, unacknowledged, when Redis restarts and forgets it. The email is still
+    delivered, once, with its second attempt."""
+    smtp_server.handler.fail_data_times = 1
+    env = worker_env(broker=redis_broker, smtp_port=smtp_server.port, CRM_RETRY_BACKOFF_SECONDS=4)
+    broker = redis.Redis.from_url(redis_server.url(0))
+    with running_worker("holding", tmp_path, env) as worker:
+        email = email_send(email=draft(owner), actor=owner)
+        wait_for(
+            lambda: (
+                Email.objects.filter(pk=email.pk, status=EmailStatus.PENDING_SEND, attempts=1)
+                .exclude(last_error="")
+                .exists()
+                and broker.hlen("unacked") == 1  # kombu's hash of messages a worker holds
+                and queued_tasks() == 0
+            ),
+            what="the first attempt failed and its retry held by the worker",
+            workers=(worker,),
+        )
+        redis_server.restart()
+        wait_for(
+            lambda: status_of(email) == EmailStatus.SENT,
+            what="the email delivered after the restart",
+            workers=(worker,),
+        )
+        assert worker.alive()
+    broker.close()
+
+    email.refresh_from_db()
+    assert (email.status, email.attempts, email.possible_duplicate) == ("sent", 2, False)
+    assert (
+        "451" in email.events.get(to_status=EmailStatus.PENDING_SEND, from_status="sending").reason
+    )
+    assert copies(smtp_server) == {email.message_id: 1}
