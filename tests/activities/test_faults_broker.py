@@ -1,10 +1,11 @@
 """Faults of the broker, with a private ``redis-server`` (tests/redis_server.py): down or
-hung when mail is sent, restarted with tasks queued, restarted under a running worker.
+hung when mail is sent, restarted with tasks queued, restarted under a running worker
+(idle, and while it holds a retry).
 
 The Redis is the test's own on both lanes (the suite's broker is left alone): this
 process publishes to it (``broker_at``) and so do the workers started here. As in a
 deployment without ``CACHE_URL``, the API's cache (throttle counters) is on the same
-Redis, so a Redis that is down or hung is down or hung for the cache too.
+Redis server, so a Redis that is down or hung is down or hung for the cache too.
 """
 
 from __future__ import annotations
