@@ -82,8 +82,13 @@ def _publish(
             countdown=countdown,  # type: ignore[arg-type]  # None is Celery's default; the stub says float
             retry=True,
         )
-    except OperationalError:
-        logger.warning("broker unavailable; %s%s is left to the sweep", name, args)
+    except OperationalError as exc:  # kombu's wrapper of the transport's errors
+        logger.warning(
+            "broker unavailable (%s); %s%s is left to the sweep",
+            exc or type(exc).__name__,
+            name,
+            args,
+        )
         return False
     return True
 

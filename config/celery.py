@@ -1,7 +1,9 @@
+import logging
 import os
 
 from celery import Celery, bootsteps
 from celery.beat import PersistentScheduler
+from celery.worker.consumer import Consumer as CeleryConsumer
 from django.conf import settings
 
 from common.health import touch_heartbeat
@@ -32,6 +34,32 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
 
 
 app.steps["worker"].add(WorkerHeartbeat)
+
+logger = logging.getLogger(__name__)
+
+
+class Consumer(CeleryConsumer):
+    """Celery's consumer (``CELERY_WORKER_CONSUMER``), kept alive when the connection to
+    a Redis broker is lost while the worker holds messages.
+
+    Celery then closes the lost connection, and kombu's Redis channel, closing, puts the
+    messages this worker held unacknowledged (a running task, a retry waiting for its
+    countdown) back on the queue through a transport whose client it has already let go:
+    an ``AttributeError`` (``'NoneType' object has no attribute 'hostname'``) that escaped
+    as an "Unrecoverable error" and stopped the whole worker (kombu 5.7.0). Those
+    messages were not lost by the worker: a restarted Redis lost them itself, or hands
+    them out again after the visibility timeout; a task the worker drops is found by the
+    sweep by its email's due time (tests/activities/test_faults_broker.py). So the error
+    is logged and the consumer reconnects as after any lost connection.
+    """
+
+    def on_connection_error_after_connected(self, exc):
+        try:
+            super().on_connection_error_after_connected(exc)
+        except AttributeError as error:
+            logger.warning(
+                "broker connection lost (%r); closing it failed (%r), reconnecting", exc, error
+            )
 
 
 class HeartbeatScheduler(PersistentScheduler):

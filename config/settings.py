@@ -324,6 +324,23 @@ except ValueError as exc:
 if not isinstance(_extra_transport_options, dict):
     raise ImproperlyConfigured("CELERY_BROKER_TRANSPORT_OPTIONS must be a JSON object")
 _broker_scheme = CELERY_BROKER_URL.split("://", 1)[0].split("+", 1)[0].lower()
+# Redis (and SQS): a message taken and not acknowledged within the visibility timeout
+# is restored to the queue and delivered again, also while its worker still holds it
+# (kombu looks for such messages every ``unacked_restore_interval`` seconds). Named
+# apart so that a test publishing to a Redis of its own uses the same options.
+# A Redis that accepts connections and never answers (hung, failed over, a partition
+# without a reset) holds every command forever unless the socket has a timeout: then a
+# publish made by a request would hang it. With CRM_REDIS_SOCKET_TIMEOUT a command gives
+# up, the publish fails after its retries (CELERY_TASK_PUBLISH_RETRY_POLICY, below), is
+# logged, and the sweep publishes the work once the broker answers again. The same
+# timeout holds for the cache when it is on Redis. Above kombu's BRPOP timeout (1 s).
+CRM_REDIS_SOCKET_TIMEOUT = env.float("CRM_REDIS_SOCKET_TIMEOUT", default=3.0)
+CRM_REDIS_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=3600),
+    "socket_connect_timeout": CRM_REDIS_SOCKET_TIMEOUT,
+    "socket_timeout": CRM_REDIS_SOCKET_TIMEOUT,
+    **_extra_transport_options,
+}
 if _broker_scheme == "filesystem":
     # No redelivery: the folder keeps a message until a worker takes it, and a worker
     # puts back what it had not acknowledged when it stops.
@@ -351,13 +368,7 @@ elif _broker_scheme in ("amqp", "amqps", "pyamqp", "librabbitmq"):
         env.float("CELERY_BROKER_CONSUMER_TIMEOUT", default=1800.0),
     )
 elif _broker_scheme in ("redis", "rediss", "sentinel", "sqs"):
-    # Redis (and SQS): a message taken and not acknowledged within the visibility timeout
-    # is restored to the queue and delivered again, also while its worker still holds it
-    # (kombu looks for such messages every ``unacked_restore_interval`` seconds).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=3600),
-        **_extra_transport_options,
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS = dict(CRM_REDIS_BROKER_TRANSPORT_OPTIONS)
     _redelivery = (
         "the visibility timeout (CELERY_BROKER_VISIBILITY_TIMEOUT)",
         float(CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]),
@@ -398,8 +409,19 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A publish that fails is retried twice, quickly, then given up (activities.dispatch
+# logs it; the sweep finds the work): Celery's default waits up to a second between
+# tries, and a request should not wait long for a broker that is down.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "config.celery:HeartbeatScheduler"
+# Survives a Redis lost while the worker holds messages (config/celery.py).
+CELERY_WORKER_CONSUMER = "config.celery:Consumer"
 CELERY_BEAT_SCHEDULE = {
     "sweep-email-delivery": {
         "task": "activities.tasks.sweep_email_delivery",
@@ -441,6 +463,18 @@ CRM_BULK_CHUNK_SIZE = env.int("CRM_BULK_CHUNK_SIZE", default=500)
 # setup, one machine) memory of the process.
 _redis_broker = CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
 CACHES = {"default": env.cache_url("CACHE_URL", default=_redis_broker or "locmemcache://")}
+# Redis' connection pool options for the cache: a hung Redis costs a request at most the
+# timeout (the API's throttles then let the request through, common.api.throttling).
+# Options given in CACHE_URL's query win.
+CRM_REDIS_CACHE_OPTIONS = {
+    "socket_connect_timeout": CRM_REDIS_SOCKET_TIMEOUT,
+    "socket_timeout": CRM_REDIS_SOCKET_TIMEOUT,
+}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    CACHES["default"]["OPTIONS"] = {
+        **CRM_REDIS_CACHE_OPTIONS,
+        **CACHES["default"].get("OPTIONS", {}),
+    }
 CACHES["default"].setdefault("KEY_PREFIX", "crm")
 
 # --- REST API -------------------------------------------------------------------

@@ -139,3 +139,76 @@ class DataHookSMTPServer(SMTPServer):
     def stop(self) -> None:
         self.handler.release.set()
         super().stop()
+
+
+@dataclass
+class ClosingHandler(RecordingHandler):
+    """Accepts the first ``accept_per_connection`` messages of each connection; the next
+    one is answered ``421`` (service closing the transmission channel) and the
+    connection is dropped, as a server does when it shuts down or limits the messages
+    per connection. ``at`` is where: ``"MAIL"`` (the next ``MAIL FROM``) or ``"DATA"``
+    (after the whole message came, instead of its 250: the message is not kept).
+    ``cuts`` connections are cut so; after that every message is accepted (the server
+    is back). ``cut`` is set at the first cut; ``refused`` holds the sender of each
+    message refused with the 421.
+
+    Either way the server has not taken the message and said so: a client that meets
+    the 421 knows it, so one copy per message can be demanded.
+    """
+
+    accept_per_connection: int = 0
+    cuts: int = 1
+    at: str = "MAIL"
+    accepted_on: dict[tuple, int] = field(default_factory=dict)  # peer -> messages taken
+    refused: list[str] = field(default_factory=list)
+    cut: threading.Event = field(default_factory=threading.Event)
+
+    def _closing(self, session, envelope, stage: str) -> bool:
+        if stage != self.at:
+            return False
+        with self.lock:
+            close = (
+                len(self.refused) < self.cuts
+                and self.accepted_on.get(tuple(session.peer), 0) >= self.accept_per_connection
+            )
+            if close:
+                self.refused.append(envelope.mail_from or "")
+        return close
+
+    async def _close(self, server) -> str:
+        # As aiosmtpd's own QUIT does: reply, stop serving the session, close.
+        await server.push("421 4.3.2 Service shutting down, closing transmission channel")
+        server._handler_coroutine.cancel()
+        server.transport.close()
+        self.cut.set()
+        return "421 4.3.2 Service shutting down"  # not sent: the channel is closed
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        if self._closing(session, envelope, "MAIL"):
+            return await self._close(server)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self._closing(session, envelope, "DATA"):
+            return await self._close(server)
+        reply = await super().handle_DATA(server, session, envelope)
+        if reply.startswith("250"):
+            with self.lock:
+                peer = tuple(session.peer)
+                self.accepted_on[peer] = self.accepted_on.get(peer, 0) + 1
+        return reply
+
+
+class ClosingSMTPServer(SMTPServer):
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        accept_per_connection: int,
+        cuts: int = 1,
+        at: str = "MAIL",
+    ):
+        super().__init__(port)
+        self.handler = ClosingHandler(accept_per_connection=accept_per_connection, cuts=cuts, at=at)

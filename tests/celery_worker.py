@@ -249,3 +249,29 @@ def pid_of_client(peer: tuple) -> int:
         except (FileNotFoundError, PermissionError, ProcessLookupError):
             continue
     raise AssertionError(f"no process holds the socket of {peer}")
+
+
+@contextmanager
+def broker_at(url: str, data_dir: Path) -> Iterator[dict[str, str]]:
+    """Publish from this process to the broker at ``url`` (a private Redis of the test,
+    ``tests/redis_server.py``) for the duration; yields the workers' env for it, as
+    ``private_broker`` does. The transport options are those the settings give a Redis
+    broker, whatever broker the suite itself runs on.
+
+    The read and write URLs are set, not ``broker_url``: Celery answers that one from
+    the ``CELERY_BROKER_URL`` variable when it is set (the PostgreSQL + Redis lane)."""
+    from config.celery import app
+
+    keys = ("broker_read_url", "broker_write_url", "broker_transport_options")
+    previous = {key: app.conf.get(key) for key in keys}
+    app.conf.update(
+        broker_read_url=url,
+        broker_write_url=url,
+        broker_transport_options=dict(settings.CRM_REDIS_BROKER_TRANSPORT_OPTIONS),
+    )
+    _reconnect(app)
+    try:
+        yield {"CELERY_BROKER_URL": url, "CRM_DATA_DIR": str(data_dir)}
+    finally:
+        app.conf.update(previous)
+        _reconnect(app)

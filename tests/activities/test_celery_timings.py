@@ -183,7 +183,11 @@ def load_settings(monkeypatch, tmp_path):
 def test_the_defaults_keep_every_hold_below_the_redis_visibility_timeout(load_settings):
     loaded = load_settings(CELERY_BROKER_URL="redis://127.0.0.1:6379/11")
 
-    assert loaded["CELERY_BROKER_TRANSPORT_OPTIONS"] == {"visibility_timeout": 3600}
+    assert loaded["CELERY_BROKER_TRANSPORT_OPTIONS"] == {
+        "visibility_timeout": 3600,
+        "socket_connect_timeout": 3.0,  # CRM_REDIS_SOCKET_TIMEOUT
+        "socket_timeout": 3.0,
+    }
     assert loaded["CRM_ETA_HORIZON_SECONDS"] == HORIZON
     soft, hard = loaded["CELERY_TASK_SOFT_TIME_LIMIT"], loaded["CELERY_TASK_TIME_LIMIT"]
     assert 0 < loaded["CRM_TASK_SLICE_SECONDS"] < soft < hard
@@ -212,6 +216,8 @@ def test_extra_transport_options_are_merged_and_a_scaled_setup_is_accepted(load_
 
     assert loaded["CELERY_BROKER_TRANSPORT_OPTIONS"] == {
         "visibility_timeout": 8,
+        "socket_connect_timeout": 3.0,
+        "socket_timeout": 3.0,
         "unacked_restore_interval": 1,
     }
     assert loaded["CRM_TASK_SLICE_SECONDS"] == pytest.approx(0.4)  # a fifth of the soft limit
