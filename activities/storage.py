@@ -1,11 +1,27 @@
-"""File-system storage suited to content-addressed blobs."""
+"""Storage helpers for content-addressed blobs: atomic writes, verified reads.
+
+``BlobFileSystemStorage`` is the file-system backend; ``read_verified`` is the one way
+stored bytes are read back (downloads and outgoing mail), checked against the size and
+SHA-256 they were stored under.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, closing
+from typing import Any
 
-from django.core.files.storage import FileSystemStorage
+from django.core.files.storage import FileSystemStorage, Storage
+
+from .errors import AttachmentCorrupted
+
+logger = logging.getLogger(__name__)
+
+READ_CHUNK = 64 * 1024
 
 
 class BlobFileSystemStorage(FileSystemStorage):
@@ -43,3 +59,71 @@ class BlobFileSystemStorage(FileSystemStorage):
                 os.unlink(tmp_path)
             raise
         return name
+
+
+# --- Reading back, verified ----------------------------------------------------------
+
+
+def _corrupted(name: str, label: str, *, size: int, sha256: str, read: str) -> AttachmentCorrupted:
+    logger.error(
+        "blob %s is corrupted in storage: stored as %s bytes with SHA-256 %s, read %s",
+        name,
+        size,
+        sha256,
+        read,
+    )
+    return AttachmentCorrupted(
+        f'the stored bytes of attachment "{label}" are corrupted: they no longer match the '
+        f"size and SHA-256 it was stored with ({size} bytes, {sha256[:12]}…); "
+        "attach the file again"
+    )
+
+
+def read_verified(
+    storage: Storage,
+    name: str,
+    *,
+    size: int,
+    sha256: str,
+    label: str,
+    chunk_size: int = READ_CHUNK,
+) -> Iterator[bytes]:
+    """The stored bytes of ``name`` in chunks, checked against ``size`` and ``sha256``.
+
+    Raises ``AttachmentCorrupted`` (after logging it) once the bytes read are more than
+    ``size`` (so a wrong object is never read to its end) or, after the last chunk,
+    when their count or SHA-256 differ: a caller uses nothing it was given until the
+    iteration has ended without error. ``label`` (the attachment's file name) goes
+    into the message. A missing file raises ``FileNotFoundError``, as ``open`` does.
+    On S3 the object's length is known from the ``HEAD`` that opening it makes, so an
+    object of another size is refused before its bytes are fetched, and the bytes
+    are streamed from the response rather than copied to a local file first.
+    """
+    digest = hashlib.sha256()
+    read = 0
+    with ExitStack() as stack:
+        fh = stack.enter_context(storage.open(name, "rb"))
+        obj: Any = getattr(fh, "obj", None)  # django-storages' S3File: a boto3 Object
+        if obj is not None:
+            if obj.content_length != size:
+                raise _corrupted(
+                    name, label, size=size, sha256=sha256, read=f"{obj.content_length} bytes"
+                )
+            body = stack.enter_context(closing(obj.get()["Body"]))
+            chunks: Iterator[bytes] = body.iter_chunks(chunk_size)
+        else:
+            chunks = iter(lambda: fh.read(min(chunk_size, size + 1 - read)), b"")
+        for chunk in chunks:
+            read += len(chunk)
+            if read > size:
+                raise _corrupted(name, label, size=size, sha256=sha256, read="more bytes")
+            digest.update(chunk)
+            yield chunk
+    if read != size or digest.hexdigest() != sha256:
+        raise _corrupted(
+            name,
+            label,
+            size=size,
+            sha256=sha256,
+            read=f"{read} bytes with SHA-256 {digest.hexdigest()}",
+        )

@@ -17,6 +17,7 @@ from django.utils import timezone
 from .. import conf
 from ..errors import AttachmentTooLarge, EmptyAttachment
 from ..models import ActivityMimeAttachment, AttachmentBlob, blob_path
+from ..storage import read_verified
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,27 @@ def blob_store(
         blob = AttachmentBlob.objects.get(sha256=sha256)
         blob_touch(blob=blob)
         return blob, True
+
+
+def blob_open_verified(*, blob: AttachmentBlob, label: str) -> IO[bytes]:
+    """A blob's bytes, read whole and checked against its size and SHA-256, rewound.
+
+    Spooled while they are hashed (in memory up to 1 MB, then on disk; never more than
+    the blob's size, itself within the attachment limit), so a caller that streams
+    them on has the verdict before its first byte goes out. Raises
+    ``AttachmentCorrupted`` (``label`` names the attachment) or ``FileNotFoundError``.
+    """
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    try:
+        for chunk in read_verified(
+            default_storage, blob.file.name, size=blob.size, sha256=blob.sha256, label=label
+        ):
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
 
 
 def blob_touch(*, blob: AttachmentBlob) -> bool:
