@@ -19,6 +19,7 @@ from activities.services.delivery import email_deliver
 from activities.services.emails import email_create, email_send
 from activities.storage import BlobFileSystemStorage
 from tests.api import client_for
+from tests.pages import signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +32,10 @@ def stored_path(attachment: ActivityMimeAttachment) -> Path:
 
 def content_url(attachment: ActivityMimeAttachment) -> str:
     return f"/api/v1/attachments/{attachment.pk}/content/"
+
+
+def page_url(attachment: ActivityMimeAttachment) -> str:
+    return f"/mail/{attachment.email_id}/attachments/{attachment.pk}/"
 
 
 @pytest.fixture
@@ -116,6 +121,24 @@ def test_api_download_of_a_corrupted_attachment_is_502_naming_it_and_sends_no_by
     assert body["code"] == "attachment_corrupted"
     assert 'attachment "figures.bin"' in body["detail"]
     assert DATA[:64] not in answer.content
+
+
+def test_page_download_of_a_corrupted_attachment_is_502_naming_it(owner, attachment):
+    flip_one_byte(stored_path(attachment))
+
+    answer = signed_in(owner).get(page_url(attachment))
+
+    assert answer.status_code == 502
+    assert answer["Content-Type"] == "text/plain; charset=utf-8"
+    assert 'attachment "figures.bin"' in answer.content.decode()
+
+
+def test_page_download_of_an_intact_attachment_is_the_bytes(owner, attachment):
+    answer = signed_in(owner).get(page_url(attachment))
+
+    assert answer.status_code == 200
+    assert b"".join(answer.streaming_content) == DATA
+    assert answer["Content-Length"] == str(len(DATA))
 
 
 def test_delivery_of_an_email_with_a_corrupted_attachment_sends_nothing_and_fails_naming_it(
