@@ -1,8 +1,9 @@
-"""Storage helpers for content-addressed blobs: atomic writes, verified reads.
+"""Storage helpers for content-addressed blobs: atomic writes, verified reads, listings.
 
 ``BlobFileSystemStorage`` is the file-system backend; ``read_verified`` is the one way
 stored bytes are read back (downloads and outgoing mail), checked against the size and
-SHA-256 they were stored under.
+SHA-256 they were stored under; ``stored_files`` walks what a storage holds under a
+prefix, page by page, for the garbage collector.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import posixpath
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, closing
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.core.files.storage import FileSystemStorage, Storage
@@ -22,6 +26,8 @@ from .errors import AttachmentCorrupted
 logger = logging.getLogger(__name__)
 
 READ_CHUNK = 64 * 1024
+# Keys per ListObjectsV2 request (S3's own maximum).
+S3_LIST_PAGE = 1000
 
 
 class BlobFileSystemStorage(FileSystemStorage):
@@ -127,3 +133,58 @@ def read_verified(
             sha256=sha256,
             read=f"{read} bytes with SHA-256 {digest.hexdigest()}",
         )
+
+
+# --- Listing ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    name: str
+    size: int
+    modified: datetime
+
+
+def stored_files(storage: Storage, prefix: str) -> Iterator[StoredFile]:
+    """Every file under ``prefix`` with its size and modification time, lazily.
+
+    S3 (django-storages): ``ListObjectsV2`` pages of 1,000 keys, which carry the size and
+    time, so nothing else is asked per file. Any other storage: ``listdir`` one folder
+    at a time (the blob store fans out into 256 folders), ``size`` and
+    ``get_modified_time`` per file. A file removed while it is listed is left out.
+    """
+    if hasattr(storage, "bucket_name") and hasattr(storage, "connection"):
+        yield from _s3_files(storage, prefix)
+    else:
+        yield from _listed_files(storage, prefix.rstrip("/"))
+
+
+def _s3_files(storage: Any, prefix: str) -> Iterator[StoredFile]:
+    location = (storage.location or "").strip("/")
+    key_prefix = f"{location}/{prefix}" if location else prefix
+    paginator = storage.connection.meta.client.get_paginator("list_objects_v2")
+    pages = paginator.paginate(
+        Bucket=storage.bucket_name, Prefix=key_prefix, PaginationConfig={"PageSize": S3_LIST_PAGE}
+    )
+    for page in pages:
+        for entry in page.get("Contents", ()):
+            key = entry["Key"]
+            name = key[len(location) + 1 :] if location else key
+            yield StoredFile(name=name, size=entry["Size"], modified=entry["LastModified"])
+
+
+def _listed_files(storage: Storage, folder: str) -> Iterator[StoredFile]:
+    try:
+        folders, files = storage.listdir(folder)
+    except FileNotFoundError:
+        return
+    for filename in sorted(files):
+        name = posixpath.join(folder, filename)
+        try:
+            yield StoredFile(
+                name=name, size=storage.size(name), modified=storage.get_modified_time(name)
+            )
+        except FileNotFoundError:
+            continue
+    for sub in sorted(folders):
+        yield from _listed_files(storage, posixpath.join(folder, sub))

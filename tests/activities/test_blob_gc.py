@@ -1,0 +1,186 @@
+"""The blob collector's sweep of orphan files (a file under ``blobs/sha256/`` with no
+row, left by a crash between writing it and inserting the row) and its dry run. The collection of unreferenced rows is in
+``test_attachments.py``; the S3 variant of the sweep in ``test_blob_storage_s3.py``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from activities.models import AttachmentBlob, blob_path
+from activities.services.attachments import attachment_store
+from activities.services.blobs import BlobGarbage, blob_collect_garbage, blob_store
+from activities.tasks import collect_orphan_blobs
+from tests.factories import EmailFactory
+
+pytestmark = pytest.mark.django_db
+
+DAY = 24 * 3600
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def media() -> Path:
+    return Path(settings.MEDIA_ROOT)
+
+
+def stored_files() -> list[str]:
+    root = media()
+    if not root.exists():
+        return []
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def age_file(name: str, seconds: float) -> None:
+    path = media() / name
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def orphan(data: bytes, *, age: float = 2 * DAY) -> str:
+    """A blob's file with no row, as a crash after the write leaves it."""
+    name = blob_path(sha(data))
+    path = media() / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    age_file(name, age)
+    return name
+
+
+def old_unreferenced_blob(data: bytes) -> AttachmentBlob:
+    blob, _ = blob_store(source=data, max_bytes=10_000)
+    AttachmentBlob.objects.filter(pk=blob.pk).update(touched_at=timezone.now() - timedelta(days=2))
+    age_file(blob.file.name, 2 * DAY)
+    return blob
+
+
+def test_an_orphan_file_older_than_the_grace_period_is_removed():
+    name = orphan(b"left by a crash")
+
+    report = blob_collect_garbage(grace_seconds=DAY)
+
+    assert (report.orphan_files, report.orphan_bytes) == (1, len(b"left by a crash"))
+    assert (report.blobs, report.blob_bytes) == (0, 0)
+    assert report.names == [name]
+    assert stored_files() == []
+    # The row it went through is gone with it.
+    assert AttachmentBlob.objects.count() == 0
+
+
+def test_an_orphan_file_within_the_grace_period_is_kept():
+    name = orphan(b"an upload about to insert its row", age=60)
+
+    report = blob_collect_garbage(grace_seconds=3600)
+
+    assert report.orphan_files == 0
+    assert stored_files() == [name]
+
+
+def test_a_stray_temporary_file_under_the_prefix_goes_and_files_elsewhere_stay():
+    stray = "blobs/sha256/ab/.tmp-k2j3h4"
+    (media() / "blobs/sha256/ab").mkdir(parents=True)
+    (media() / stray).write_bytes(b"half a write")
+    age_file(stray, 2 * DAY)
+    (media() / "other").mkdir()
+    (media() / "other/keep.txt").write_bytes(b"not ours")
+    age_file("other/keep.txt", 2 * DAY)
+
+    report = blob_collect_garbage(grace_seconds=DAY)
+
+    assert report.names == [stray]
+    assert stored_files() == ["other/keep.txt"]
+
+
+def test_a_referenced_blob_is_never_removed_however_old_its_row_and_file():
+    attachment, _ = attachment_store(owner=EmailFactory(), source=b"in use", filename="a.txt")
+    AttachmentBlob.objects.update(touched_at=timezone.now() - timedelta(days=365))
+    age_file(attachment.blob.file.name, 365 * DAY)
+
+    report = blob_collect_garbage(grace_seconds=0)
+
+    assert report == BlobGarbage()
+    assert stored_files() == [attachment.blob.file.name]
+    assert AttachmentBlob.objects.get().pk == attachment.blob_id
+
+
+def test_an_upload_of_the_bytes_of_an_old_orphan_keeps_its_file():
+    data = b"uploaded again after the crash"
+    name = orphan(data, age=7 * DAY)
+
+    attachment, reused = attachment_store(owner=EmailFactory(), source=data, filename="a.txt")
+    attachment.delete()  # unreferenced again, but touched and written just now
+    report = blob_collect_garbage(grace_seconds=DAY)
+
+    assert reused is False
+    assert report.orphan_files == report.blobs == 0
+    assert stored_files() == [name]
+    assert (media() / name).read_bytes() == data
+
+
+def test_a_dry_run_removes_nothing_and_reports_exactly_what_a_run_removes():
+    blob = old_unreferenced_blob(b"an old unreferenced blob")
+    old_orphan = orphan(b"an old orphan file")
+    orphan(b"a fresh orphan file", age=10)
+    attachment_store(owner=EmailFactory(), source=b"referenced", filename="r.txt")
+    before = stored_files()
+    rows_before = AttachmentBlob.objects.count()
+
+    dry = blob_collect_garbage(grace_seconds=DAY, dry_run=True)
+
+    assert dry == BlobGarbage(
+        dry_run=True,
+        blobs=1,
+        blob_bytes=len(b"an old unreferenced blob"),
+        orphan_files=1,
+        orphan_bytes=len(b"an old orphan file"),
+        names=[blob.file.name, old_orphan],
+    )
+    assert stored_files() == before
+    assert AttachmentBlob.objects.count() == rows_before
+
+    real = blob_collect_garbage(grace_seconds=DAY)
+
+    assert (real.blobs, real.blob_bytes, real.orphan_files, real.orphan_bytes, real.names) == (
+        dry.blobs,
+        dry.blob_bytes,
+        dry.orphan_files,
+        dry.orphan_bytes,
+        dry.names,
+    )
+    assert sorted(set(before) - set(stored_files())) == sorted(dry.names)
+
+
+def test_at_most_limit_orphan_files_per_run():
+    for i in range(3):
+        orphan(f"orphan {i}".encode())
+
+    first = blob_collect_garbage(grace_seconds=DAY, limit=2)
+    second = blob_collect_garbage(grace_seconds=DAY, limit=2)
+
+    assert (first.orphan_files, second.orphan_files) == (2, 1)
+    assert stored_files() == []
+
+
+def test_the_beat_task_runs_the_full_collection():
+    old_unreferenced_blob(b"a blob for the task")
+    orphan(b"a file for the task")
+
+    result = collect_orphan_blobs()
+
+    assert result == {
+        "dry_run": False,
+        "blobs": 1,
+        "blob_bytes": len(b"a blob for the task"),
+        "orphan_files": 1,
+        "orphan_bytes": len(b"a file for the task"),
+    }
+    assert stored_files() == []
