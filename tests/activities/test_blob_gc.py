@@ -1,10 +1,12 @@
 """The blob collector's sweep of orphan files (a file under ``blobs/sha256/`` with no
-row, left by a crash between writing it and inserting the row) and its dry run. The collection of unreferenced rows is in
+row, left by a crash between writing it and inserting the row), its dry run, and
+``manage.py collect_blobs``. The collection of unreferenced rows is in
 ``test_attachments.py``; the S3 variant of the sweep in ``test_blob_storage_s3.py``."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import time
 from datetime import timedelta
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from activities.models import AttachmentBlob, blob_path
@@ -184,3 +187,60 @@ def test_the_beat_task_runs_the_full_collection():
         "orphan_bytes": len(b"a file for the task"),
     }
     assert stored_files() == []
+
+
+# --- manage.py collect_blobs ----------------------------------------------------------
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command("collect_blobs", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_the_command_dry_run_prints_the_report_and_removes_nothing():
+    blob = old_unreferenced_blob(b"12345")
+    name = orphan(b"1234567")
+
+    output = run("--dry-run", "--grace-seconds", str(DAY), "-v", "2")
+
+    assert output.splitlines() == [
+        blob.file.name,
+        name,
+        "would remove 1 unreferenced blobs (5 bytes) and 1 orphan files (7 bytes)",
+    ]
+    assert stored_files() == sorted([blob.file.name, name])
+
+
+def test_the_command_collects_with_the_grace_period_given():
+    orphan(b"two hours old", age=7200)
+
+    kept = run("--grace-seconds", "10800")
+    removed = run("--grace-seconds", "3600")
+
+    assert kept == "removed 0 unreferenced blobs (0 bytes) and 0 orphan files (0 bytes)\n"
+    assert removed == "removed 0 unreferenced blobs (0 bytes) and 1 orphan files (13 bytes)\n"
+    assert stored_files() == []
+
+
+def test_the_command_uses_the_grace_period_from_settings(settings):
+    settings.CRM_BLOB_GC_GRACE_SECONDS = 3600
+    orphan(b"two hours old", age=7200)
+    orphan(b"ten minutes old", age=600)
+
+    output = run()
+
+    assert output == "removed 0 unreferenced blobs (0 bytes) and 1 orphan files (13 bytes)\n"
+    assert stored_files() == [blob_path(sha(b"ten minutes old"))]
+
+
+@pytest.mark.parametrize(
+    "args", [["--grace-seconds", "-1"], ["--grace-seconds", "soon"], ["--limit", "0"]]
+)
+def test_the_command_refuses_a_bad_number(args):
+    name = orphan(b"kept")
+
+    with pytest.raises(CommandError):
+        run(*args)
+
+    assert stored_files() == [name]
