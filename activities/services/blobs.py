@@ -1,4 +1,9 @@
-"""The content-addressed blob store: bytes kept once, keyed by SHA-256."""
+"""The content-addressed blob store: bytes kept once, keyed by SHA-256.
+
+``blob_store`` writes them, ``blob_open_verified`` reads them back checked against
+their size and SHA-256 (``storage.read_verified``), ``blob_collect_garbage`` removes
+unreferenced blobs and orphan files.
+"""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from activities.models import AttachmentBlob, blob_path
+from activities.services import blobs as blobs_module
 from activities.services.attachments import attachment_store
 from activities.services.blobs import BlobGarbage, blob_collect_garbage, blob_store
 from activities.tasks import collect_orphan_blobs
@@ -115,11 +116,13 @@ def test_a_referenced_blob_is_never_removed_however_old_its_row_and_file():
     assert AttachmentBlob.objects.get().pk == attachment.blob_id
 
 
-def test_an_upload_of_the_bytes_of_an_old_orphan_keeps_its_file():
+def test_an_upload_of_the_bytes_of_an_old_orphan_adopts_it_and_writes_it_afresh():
     data = b"uploaded again after the crash"
     name = orphan(data, age=7 * DAY)
 
     attachment, reused = attachment_store(owner=EmailFactory(), source=data, filename="a.txt")
+    # Written again, not just found: a collector that listed it as old sees it new.
+    assert time.time() - (media() / name).stat().st_mtime < 3600
     attachment.delete()  # unreferenced again, but touched and written just now
     report = blob_collect_garbage(grace_seconds=DAY)
 
@@ -127,6 +130,32 @@ def test_an_upload_of_the_bytes_of_an_old_orphan_keeps_its_file():
     assert report.orphan_files == report.blobs == 0
     assert stored_files() == [name]
     assert (media() / name).read_bytes() == data
+
+
+def test_a_collection_between_an_uploads_write_and_its_insert_leaves_it_a_file(monkeypatch):
+    """The worst moment: the upload has written the file (of an old orphan's bytes) and
+    not yet inserted its row when the collector, which listed the file as old, takes it
+    through a row of its own. The upload's insert then succeeds, finds the file gone,
+    and writes it again."""
+    data = b"written, collected, inserted"
+    name = orphan(data, age=7 * DAY)
+    real_write = blobs_module._write
+    collected: list[BlobGarbage] = []
+
+    def write_then_collect(spool, written):
+        real_write(spool, written)
+        if not collected:
+            age_file(written, 7 * DAY)  # as the collector's listing saw it
+            collected.append(blob_collect_garbage(grace_seconds=DAY))
+
+    monkeypatch.setattr(blobs_module, "_write", write_then_collect)
+
+    blob, reused = blob_store(source=data, max_bytes=1000)
+
+    assert collected[0].orphan_files == 1  # the collector did remove the file ...
+    assert reused is False
+    assert AttachmentBlob.objects.get().pk == blob.pk
+    assert (media() / name).read_bytes() == data  # ... and the upload wrote it again
 
 
 def test_a_dry_run_removes_nothing_and_reports_exactly_what_a_run_removes():
