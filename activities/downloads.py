@@ -12,12 +12,13 @@ import unicodedata
 from typing import TypeVar
 from urllib.parse import quote
 
-from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.http.response import HttpResponseBase
 
+from .errors import AttachmentCorrupted
 from .models import ActivityMimeAttachment
 from .services.attachments import safe_filename
+from .services.blobs import blob_open_verified
 
 
 class ContentMissing(Http404):
@@ -58,18 +59,28 @@ def protected_download(
 
 
 def attachment_response(attachment: ActivityMimeAttachment) -> FileResponse:
-    """The attachment's bytes, streamed from the blob store, as a download.
+    """The attachment's bytes, verified against its SHA-256, as a download.
 
-    Raises ``ContentMissing`` (an ``Http404``) when the stored bytes are gone.
+    The bytes are read whole and checked before the response is made
+    (``blob_open_verified``), so a corrupted blob answers an error and never a byte of
+    the wrong content. Raises ``ContentMissing`` (an ``Http404``) when the stored bytes
+    are gone and ``AttachmentCorrupted`` (502) when they no longer match.
     """
-    name = attachment.blob.file.name
-    if not name:
+    blob = attachment.blob
+    if not blob.file.name:
         raise ContentMissing("the stored bytes of this attachment are missing")
     try:
-        fh = default_storage.open(name, "rb")
+        fh = blob_open_verified(blob=blob, label=attachment.filename)
     except FileNotFoundError as exc:
         raise ContentMissing("the stored bytes of this attachment are missing") from exc
     response = FileResponse(fh, content_type=attachment.mime_type)
     protected_download(response, filename=attachment.filename)
-    response["ETag"] = f'"{attachment.blob.sha256}"'
+    response["ETag"] = f'"{blob.sha256}"'
     return response
+
+
+def corrupted_response(exc: AttachmentCorrupted) -> HttpResponse:
+    """The staff pages' answer to a corrupted attachment: the cause in words, 502."""
+    return HttpResponse(
+        exc.message, status=exc.http_status, content_type="text/plain; charset=utf-8"
+    )

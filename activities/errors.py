@@ -4,6 +4,7 @@ from common.errors import ApplicationError, Conflict, InvalidTransition, Validat
 
 __all__ = [
     "ApplicationError",
+    "AttachmentCorrupted",
     "AttachmentTooLarge",
     "Conflict",
     "InvalidAddress",
@@ -60,6 +61,18 @@ class AttachmentTooLarge(ApplicationError):
 class EmptyAttachment(ApplicationError):
     code = "attachment_empty"
     field = "attachments"
+
+
+class AttachmentCorrupted(ApplicationError):
+    """The stored bytes of an attachment no longer match its size or SHA-256.
+
+    Not the caller's fault and nothing a retry mends: 502, as the storage behind the
+    application answered wrong bytes.
+    """
+
+    code = "attachment_corrupted"
+    field = "attachments"
+    http_status = 502
 
 
 # The template field each part of a template is written in.

@@ -21,19 +21,34 @@ from django.utils import timezone
 
 from .links import unsubscribe_url
 from .models import ActivityMimeAttachment, AttachmentBlob, Email, PartyRole, Priority
+from .storage import read_verified
 
 # 57 raw bytes make one 76-character base64 line; read in multiples of that.
 _B64_LINE = 57
 _READ_CHUNK = _B64_LINE * 1024
 
 
-def _encode_blob(blob: AttachmentBlob) -> str:
-    """Base64 of the blob's bytes in 76-column lines, read from storage in chunks."""
+def _encode_blob(blob: AttachmentBlob, *, label: str) -> str:
+    """Base64 of the blob's bytes in 76-column lines, read from storage in chunks and
+    checked against the blob's size and SHA-256 (``read_verified``): a corrupted blob
+    raises ``AttachmentCorrupted`` naming ``label``, and nothing of it is used."""
     lines: list[str] = []
-    with default_storage.open(blob.file.name, "rb") as fh:
-        while chunk := fh.read(_READ_CHUNK):
-            for i in range(0, len(chunk), _B64_LINE):
-                lines.append(base64.b64encode(chunk[i : i + _B64_LINE]).decode("ascii"))
+    pending = b""
+    for chunk in read_verified(
+        default_storage,
+        blob.file.name,
+        size=blob.size,
+        sha256=blob.sha256,
+        label=label,
+        chunk_size=_READ_CHUNK,
+    ):
+        pending += chunk
+        whole = len(pending) - len(pending) % _B64_LINE
+        for i in range(0, whole, _B64_LINE):
+            lines.append(base64.b64encode(pending[i : i + _B64_LINE]).decode("ascii"))
+        pending = pending[whole:]
+    if pending:
+        lines.append(base64.b64encode(pending).decode("ascii"))
     return "\n".join(lines) + "\n" if lines else ""
 
 
@@ -50,14 +65,17 @@ class _EncodedBlobCache:
         self._size = 0
         self._lock = threading.Lock()
 
-    def get(self, blob: AttachmentBlob) -> tuple[str, bytes]:
+    def get(self, blob: AttachmentBlob, *, label: str = "") -> tuple[str, bytes]:
         """The blob's base64 body with LF line ends (for the MIME part) and with CRLF
-        line ends as bytes (written as is into the message: see ``message_bytes``)."""
+        line ends as bytes (written as is into the message: see ``message_bytes``).
+
+        Read and verified on a miss (``label``, the attachment's file name, names it if
+        its bytes are corrupted); a hit holds bytes that were verified when read."""
         with self._lock:
             if blob.sha256 in self._items:
                 self._items.move_to_end(blob.sha256)
                 return self._items[blob.sha256]
-        text = _encode_blob(blob)
+        text = _encode_blob(blob, label=label or blob.sha256)
         encoded = (text, text.replace("\n", "\r\n").encode("ascii"))
         size = len(encoded[0]) + len(encoded[1])
         if size <= self.max_bytes // 4:
@@ -82,7 +100,7 @@ encoded_blobs = _EncodedBlobCache()
 def attachment_part(attachment: ActivityMimeAttachment) -> MIMEBase:
     maintype, _, subtype = attachment.mime_type.partition("/")
     part = MIMEBase(maintype or "application", subtype or "octet-stream")
-    text, crlf = encoded_blobs.get(attachment.blob)
+    text, crlf = encoded_blobs.get(attachment.blob, label=attachment.filename)
     part.set_payload(text)
     part.crm_encoded_crlf = crlf  # type: ignore[attr-defined]  # see message_bytes
     part["Content-Transfer-Encoding"] = "base64"

@@ -73,8 +73,10 @@ def sweep_email_delivery() -> dict[str, int]:
 
 
 @shared_task(acks_late=True)
-def collect_orphan_blobs() -> int:
-    return blob_collect_garbage()
+def collect_orphan_blobs() -> dict[str, int | bool]:
+    """The full collection: unreferenced blobs and orphan files (``manage.py collect_blobs``
+    runs the same by hand, or as a dry run)."""
+    return blob_collect_garbage().as_dict()
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)

@@ -223,15 +223,40 @@ MEDIA_URL = "media/"
 
 # --- Blob storage ---------------------------------------------------------------
 # "default" holds attachment blobs: the file system, or S3-compatible object storage
-# through django-storages when AWS_STORAGE_BUCKET_NAME is set.
+# through django-storages when AWS_STORAGE_BUCKET_NAME is set. Credentials are boto3's
+# own: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN), AWS_PROFILE, or
+# the machine's role; none is kept in the settings. boto3 also reads AWS_MAX_ATTEMPTS
+# and AWS_RETRY_MODE, and AWS_DEFAULT_REGION when AWS_S3_REGION_NAME is unset.
 if env.str("AWS_STORAGE_BUCKET_NAME", default=""):
+    _s3_verify = env.str("AWS_S3_VERIFY", default="")
     _default_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
             "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
             "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default=None),
+            "region_name": env.str("AWS_S3_REGION_NAME", default=None),
+            # "virtual" (bucket.host), "path" (host/bucket: MinIO, Ceph, moto), or boto3's
+            # choice when unset.
+            "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default=None),
+            "signature_version": env.str("AWS_S3_SIGNATURE_VERSION", default=None),
+            # A key prefix inside the bucket, for a bucket shared with other data.
+            "location": env.str("AWS_LOCATION", default=""),
+            # e.g. {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "..."}
+            "object_parameters": env.json("AWS_S3_OBJECT_PARAMETERS", default={}),
+            # "false" turns TLS verification off; a path names a CA bundle.
+            "verify": (
+                None
+                if not _s3_verify
+                else False
+                if _s3_verify.lower() in ("0", "false", "no", "off")
+                else _s3_verify
+            ),
+            # Bytes django-storages keeps in memory for a file it reads or writes whole,
+            # before it spills to a temporary file (0 would mean never: all in memory).
+            "max_memory_size": env.int("AWS_S3_MAX_MEMORY_SIZE", default=1024 * 1024),
             "default_acl": None,
             "querystring_auth": True,
+            # Blob names are their content's hash: the same name is the same bytes.
             "file_overwrite": True,
         },
     }

@@ -27,7 +27,7 @@ from rest_framework.routers import DefaultRouter
 from common.api.filters import IdFilter
 from common.api.idempotency import idempotent
 from common.api.parsers import JSONParser
-from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
+from common.api.schema import IDEMPOTENT, LOOKUP_ANY, ErrorSerializer, errors
 from crm.api import signed_in_user
 from crm.models import Organization
 
@@ -265,6 +265,11 @@ class AttachmentViewSet(
         responses={
             (200, "*/*"): OpenApiResponse(OpenApiTypes.BINARY, description="the bytes"),
             **errors(404, **ERRORS),
+            502: OpenApiResponse(
+                ErrorSerializer,
+                description="attachment_corrupted: the stored bytes no longer match the "
+                "attachment's size and SHA-256; none of them is sent",
+            ),
         },
     )
     @action(detail=True, methods=["get"])

@@ -18,8 +18,8 @@ from django.views.decorators.http import require_POST
 from common.errors import ApplicationError
 from crm.views import AuthenticatedHttpRequest
 
-from ..downloads import attachment_response
-from ..errors import SenderNotAllowed
+from ..downloads import attachment_response, corrupted_response
+from ..errors import AttachmentCorrupted, SenderNotAllowed
 from ..html import FRAME_SANDBOX, body_frame_response, sanitize_email_html
 from ..models import Direction, Email, EmailParty, EmailStatus, EventKind, PartyRole
 from ..policies import CANCELABLE_STATUSES, check_may_send_as
@@ -163,10 +163,13 @@ def email_body(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 @login_required
 def email_attachment(
     request: AuthenticatedHttpRequest, pk: int, attachment_pk: int
-) -> FileResponse:
+) -> FileResponse | HttpResponse:
     email = get_object_or_404(emails_visible_to(request.user).only("pk"), pk=pk)
     attachment = get_object_or_404(email.attachments.select_related("blob"), pk=attachment_pk)
-    return attachment_response(attachment)
+    try:
+        return attachment_response(attachment)
+    except AttachmentCorrupted as exc:
+        return corrupted_response(exc)
 
 
 @login_required

@@ -479,7 +479,7 @@ def test_gc_removes_an_unreferenced_blob_older_than_the_grace_period(
     make_old(blob)
 
     with django_capture_on_commit_callbacks(execute=True):
-        removed = blob_collect_garbage(grace_seconds=3600)
+        removed = blob_collect_garbage(grace_seconds=3600).blobs
 
     assert removed == 1
     assert not AttachmentBlob.objects.filter(pk=blob.pk).exists()
@@ -494,7 +494,7 @@ def test_gc_uses_the_grace_period_from_settings(settings, django_capture_on_comm
     make_old(fresh, age=timedelta(minutes=10))
 
     with django_capture_on_commit_callbacks(execute=True):
-        removed = blob_collect_garbage()
+        removed = blob_collect_garbage().blobs
 
     assert removed == 1
     assert list(AttachmentBlob.objects.values_list("pk", flat=True)) == [fresh.pk]
@@ -507,7 +507,7 @@ def test_gc_keeps_a_referenced_blob_however_old(django_capture_on_commit_callbac
     make_old(attachment.blob, age=timedelta(days=365))
 
     with django_capture_on_commit_callbacks(execute=True):
-        removed = blob_collect_garbage(grace_seconds=3600)
+        removed = blob_collect_garbage(grace_seconds=3600).blobs
 
     assert removed == 0
     assert AttachmentBlob.objects.count() == 1
@@ -521,7 +521,7 @@ def test_gc_keeps_an_unreferenced_blob_touched_within_the_grace_period(
     attachment_delete(attachment=attachment)
 
     with django_capture_on_commit_callbacks(execute=True):
-        removed = blob_collect_garbage(grace_seconds=3600)
+        removed = blob_collect_garbage(grace_seconds=3600).blobs
 
     assert removed == 0
     assert AttachmentBlob.objects.count() == 1
@@ -534,8 +534,8 @@ def test_gc_removes_at_most_limit_blobs_per_run(django_capture_on_commit_callbac
         make_old(blob)
 
     with django_capture_on_commit_callbacks(execute=True):
-        first = blob_collect_garbage(grace_seconds=3600, limit=2)
-        second = blob_collect_garbage(grace_seconds=3600, limit=2)
+        first = blob_collect_garbage(grace_seconds=3600, limit=2).blobs
+        second = blob_collect_garbage(grace_seconds=3600, limit=2).blobs
 
     assert (first, second) == (2, 1)
     assert AttachmentBlob.objects.count() == 0
@@ -552,7 +552,7 @@ def test_reusing_an_old_unreferenced_blob_protects_it_from_the_collector(
     # The upload has found the blob but not yet linked it when the collector runs.
     again, reused = blob_store(source=data, max_bytes=1000)
     with django_capture_on_commit_callbacks(execute=True):
-        removed = blob_collect_garbage(grace_seconds=3600)
+        removed = blob_collect_garbage(grace_seconds=3600).blobs
     attachment, _ = attachment_store(owner=EmailFactory(), source=data, filename="a.txt")
 
     assert reused is True and again.pk == blob.pk
@@ -568,7 +568,7 @@ def test_bytes_uploaded_again_after_collection_are_stored_afresh(
     blob, _ = blob_store(source=data, max_bytes=1000)
     make_old(blob)
     with django_capture_on_commit_callbacks(execute=True):
-        assert blob_collect_garbage(grace_seconds=3600) == 1
+        assert blob_collect_garbage(grace_seconds=3600).blobs == 1
 
     attachment, reused = attachment_store(owner=EmailFactory(), source=data, filename="a.txt")
 
@@ -589,7 +589,7 @@ def test_upload_between_the_collectors_commit_and_its_file_cleanup_keeps_its_fil
     # Whatever the collector leaves for after its commit runs only once this upload,
     # which no longer sees the row, is done.
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert blob_collect_garbage(grace_seconds=3600) == 1
+        assert blob_collect_garbage(grace_seconds=3600).blobs == 1
         attachment, _ = attachment_store(owner=template, source=data, filename="again.txt")
     for callback in callbacks:
         callback()
@@ -684,7 +684,7 @@ def test_gc_leaves_a_blob_that_an_upload_is_linking_at_that_moment():
     thread = threading.Thread(target=link_in_flight)
     thread.start()
     assert linked.wait(timeout=10)
-    removed = blob_collect_garbage(grace_seconds=3600)
+    removed = blob_collect_garbage(grace_seconds=3600).blobs
     thread.join(timeout=30)
 
     assert errors == []

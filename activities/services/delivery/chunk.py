@@ -22,7 +22,7 @@ from django.utils import timezone
 from crm.models import OutgoingDelivery
 
 from ... import conf, dispatch
-from ...errors import InvalidTransition, LeaseConflict
+from ...errors import AttachmentCorrupted, InvalidTransition, LeaseConflict
 from ...mail import build_message, refused_recipients
 from ...models import Email, EmailStatus, EventKind
 from ...selectors import delivery_by
@@ -93,6 +93,8 @@ def _deliver_claimed(
     token = email.lease_token
     try:
         message = build_message(email, connection=connection or get_connection())
+    except AttachmentCorrupted as exc:  # nothing mends it but attaching the file again
+        return _record_failure(email, token, owner, str(exc), True)
     except OSError as exc:  # storage could not be read: may work later
         return _record_failure(email, token, owner, f"could not read an attachment: {exc}", False)
     # Outside any transaction: the network call.
