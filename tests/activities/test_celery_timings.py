@@ -616,20 +616,29 @@ def test_a_soft_time_limit_mid_chunk_loses_nothing_and_sends_nothing_twice(
     assert isinstance(outcome.result, SoftTimeLimitExceeded)  # nothing caught it
     first, cut, untried = (row(e) for e in emails)
     assert first.status == EmailStatus.SENT
-    # As a crash would: the rest of the batch stays claimed under its lease, no
-    # failure recorded, no attempt given back, nothing published.
-    for email in (cut, untried):
-        assert (email.status, email.attempts, email.last_error) == (EmailStatus.SENDING, 1, "")
-        assert email.lease_expires_at is not None
+    # The email in the server's hands stays claimed under its lease, as a crash would
+    # leave it: no failure recorded, no attempt given back. The rest of the batch was
+    # never tried: it is given back at once, its attempt returned, unflagged.
+    assert (cut.status, cut.attempts, cut.last_error) == (EmailStatus.SENDING, 1, "")
+    assert cut.lease_expires_at is not None
+    assert (untried.status, untried.attempts, untried.lease_expires_at) == (
+        EmailStatus.PENDING_SEND,
+        0,
+        None,
+    )
+    assert untried.events.latest("pk").reason.startswith(
+        "not tried: the delivery task stopped (SoftTimeLimitExceeded"
+    )
     assert broker.published == [] and len(smtp_settings.messages) == 1
 
     clock.advance(django_settings.CRM_LEASE_SECONDS + 1)
     swept = delivery_sweep_and_enqueue()
-    assert sorted(swept.requeued_expired) == ids[1:]
+    assert swept.requeued_expired == [cut.pk]
+    assert swept.due_pending == ids[1:]
     broker.run_all()
 
     assert [row(e).status for e in emails] == [EmailStatus.SENT] * 3
-    assert [row(e).possible_duplicate for e in emails] == [False, True, True]
+    assert [row(e).possible_duplicate for e in emails] == [False, True, False]
     received = [m.message["Message-ID"] for m in smtp_settings.messages]
     assert sorted(received) == sorted(e.message_id for e in emails)  # each once
 

@@ -310,8 +310,15 @@ def _deliver_chunk(
                 if skipped.outcome == "retry":
                     result.retries.append((pk, skipped.retry_in or 0.0))
             for index, email in enumerate(claimed):
-                _open(connection)
-                outcome = _deliver_claimed(email, owner=owner, connection=connection)
+                try:
+                    _open(connection)
+                    outcome = _deliver_claimed(email, owner=owner, connection=connection)
+                except BaseException as exc:  # a time limit, a lost database, a bug
+                    # This email's fate is unknown: it stays ``sending`` for the sweep.
+                    # Those after it were never tried: give them back now, unflagged,
+                    # rather than let their lease run out and flag them as duplicates.
+                    _release_untried(claimed[index + 1 :], exc)
+                    raise
                 result.count(outcome.outcome)
                 if outcome.outcome == "sent" and key in slowed:
                     ratelimit.recovered(key)
@@ -338,6 +345,21 @@ def _deliver_chunk(
         if own_connection or result.rest:
             connection.close()
     return result
+
+
+def _release_untried(untried: list[Email], exc: BaseException) -> None:
+    if not untried:
+        return
+    try:
+        email_release(
+            emails=untried,
+            not_before=None,
+            reason=f"not tried: the delivery task stopped ({describe_error(exc)[:200]})",
+        )
+    except Exception:  # the original error is what the caller must see
+        logger.exception(
+            "could not give back %s untried emails; their lease will run out", len(untried)
+        )
 
 
 def _record_failure(
