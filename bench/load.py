@@ -42,6 +42,11 @@ EXPECTED = {
     # A page past the end of a filtered list.
     "api list emails": {200, 404},
     "page sign-in": {302},
+    # The integrators' mistakes (bench/locustfile.py, client_mistake).
+    "api mistake: send a sent email": {409},
+    "api mistake: unknown filter value": {400},
+    "api mistake: no such email": {404},
+    "api mistake: bad address": {400},
     "page compose send": {302},
 }
 START_TIMEOUT = 90
@@ -192,6 +197,19 @@ def unexpected(rows: list[dict[str, Any]]) -> list[str]:
             f"{row['kind']}: {code or 'no answer'} x {n}"
             for code, n in sorted(row["statuses"].items())
             if code not in expected
+        ]
+    return out
+
+
+def expected_refusals(rows: list[dict[str, Any]]) -> list[str]:
+    """The 4xx answers that were expected (the integrators' mistakes, a page past the end)."""
+    out = []
+    for row in rows:
+        expected = EXPECTED.get(row["kind"], {200})
+        out += [
+            f"{row['kind']}: {code} x {n}"
+            for code, n in sorted(row["statuses"].items())
+            if code in expected and code >= 400
         ]
     return out
 
@@ -383,6 +401,7 @@ class LoadRun:
             "meta": meta,
             "rows": rows,
             "unexpected": unexpected(rows),
+            "expected_refusals": expected_refusals(rows),
             "client_errors": journal["errors"],
             "server_error_lines": server_errors[:20],
             "writes": checked,
@@ -412,6 +431,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         f"at the start {meta['load_at_start']}, at the end {meta['load_at_end']}",
         f"5xx: {overall['5xx']}; unexpected answers: "
         + (", ".join(result["unexpected"]) or "none"),
+        "expected 4xx: " + (", ".join(result["expected_refusals"]) or "none"),
         f"writes: {c['emails_created']} emails created ({c['created_over_api']} over the API, "
         f"{c['composed_and_sent_on_pages']} composed and sent on the pages), "
         f"{c['sent_through_worker']} sent through the worker (sink received "

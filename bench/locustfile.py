@@ -136,6 +136,7 @@ class ApiIntegrator(HttpUser):
     def on_start(self) -> None:
         self.client.headers["Authorization"] = f"Token {PARAMS['tokens']['alice']}"
         self.seen: list[int] = list(PARAMS["sample_email_ids"])
+        self.sent: list[int] = []
 
     def _json(self, method: str, path: str, name: str, body: Any, *codes: int, **kw):
         with self.client.request(
@@ -186,6 +187,47 @@ class ApiIntegrator(HttpUser):
             path, name = "/bulk-sends/", "api bulk-send list"
         with self.client.get(API + path, name=name, catch_response=True) as response:
             ok(response, 200)
+
+    @task(1)
+    def client_mistake(self) -> None:
+        """What integrators get wrong now and then; each has its expected 4xx."""
+        choice = random.randrange(4)
+        if choice == 0 and self.sent:
+            self._json(
+                "POST",
+                f"/emails/{random.choice(self.sent)}/send/",
+                "api mistake: send a sent email",
+                {"issue_send": True},
+                409,
+            )
+        elif choice == 1:
+            with self.client.get(
+                API + "/emails/",
+                params={"status": "shipped"},
+                name="api mistake: unknown filter value",
+                catch_response=True,
+            ) as response:
+                ok(response, 400)
+        elif choice == 2:
+            with self.client.get(
+                f"{API}/emails/{10**12 + random.randrange(1000)}/",
+                name="api mistake: no such email",
+                catch_response=True,
+            ) as response:
+                ok(response, 404)
+        else:
+            self._json(
+                "POST",
+                "/emails/",
+                "api mistake: bad address",
+                {
+                    "subject": unique("Bad"),
+                    "body_text": "x",
+                    "sender": {"type": "queue", "id": PARAMS["queues"]["support"]},
+                    "to": ["not an address"],
+                },
+                400,
+            )
 
     @task(4)
     def write_and_send(self) -> None:
@@ -251,6 +293,7 @@ class ApiIntegrator(HttpUser):
             journal.subjects[str(email_id)] = answer["subject"]
             (journal.sent_external if external else journal.sent_worker).append(email_id)
             self.seen.insert(0, email_id)
+            self.sent = [email_id, *self.sent[:49]]
             if random.random() < 0.1:
                 # A client that lost the answer sends again with the same key: the first
                 # answer again, and the mail still goes once (the sink's count says so).

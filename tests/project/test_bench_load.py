@@ -235,4 +235,5 @@ def test_the_table_counts_5xx_and_answers_a_kind_does_not_expect():
     assert (by["api list emails"]["p50_ms"], by["api list emails"]["p99_ms"]) == (2.0, 4.0)
     assert by["api send"]["max_ms"] == 30.0
     assert load.unexpected(rows) == ["api send: 409 x 1", "api send: 500 x 1"]
+    assert load.expected_refusals(rows) == ["api list emails: 404 x 1"]
     assert "overall" in load.text_table(rows).splitlines()[-1]
