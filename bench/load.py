@@ -17,6 +17,7 @@ import http.client
 import importlib.metadata
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -50,6 +51,10 @@ EXPECTED = {
     "page compose send": {302},
 }
 START_TIMEOUT = 90
+# gunicorn's access log line (config/gunicorn.py access_log_format): status and milliseconds.
+ACCESS_LINE = re.compile(
+    r'"(?P<method>[A-Z]+) (?P<path>\S+) [^"]*" (?P<status>\d{3}) \S+ (?P<ms>\d+)ms'
+)
 
 
 class Process:
@@ -155,10 +160,12 @@ COLUMNS = (
 )
 
 
-def _cells(row: dict[str, Any]) -> list[str]:
-    def ms(value: float | None) -> str:
-        return "-" if value is None else f"{value:,.0f}"
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
 
+
+def _cells(row: dict[str, Any]) -> list[str]:
+    ms = _ms
     return [
         row["kind"],
         f"{row['requests']:,}",
@@ -199,6 +206,24 @@ def unexpected(rows: list[dict[str, Any]]) -> list[str]:
             if code not in expected
         ]
     return out
+
+
+def server_side(log: str) -> dict[str, Any]:
+    """The web server's own view, from its access log: requests, 5xx, latency percentiles
+    (gunicorn's request time, without the client's and the accept queue's waiting)."""
+    times, server_errors = [], 0
+    for match in ACCESS_LINE.finditer(log):
+        if match["path"].startswith("/health/"):
+            continue
+        times.append(float(match["ms"]))
+        server_errors += match["status"].startswith("5")
+    times.sort()
+    return {
+        "requests": len(times),
+        "5xx": server_errors,
+        **{f"p{p}_ms": percentile(times, p) for p in PERCENTILES},
+        "max_ms": times[-1] if times else None,
+    }
 
 
 def expected_refusals(rows: list[dict[str, Any]]) -> list[str]:
@@ -366,6 +391,7 @@ class LoadRun:
                 control_port=self.bench.sink_control,
                 settle_seconds=self.args.settle,
             )
+            served = server_side(self.processes[0].log())
             server_errors = [
                 line
                 for p in self.processes
@@ -404,9 +430,15 @@ class LoadRun:
             "expected_refusals": expected_refusals(rows),
             "client_errors": journal["errors"],
             "server_error_lines": server_errors[:20],
+            "server_side": served,
             "writes": checked,
         }
-        ok = overall["5xx"] == 0 and not result["unexpected"] and checked["lost_writes"] == 0
+        ok = (
+            overall["5xx"] == 0
+            and served["5xx"] == 0
+            and not result["unexpected"]
+            and checked["lost_writes"] == 0
+        )
         result["ok"] = ok
         print(text_table(rows))
         print()
@@ -422,6 +454,7 @@ class LoadRun:
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
     meta, writes, overall = result["meta"], result["writes"], result["rows"][-1]
+    served = result["server_side"]
     c = writes["counts"]
     lines = [
         f"server: {meta['server']['web']}; {meta['server']['worker']}; {meta['database']}",
@@ -432,6 +465,10 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         f"5xx: {overall['5xx']}; unexpected answers: "
         + (", ".join(result["unexpected"]) or "none"),
         "expected 4xx: " + (", ".join(result["expected_refusals"]) or "none"),
+        f"server side (gunicorn's access log): {served['requests']:,} requests, "
+        f"{served['5xx']} 5xx, "
+        + ", ".join(f"p{p} {_ms(served[f'p{p}_ms'])}" for p in PERCENTILES)
+        + f", max {_ms(served['max_ms'])} ms",
         f"writes: {c['emails_created']} emails created ({c['created_over_api']} over the API, "
         f"{c['composed_and_sent_on_pages']} composed and sent on the pages), "
         f"{c['sent_through_worker']} sent through the worker (sink received "

@@ -237,3 +237,18 @@ def test_the_table_counts_5xx_and_answers_a_kind_does_not_expect():
     assert load.unexpected(rows) == ["api send: 409 x 1", "api send: 500 x 1"]
     assert load.expected_refusals(rows) == ["api list emails: 404 x 1"]
     assert "overall" in load.text_table(rows).splitlines()[-1]
+
+
+def test_the_server_side_figures_come_from_gunicorns_access_log():
+    log = "\n".join(
+        [
+            "[2026-12-03 11:06:26 +0000] [1] [INFO] Booting worker with pid: 2",
+            '127.0.0.1 "GET /health/ HTTP/1.1" 200 16 900ms request_id=a',
+            '127.0.0.1 "GET /api/v1/emails/?page=2 HTTP/1.1" 200 5120 40ms request_id=b',
+            '127.0.0.1 "POST /mail/new/ HTTP/1.1" 302 0 70ms request_id=c',
+            '127.0.0.1 "POST /api/v1/emails/ HTTP/1.1" 500 145 10ms request_id=d',
+        ]
+    )
+    served = load.server_side(log)
+    assert (served["requests"], served["5xx"]) == (3, 1)
+    assert (served["p50_ms"], served["max_ms"]) == (40.0, 70.0)
