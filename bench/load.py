@@ -239,6 +239,28 @@ def expected_refusals(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process's children and their children (the sink, web, worker,
+    beat, locust): alive ones from psutil, those that ended from our own rusage."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
 class LoadRun:
     def __init__(self, args: argparse.Namespace):
         self.args = args
@@ -381,8 +403,16 @@ class LoadRun:
             self.log(f"web on 127.0.0.1:{port}; {self.args.users} users for {self.args.duration} s")
             journal_path = target.data_dir / "load-journal.json"
             load_during = _load()
+            cpu_before = (machine_busy_seconds(), own_cpu_seconds(), time.monotonic())
             locust_exit = self.run_locust(port, params_path, journal_path)
             load_after_run = _load()
+            busy, own, at = machine_busy_seconds(), own_cpu_seconds(), time.monotonic()
+            cores = os.cpu_count() or 1
+            wall = at - cpu_before[2]
+            cpu = {
+                "machine_busy_pct": 100 * (busy - cpu_before[0]) / (wall * cores),
+                "run_processes_pct": 100 * (own - cpu_before[1]) / (wall * cores),
+            }
             self.log("checking the writes")
             checked = self.bench.child(
                 target,
@@ -420,6 +450,7 @@ class LoadRun:
             "load_before": load_before,
             "load_at_start": load_during,
             "load_at_end": load_after_run,
+            "cpu": cpu,
             "wall_seconds": round(time.monotonic() - started),
             "locust_exit": locust_exit,
         }
@@ -462,6 +493,10 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         f"{meta['emails_in_table']:,} emails in the table",
         f"machine: {meta['machine']}; load average before {meta['load_before']}, "
         f"at the start {meta['load_at_start']}, at the end {meta['load_at_end']}",
+        f"CPU during the run: the machine {meta['cpu']['machine_busy_pct']:.0f} % busy (all "
+        f"cores), the run's own processes (web, worker, beat, locust, sink) "
+        f"{meta['cpu']['run_processes_pct']:.0f} %; the rest is PostgreSQL (for this run and "
+        "any other) and other programs",
         f"5xx: {overall['5xx']}; unexpected answers: "
         + (", ".join(result["unexpected"]) or "none"),
         "expected 4xx: " + (", ".join(result["expected_refusals"]) or "none"),
