@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
     import django
 
     django.setup()
-    from . import data, workloads
+    from . import data, load_db, workloads
 
     actions = {
         "setup": data.setup,
@@ -62,6 +62,8 @@ def main(argv: list[str]) -> int:
         "w2_profile": workloads.w2_profile,
         "w3": workloads.w3,
         "w4": workloads.w4,
+        "load_setup": load_db.setup,
+        "load_verify": load_db.verify,
     }
     result = actions[action](**params)
     Path(out).write_text(json.dumps(result, default=str))

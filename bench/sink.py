@@ -8,7 +8,8 @@ for 143 KB messages on a 2-core machine, below what the code under test can do
 (BENCH.md); this reader does not.
 
 A small line-based control server answers ``STATS`` (a JSON line: received, unique,
-duplicates, bytes) and ``RESET``. On start the process prints one line:
+duplicates, bytes), ``IDS`` (a JSON line: each Message-ID and how often it came) and
+``RESET``. On start the process prints one line:
 ``READY <smtp port> <control port>``.
 """
 
@@ -126,6 +127,9 @@ async def _control(tally: Tally, reader: asyncio.StreamReader, writer: asyncio.S
             command = line.strip().upper()
             if command == b"STATS":
                 writer.write(json.dumps(tally.stats()).encode() + b"\n")
+            elif command == b"IDS":
+                ids = {k.decode(errors="replace"): v for k, v in tally.ids.items()}
+                writer.write(json.dumps(ids).encode() + b"\n")
             elif command == b"RESET":
                 tally.reset()
                 writer.write(b"OK\n")
@@ -177,6 +181,10 @@ class SinkClient:
 
     def stats(self) -> dict[str, Any]:
         return json.loads(self._ask("STATS"))
+
+    def message_ids(self) -> dict[str, int]:
+        """Every Message-ID the sink received, with how many times."""
+        return json.loads(self._ask("IDS"))
 
     def reset(self) -> None:
         if self._ask("RESET") != b"OK":
