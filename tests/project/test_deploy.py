@@ -61,6 +61,8 @@ DEV_ONLY = {
     "aiosmtpd",
     "factory-boy",
     "import-linter",
+    "locust",
+    "moto",
     "mypy",
     "playwright",
     "pytest",
