@@ -87,10 +87,12 @@ class PartyOutSerializer(StrictSerializer):
                 "properties": {
                     "address": {"type": "string"},
                     "name": {"type": "string"},
-                    "contact": {"type": "integer"},
-                    "user": {"type": "integer"},
-                    "queue": {"type": "integer"},
+                    "contact": {"type": "integer", "nullable": True},
+                    "user": {"type": "integer", "nullable": True},
+                    "queue": {"type": "integer", "nullable": True},
                 },
+                # Other keys are refused (PartyField.to_internal_value).
+                "additionalProperties": False,
             },
         ]
     }

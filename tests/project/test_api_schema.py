@@ -76,6 +76,8 @@ def test_the_schema_states_the_bounds_the_server_enforces(tmp_path):
     assert (results["minItems"], results["maxItems"]) == (1, 500)
     assert components["SuppressedAddressRequest"]["properties"]["address"]["format"] == "email"
     assert "400" in schema["paths"]["/api/v1/emails/{id}/events/"]["get"]["responses"]
+    recipient = components["EmailWriteRequest"]["properties"]["to"]["items"]["oneOf"][1]
+    assert recipient["additionalProperties"] is False
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             content = operation.get("requestBody", {}).get("content", {})
