@@ -6,7 +6,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 
-from common.api.filters import IdFilter
+from common.api.filters import IdFilter, StrictBooleanFilter
 
 from .models import Direction, Email, EmailState, EmailStatus, Priority
 from .records import RECORD_MODELS
@@ -31,7 +31,7 @@ class EmailFilter(filters.FilterSet):
         help_text="with regarding_id: the emails about one record",
     )
     regarding_id = IdFilter(min_value=0, field_name="regarding_id")
-    possible_duplicate = filters.BooleanFilter()
+    possible_duplicate = StrictBooleanFilter()
     created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     sent_after = filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="gte")

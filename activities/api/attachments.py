@@ -24,10 +24,15 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from common.api.filters import IdFilter
+from common.api.filters import (
+    IdFilter,
+    NamedSearchFilter,
+    StableOrderingFilter,
+    StrictFilterBackend,
+)
 from common.api.idempotency import idempotent
 from common.api.parsers import JSONParser
-from common.api.schema import IDEMPOTENT, LOOKUP_ANY, ErrorSerializer, errors
+from common.api.schema import IDEMPOTENCY_KEY, IDEMPOTENT, LOOKUP_ANY, ErrorSerializer, errors
 from crm.api import signed_in_user
 from crm.models import Organization
 
@@ -119,6 +124,7 @@ class AttachmentViewSet(
     lookup_value_regex = LOOKUP_ANY
     parser_classes = [JSONParser, MultiPartParser]
     filterset_class = AttachmentFilter
+    filter_backends = [StrictFilterBackend, NamedSearchFilter, StableOrderingFilter]
     search_fields = ["filename"]
     ordering_fields = ["id", "created_at", "filename", "position"]
 
@@ -183,6 +189,7 @@ class AttachmentViewSet(
             "`Organization.max_attachment_bytes`, enforced while the upload streams. "
             "Accepts `Idempotency-Key`."
         ),
+        parameters=[IDEMPOTENCY_KEY],
         request={
             "multipart/form-data": AttachmentUploadSerializer,
             "application/json": JSON_CREATE,

@@ -18,17 +18,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from common.api.filters import IdFilter, StableOrderingFilter
+from common.api.filters import IdFilter, StableOrderingFilter, StrictFilterBackend
 from common.api.idempotency import idempotent
 from common.api.parsers import JSONParser
-from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
+from common.api.schema import IDEMPOTENCY_KEY, IDEMPOTENT, LOOKUP_ANY, errors
 from crm.api import signed_in_user
 
 from ..models import BulkSend, BulkSendStatus
 from ..selectors import bulk_sends_visible_to, bulk_sends_with_progress
 from ..services.bulk import bulk_send_cancel, bulk_send_start
 from .bulk_serializers import BulkSendSerializer, BulkSendStartSerializer
-from .emails import IDEMPOTENCY_KEY
 
 JOB_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="the bulk job's id")
 
@@ -73,7 +72,7 @@ class BulkSendFilter(filters.FilterSet):
 class BulkSendViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = BulkSend.objects.none()  # the real one is per caller: get_queryset
     serializer_class = BulkSendSerializer
-    filter_backends = [filters.DjangoFilterBackend, StableOrderingFilter]
+    filter_backends = [StrictFilterBackend, StableOrderingFilter]
     filterset_class = BulkSendFilter
     ordering_fields = ["created_at", "started_at", "finished_at", "id"]
     ordering = ["-created_at", "-id"]

@@ -11,7 +11,6 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.urls import reverse
-from django_filters import rest_framework as filters
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
@@ -25,10 +24,10 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 from rest_framework.views import APIView
 
-from common.api.filters import StableOrderingFilter
+from common.api.filters import StableOrderingFilter, StrictFilterBackend
 from common.api.idempotency import idempotent
 from common.api.parsers import JSONParser
-from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
+from common.api.schema import IDEMPOTENCY_KEY, IDEMPOTENT, LOOKUP_ANY, errors
 from crm.api import signed_in_user
 
 from ..filters import EmailFilter
@@ -62,16 +61,6 @@ from .email_serializers import (
 # --- documented parameters and statuses -------------------------------------------------
 
 EMAIL_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="the email's id")
-IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    OpenApiParameter.HEADER,
-    required=False,
-    description=(
-        "repeat the request with the same key and body to get the first answer again "
-        "(1 to 255 printable characters); the same key with another body is a 422"
-    ),
-)
 
 
 # --- list filters -----------------------------------------------------------------------
@@ -110,7 +99,7 @@ class EmailViewSet(
 ):
     queryset = Email.objects.none()  # the real one is per caller: get_queryset
     serializer_class = EmailSerializer
-    filter_backends = [filters.DjangoFilterBackend, EmailSearchFilter, StableOrderingFilter]
+    filter_backends = [StrictFilterBackend, EmailSearchFilter, StableOrderingFilter]
     filterset_class = EmailFilter
     ordering_fields = ["created_at", "sent_at", "subject", "id"]
     ordering = ["-created_at", "-id"]
@@ -234,7 +223,7 @@ class EmailViewSet(
     @extend_schema(
         summary="What happened to the email, oldest first",
         parameters=[EMAIL_ID],
-        responses={200: EmailEventSerializer(many=True), **errors(404)},
+        responses={200: EmailEventSerializer(many=True), **errors(400, 404)},
     )
     @action(detail=True, methods=["get"], serializer_class=EmailEventSerializer, filter_backends=[])
     def events(self, request: Request, pk: str | None = None) -> Response:

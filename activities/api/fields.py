@@ -29,6 +29,7 @@ class RecordRefField(serializers.Field):
     default_error_messages = {
         "invalid": 'expected {{"type": one of {types}, "id": <integer>}}',
         "not_found": "there is no {type} with id {id}",
+        "unknown_keys": 'unknown keys: {keys} (a record is {{"type", "id"}})',
     }
 
     def __init__(self, *, types: tuple[str, ...] = tuple(RECORD_MODELS), **kwargs):
@@ -48,6 +49,9 @@ class RecordRefField(serializers.Field):
             or isinstance(data.get("id"), bool)
         ):
             self.fail("invalid", types=", ".join(self.types))
+        unknown = set(data) - {"type", "id"}
+        if unknown:  # they were dropped in silence (issue 11)
+            self.fail("unknown_keys", keys=", ".join(sorted(map(str, unknown))))
         model = RECORD_MODELS[data["type"]]
         record = model.objects.filter(pk=data["id"]).first()
         if record is None:
@@ -83,10 +87,12 @@ class PartyOutSerializer(StrictSerializer):
                 "properties": {
                     "address": {"type": "string"},
                     "name": {"type": "string"},
-                    "contact": {"type": "integer"},
-                    "user": {"type": "integer"},
-                    "queue": {"type": "integer"},
+                    "contact": {"type": "integer", "nullable": True},
+                    "user": {"type": "integer", "nullable": True},
+                    "queue": {"type": "integer", "nullable": True},
                 },
+                # Other keys are refused (PartyField.to_internal_value).
+                "additionalProperties": False,
             },
         ]
     }

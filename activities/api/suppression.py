@@ -7,30 +7,47 @@ normalises the address and refuses a second listing of it (409).
 from __future__ import annotations
 
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from common.api.filters import NamedSearchFilter, StableOrderingFilter
+from common.api.filters import NamedSearchFilter, StableOrderingFilter, StrictFilterBackend
 from common.api.idempotency import idempotent
+from common.api.parsers import JSONParser
 from common.api.permissions import StaffOnly
-from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
+from common.api.schema import IDEMPOTENCY_KEY, IDEMPOTENT, LOOKUP_ANY, errors
 from common.api.serializers import StrictModelSerializer
 from crm.models import User
 
+from ..addresses import MAX_ADDRESS_LENGTH
 from ..models import SuppressedAddress, SuppressionReason
 from ..services.suppression import suppression_add, suppression_remove
-from .emails import IDEMPOTENCY_KEY
+
+
+@extend_schema_field(
+    {"type": "string", "format": "email", "minLength": 1, "maxLength": MAX_ADDRESS_LENGTH}
+)
+class EmailAddressField(serializers.CharField):
+    """An address, checked by the service (``invalid_address``); the schema says what
+    it takes."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", MAX_ADDRESS_LENGTH)
+        super().__init__(**kwargs)
+
 
 ENTRY_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="the entry's id")
 
 
 class SuppressedAddressSerializer(StrictModelSerializer):
-    address = serializers.CharField(
-        max_length=320, trim_whitespace=False, help_text="stored lower-cased"
-    )
+    address = EmailAddressField(trim_whitespace=False, help_text="stored lower-cased")
     reason = serializers.ChoiceField(
         choices=SuppressionReason.choices, default=SuppressionReason.MANUAL
     )
@@ -87,7 +104,8 @@ class SuppressionViewSet(
     queryset = SuppressedAddress.objects.select_related("created_by")
     serializer_class = SuppressedAddressSerializer
     permission_classes = [IsAuthenticated, StaffOnly]
-    filter_backends = [filters.DjangoFilterBackend, NamedSearchFilter, StableOrderingFilter]
+    parser_classes = [JSONParser]
+    filter_backends = [StrictFilterBackend, NamedSearchFilter, StableOrderingFilter]
     filterset_class = SuppressionFilter
     search_fields = ["address", "note"]
     ordering_fields = ["id", "address", "created_at"]

@@ -10,9 +10,11 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
+from common.api.filters import NamedSearchFilter, StableOrderingFilter, StrictFilterBackend
 from common.api.idempotency import idempotent
+from common.api.parsers import JSONParser
 from common.api.permissions import StaffForWrites
-from common.api.schema import IDEMPOTENT, LOOKUP_ANY, TEMPLATE_ERROR, errors
+from common.api.schema import IDEMPOTENCY_KEY, IDEMPOTENT, LOOKUP_ANY, TEMPLATE_ERROR, errors
 from crm.api import signed_in_user
 
 from ..models import ActivityMimeAttachment, Template
@@ -45,6 +47,7 @@ WRITE_ERRORS: dict[str, str | OpenApiResponse | None] = {**ERRORS, "bad_request"
         summary="Create a template (staff)",
         description="The subject and bodies must compile and render; a template error is "
         "a 400 that names the part and the line. Accepts `Idempotency-Key`.",
+        parameters=[IDEMPOTENCY_KEY],
         responses={201: TemplateSerializer, **errors(*IDEMPOTENT, 403, **WRITE_ERRORS)},
     ),
     partial_update=extend_schema(
@@ -70,6 +73,8 @@ class TemplateViewSet(
     permission_classes = [IsAuthenticated, StaffForWrites]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     lookup_value_regex = LOOKUP_ANY
+    parser_classes = [JSONParser]
+    filter_backends = [StrictFilterBackend, NamedSearchFilter, StableOrderingFilter]
     filterset_fields = ["record_type", "language"]
     search_fields = ["title", "subject", "description"]
     ordering_fields = ["id", "title", "created_at", "modified_at"]

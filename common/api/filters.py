@@ -12,6 +12,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django_filters import rest_framework as filters
+from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -83,6 +84,7 @@ class _DateOrDateTimeField(forms.Field):
 @extend_schema_field(
     {
         "type": "string",
+        "anyOf": [{"format": "date"}, {"format": "date-time"}],
         "description": "a date (the start of that day) or an ISO 8601 date and time",
         "example": "2026-01-01",
     }
@@ -115,3 +117,51 @@ class NamedSearchFilter(SearchFilter):
             return super().get_search_terms(request)
         except serializers.ValidationError as exc:
             raise serializers.ValidationError({self.search_param: exc.detail}) from exc
+
+
+# --- the filter backend of every API list ----------------------------------------------
+
+
+def _takes_free_text(filter_field: filters.Filter) -> bool:
+    return isinstance(filter_field, filters.CharFilter)
+
+
+class StrictFilterBackend(filters.DjangoFilterBackend):
+    """django-filter's backend, but an empty value of a parameter that is not free text
+    (an id, a choice, a boolean, a date) is a 400 naming it, as any other value that does
+    not parse. django-filter reads an empty value as "no filter" (an HTML form's blank
+    field); in the API, ``?status=`` or ``?account=`` was a request for everything that
+    looked like a filtered one, and the schema says such a value is not valid. The staff
+    pages keep django-filter's reading: they use the filter sets without this backend."""
+
+    def filter_queryset(self, request, queryset, view):
+        filterset = self.get_filterset(request, queryset, view)
+        if filterset is not None:
+            empty = {
+                name: ["a value is required: give one, or leave the parameter out"]
+                for name, filter_field in filterset.filters.items()
+                if not _takes_free_text(filter_field) and "" in request.query_params.getlist(name)
+            }
+            if empty:
+                raise serializers.ValidationError(empty)
+        return super().filter_queryset(request, queryset, view)
+
+
+class StrictFilterExtension(DjangoFilterExtension):
+    """The schema of ``StrictFilterBackend``'s parameters: drf-spectacular's, with the
+    bounds of the id filters (``minimum``, ``maximum``) the server enforces."""
+
+    target_class = "common.api.filters.StrictFilterBackend"
+    priority = 1
+
+    def resolve_filter_field(self, auto_schema, model, filterset_class, field_name, filter_field):
+        parameters = super().resolve_filter_field(
+            auto_schema, model, filterset_class, field_name, filter_field
+        )
+        if isinstance(filter_field, IdFilter):
+            for parameter in parameters:
+                for bound in ("min_value", "max_value"):
+                    if filter_field.extra.get(bound) is not None:
+                        key = "minimum" if bound == "min_value" else "maximum"
+                        parameter["schema"][key] = filter_field.extra[bound]
+        return parameters

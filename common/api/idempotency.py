@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from datetime import timedelta
 from functools import wraps
@@ -25,6 +26,12 @@ from rest_framework.response import Response
 from common.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
+# 1 to 255 visible ASCII characters, spaces inside only: an HTTP header value that no
+# proxy rewrites (they drop surrounding spaces), the IETF draft's string. The schema
+# says the same (``common.api.schema.IDEMPOTENCY_KEY``).
+KEY_MAX_LENGTH = 255
+KEY_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"
+_KEY = re.compile(KEY_PATTERN)
 WAIT_SECONDS = 30.0
 POLL_SECONDS = 0.05
 
@@ -65,9 +72,12 @@ def idempotent(view_method):
         key = request.headers.get(HEADER)
         if key is None or not request.user.is_authenticated:
             return view_method(self, request, *args, **kwargs)
-        if not key or len(key) > 255 or not key.isprintable():
+        if len(key) > KEY_MAX_LENGTH or not _KEY.match(key):
             return _error(
-                f"{HEADER} must be 1 to 255 printable characters", "invalid_idempotency_key", 400
+                f"{HEADER} must be 1 to {KEY_MAX_LENGTH} visible ASCII characters "
+                "(spaces inside only)",
+                "invalid_idempotency_key",
+                400,
             )
         fingerprint = _fingerprint(request)
         cutoff = timezone.now() - timedelta(seconds=settings.CRM_IDEMPOTENCY_TTL_SECONDS)

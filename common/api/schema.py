@@ -11,12 +11,16 @@ for the schema; the bodies themselves are written by ``common.api.exceptions``:
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
+
+from .idempotency import HEADER, KEY_MAX_LENGTH, KEY_PATTERN
 
 __all__ = [
     "ERROR_DESCRIPTIONS",
+    "IDEMPOTENCY_KEY",
     "LOOKUP_ANY",
     "STATUS_NAMES",
     "TEMPLATE_ERROR",
@@ -148,3 +152,62 @@ def errors(*statuses: int, **overrides: str | OpenApiResponse | None) -> dict[in
 # What an ``@idempotent`` action may answer: a bad key (400), the same key still in
 # progress or failed (409), the same key with another body (422).
 IDEMPOTENT = (400, 409, 422)
+
+
+# The header of every ``@idempotent`` POST, as ``common.api.idempotency`` checks it.
+IDEMPOTENCY_KEY = OpenApiParameter(
+    HEADER,
+    {"type": "string", "minLength": 1, "maxLength": KEY_MAX_LENGTH, "pattern": KEY_PATTERN},
+    OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "repeat the request with the same key and body to get the first answer again "
+        f"(1 to {KEY_MAX_LENGTH} visible ASCII characters, spaces inside only); the same "
+        "key with another body is a 422"
+    ),
+)
+
+
+# --- text fields -----------------------------------------------------------------------
+
+
+class TrimmedTextExtension(OpenApiSerializerFieldExtension):
+    """A text field that trims its input and may not be blank refuses text made of
+    whitespace only (``"  "`` is blank once trimmed): its request schema says so with a
+    pattern (Python's ``\\S``, which is what ``str.strip`` keeps), beside ``minLength``."""
+
+    target_class = "rest_framework.fields.CharField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        field = self.target
+        if (
+            direction == "request"
+            and getattr(field, "trim_whitespace", False)
+            and not getattr(field, "allow_blank", True)
+            and schema.get("type") == "string"
+            and not {"pattern", "format", "enum"} & set(schema)
+        ):
+            schema["pattern"] = r"\S"
+        return schema
+
+
+class ListBoundsExtension(OpenApiSerializerFieldExtension):
+    """A list of nested records (``many=True``): ``minItems`` for ``allow_empty=False``
+    and ``maxItems`` for ``max_length``, which drf-spectacular leaves out."""
+
+    target_class = "rest_framework.serializers.ListSerializer"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        field = self.target
+        if direction == "request" and isinstance(schema, dict) and schema.get("type") == "array":
+            if not field.allow_empty:
+                schema["minItems"] = max(schema.get("minItems", 0), 1)
+            if field.max_length is not None:
+                schema["maxItems"] = field.max_length
+            if field.min_length is not None:
+                schema["minItems"] = max(schema.get("minItems", 0), field.min_length)
+        return schema

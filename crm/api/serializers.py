@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from common.api.serializers import StrictModelSerializer, StrictSerializer
 from crm.models import Account, Contact, Organization, Queue, User
-from crm.services import ORGANIZATION_FIELDS
+from crm.services import MAX_ATTACHMENT_BYTES_CEILING, ORGANIZATION_FIELDS, TRACKING_PREFIX_RE
 
 # --- The API token ---------------------------------------------------------------
 
@@ -55,9 +55,14 @@ class QueueSerializer(StrictModelSerializer):
 
 
 class OrganizationSerializer(StrictModelSerializer):
-    # Not trimmed: a prefix with a line break is refused, not silently repaired.
-    tracking_token_prefix = serializers.CharField(
-        max_length=20, trim_whitespace=False, required=False
+    # Not trimmed: a prefix with a line break is refused, not silently repaired. The
+    # bounds are crm.services' rules, stated here so that the schema says them too.
+    tracking_token_prefix = serializers.RegexField(
+        f"^{TRACKING_PREFIX_RE.pattern}$", max_length=20, trim_whitespace=False, required=False
+    )
+    tracking_token_digits = serializers.IntegerField(min_value=1, max_value=12, required=False)
+    max_attachment_bytes = serializers.IntegerField(
+        min_value=1, max_value=MAX_ATTACHMENT_BYTES_CEILING, required=False
     )
 
     class Meta:

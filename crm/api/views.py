@@ -13,7 +13,7 @@ from django.db.models import Prefetch
 from django.urls import path
 from django_filters import rest_framework as filters
 from drf_spectacular.extensions import OpenApiViewExtension
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
@@ -29,11 +29,12 @@ from common.api.filters import (
     NamedSearchFilter,
     StableOrderingFilter,
     StrictBooleanFilter,
+    StrictFilterBackend,
 )
 from common.api.idempotency import idempotent
 from common.api.parsers import JSONParser
 from common.api.permissions import StaffForDeletes, StaffForWrites
-from common.api.schema import IDEMPOTENT, LOOKUP_ANY, errors
+from common.api.schema import IDEMPOTENCY_KEY, IDEMPOTENT, LOOKUP_ANY, errors
 from common.api.throttling import LoginRateThrottle
 from crm import services
 from crm.models import Account, Contact, EmailApproval, Organization, OutgoingDelivery, Queue, User
@@ -58,17 +59,10 @@ else:
     _GenericViewSet = object
 
 FILTER_BACKENDS: list[type[BaseFilterBackend | BaseFilterProtocol[Any]]] = [
-    filters.DjangoFilterBackend,
+    StrictFilterBackend,
     NamedSearchFilter,
     StableOrderingFilter,
 ]
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="repeat the same key with the same body to get the first answer again",
-)
 
 # --- Filters ---------------------------------------------------------------------
 
@@ -177,6 +171,7 @@ def approval_schema(kind: str, serializer) -> dict:
 )
 class UserViewSet(_ApprovalActions, viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = LOOKUP_ANY
+    parser_classes = [JSONParser]
     queryset = User.objects.all()
     serializer_class = UserSerializer
     filter_backends = FILTER_BACKENDS
@@ -195,7 +190,7 @@ class UserViewSet(_ApprovalActions, viewsets.ReadOnlyModelViewSet):
     retrieve=extend_schema(summary="A queue", responses={200: QueueSerializer, **errors(404)}),
     create=extend_schema(
         summary="Create a queue (staff); its address starts pending approval",
-        parameters=[IDEMPOTENCY_HEADER],
+        parameters=[IDEMPOTENCY_KEY],
         responses={201: QueueSerializer, **errors(*IDEMPOTENT, 403, 415)},
     ),
     partial_update=extend_schema(
@@ -209,6 +204,7 @@ class UserViewSet(_ApprovalActions, viewsets.ReadOnlyModelViewSet):
 )
 class QueueViewSet(_ApprovalActions, viewsets.ModelViewSet):
     lookup_value_regex = LOOKUP_ANY
+    parser_classes = [JSONParser]
     # Members by id, so that the answer is the same on every database.
     queryset = Queue.objects.prefetch_related(
         Prefetch("members", queryset=User.objects.order_by("pk"))
@@ -253,6 +249,7 @@ class OrganizationView(APIView):
     """The organisation's settings (a single record)."""
 
     permission_classes = [IsAuthenticated, StaffForWrites]
+    parser_classes = [JSONParser]
     serializer_class = OrganizationSerializer
 
     @extend_schema(
@@ -283,7 +280,7 @@ class OrganizationView(APIView):
     retrieve=extend_schema(summary="An account", responses={200: AccountSerializer, **errors(404)}),
     create=extend_schema(
         summary="Create an account",
-        parameters=[IDEMPOTENCY_HEADER],
+        parameters=[IDEMPOTENCY_KEY],
         responses={201: AccountSerializer, **errors(*IDEMPOTENT, 403, 415)},
     ),
     partial_update=extend_schema(
@@ -297,6 +294,7 @@ class OrganizationView(APIView):
 )
 class AccountViewSet(viewsets.ModelViewSet):
     lookup_value_regex = LOOKUP_ANY
+    parser_classes = [JSONParser]
     queryset = Account.objects.all()
     serializer_class = AccountSerializer
     permission_classes = [IsAuthenticated, StaffForDeletes]
@@ -333,7 +331,7 @@ class AccountViewSet(viewsets.ModelViewSet):
     retrieve=extend_schema(summary="A contact", responses={200: ContactSerializer, **errors(404)}),
     create=extend_schema(
         summary="Create a contact; unknown tag names become new tags",
-        parameters=[IDEMPOTENCY_HEADER],
+        parameters=[IDEMPOTENCY_KEY],
         responses={201: ContactSerializer, **errors(*IDEMPOTENT, 403, 415)},
     ),
     partial_update=extend_schema(
@@ -346,6 +344,7 @@ class AccountViewSet(viewsets.ModelViewSet):
 )
 class ContactViewSet(viewsets.ModelViewSet):
     lookup_value_regex = LOOKUP_ANY
+    parser_classes = [JSONParser]
     queryset = Contact.objects.prefetch_related("tags")
     serializer_class = ContactSerializer
     permission_classes = [IsAuthenticated, StaffForDeletes]

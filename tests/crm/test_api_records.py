@@ -711,3 +711,35 @@ def test_ids_too_large_for_the_database_are_a_400_or_404_not_a_500(staff):
     assert answer.status_code == 400
     assert "account" in answer.json()
     assert not Queue.objects.exists() and not Contact.objects.exists()
+
+
+# --- issue 11: JSON in, as API.md says ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "data"),
+    [
+        ("/api/v1/accounts/", "post", {"name": "Nordlys"}),
+        ("/api/v1/contacts/", "post", {"last_name": "Lee"}),
+        ("/api/v1/queues/", "post", {"name": "Help", "email": "help@example.com"}),
+        ("/api/v1/organization/", "patch", {"name": "Other"}),
+        ("/api/v1/templates/", "post", {"title": "T", "subject": "S"}),
+        ("/api/v1/suppressions/", "post", {"address": "ann@example.com"}),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["multipart", "form"])
+def test_record_writes_take_json_only(staff, org, path, method, data, fmt):
+    """A form body read an empty field as "not given" (a template's language "" kept
+    "en"), unlike the schema's JSON; only uploads (attachments/) and auth/token/ take
+    form bodies now."""
+    client = client_for(staff)
+    if fmt == "form":
+        answer = getattr(client, method)(
+            path, "name=x", content_type="application/x-www-form-urlencoded"
+        )
+    else:
+        answer = getattr(client, method)(path, data, format="multipart")
+    assert answer.status_code == 415
+    assert answer.json()["code"] == "unsupported_media_type"
+    assert Organization.get().name != "Other"
+    assert not Account.objects.exists()

@@ -838,3 +838,27 @@ def test_send_from_template_with_the_wrong_record_type_is_a_template_error(org, 
     )
     assert response.status_code == 400 and response.json()["code"] == "template_error"
     assert Email.objects.count() == 0
+
+
+# --- issue 11: what schemathesis found accepted though the schema refuses it ------------
+
+
+@pytest.mark.parametrize("field", ["regarding", "sender"])
+def test_a_record_reference_with_an_unknown_key_is_refused_naming_the_field(org, owner, field):
+    """``{"type", "id", "x"}`` was taken for ``{"type", "id"}``, the extra key dropped."""
+    ref = {"type": "user", "id": owner.pk, "x-extra": 42}
+    response = client_for(owner).post(EMAILS, {"subject": "Hi", field: ref})
+    assert response.status_code == 400
+    assert list(response.json()) == [field]
+    assert "x-extra" in response.json()[field][0]
+    assert not Email.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["null", "maybe", ""])
+def test_possible_duplicate_refuses_a_value_that_is_not_a_boolean(org, owner, value):
+    """django-filter's BooleanFilter read anything it did not understand as "no filter"."""
+    EmailFactory(sender_user=owner)
+    response = client_for(owner).get(EMAILS, {"possible_duplicate": value})
+    assert response.status_code == 400
+    assert list(response.json()) == ["possible_duplicate"]
+    assert client_for(owner).get(EMAILS, {"possible_duplicate": "false"}).json()["count"] == 1
