@@ -21,6 +21,14 @@ def sweep_pending_after_seconds() -> int:
     return settings.CRM_SWEEP_PENDING_AFTER_SECONDS
 
 
+def inbound_max_bytes() -> int:
+    return settings.CRM_INBOUND_MAX_BYTES
+
+
+def inbound_max_parts() -> int:
+    return settings.CRM_INBOUND_MAX_PARTS
+
+
 def blob_gc_grace_seconds() -> int:
     return settings.CRM_BLOB_GC_GRACE_SECONDS
 

@@ -472,6 +472,10 @@ CRM_SEND_MAX_ATTEMPTS = env.int("CRM_SEND_MAX_ATTEMPTS", default=5)
 CRM_RETRY_BACKOFF_SECONDS = env.int("CRM_RETRY_BACKOFF_SECONDS", default=30)
 CRM_RETRY_BACKOFF_MAX_SECONDS = env.int("CRM_RETRY_BACKOFF_MAX_SECONDS", default=3600)
 CRM_SWEEP_PENDING_AFTER_SECONDS = env.int("CRM_SWEEP_PENDING_AFTER_SECONDS", default=120)
+# A received message over this size is refused with the reason; of its parts, at most
+# CRM_INBOUND_MAX_PARTS are stored (the rest named in a note on the email).
+CRM_INBOUND_MAX_BYTES = env.int("CRM_INBOUND_MAX_BYTES", default=40 * 1024 * 1024)
+CRM_INBOUND_MAX_PARTS = env.int("CRM_INBOUND_MAX_PARTS", default=200)
 CRM_BLOB_GC_GRACE_SECONDS = env.int("CRM_BLOB_GC_GRACE_SECONDS", default=24 * 3600)
 # The budget of one template render (save, preview, instantiate, send, each bulk email):
 # tag nesting, loop items, output characters, seconds; over it is a 400 naming the limit.
