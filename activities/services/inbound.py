@@ -75,6 +75,16 @@ def _owner_of(address: str) -> User | Queue | None:
     return User.objects.annotate(e=Lower("email")).filter(e=lowered, is_active=True).first()
 
 
+def inbound_mailbox_of(address: str) -> User | Queue | None:
+    """The queue or active user that receives mail at ``address`` here, if any: what an
+    SMTP listener accepts recipients for."""
+    try:
+        parsed = parse_address(address, label="recipient")
+    except (InvalidAddress, ValidationFailed):
+        return None
+    return _owner_of(parsed.address)
+
+
 def _original_of(
     *, subject: str, in_reply_to: str, references: str, org: Organization
 ) -> Email | None:

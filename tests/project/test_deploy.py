@@ -58,7 +58,6 @@ APP_SERVICES = ("migrate", "web", "worker", "beat")
 OFFICIAL_PROGRAMS = {"postgres:16": {"pg_isready"}, "redis:7": {"redis-server", "redis-cli"}}
 # In the dev extra of requirements.lock only: never in the image.
 DEV_ONLY = {
-    "aiosmtpd",
     "factory-boy",
     "import-linter",
     "locust",

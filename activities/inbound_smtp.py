@@ -1,0 +1,73 @@
+"""The SMTP listener for sites that point MX at the application (``manage.py
+receive_mail``): aiosmtpd, accepting mail only for the addresses of known queues and
+users, each message stored by ``inbound_message_store``.
+
+The answers say what became of a message, so a sending server knows whether to keep
+it: 250 once it is stored (or was stored before: the same Message-ID), 550 for a
+recipient that is not a mailbox here, 552 over the size limit (aiosmtpd, before the
+body is kept), 554 for a message refused with a reason (no sender), and 451 when
+storing failed for a reason that may pass (the database away): the sender tries again
+later, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+
+from . import conf
+from .errors import ApplicationError
+from .services.inbound import inbound_mailbox_of, inbound_message_store
+
+logger = logging.getLogger(__name__)
+
+
+def _mailbox_known(address: str) -> bool:
+    close_old_connections()
+    return inbound_mailbox_of(address) is not None
+
+
+def _store(raw: bytes) -> int:
+    close_old_connections()
+    return inbound_message_store(raw=raw).pk
+
+
+class InboundHandler:
+    """aiosmtpd handler: RCPT checked against the mailboxes, DATA stored."""
+
+    async def handle_RCPT(self, server, session, envelope, address: str, rcpt_options) -> str:
+        if not await sync_to_async(_mailbox_known, thread_sensitive=True)(address):
+            return f"550 5.1.1 <{address}>: no mailbox of this application has that address"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        raw = envelope.original_content or envelope.content
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", errors="surrogateescape")
+        try:
+            email_id = await sync_to_async(_store, thread_sensitive=True)(raw)
+        except ApplicationError as exc:
+            logger.info("refused a received message from %s: %s", session.peer, exc)
+            return f"554 5.6.0 {str(exc)[:400]}"
+        except Exception:
+            logger.exception("could not store a received message from %s", session.peer)
+            return "451 4.3.0 the message could not be stored now; try again later"
+        logger.info("stored a received message as email %s", email_id)
+        return f"250 OK: stored as email {email_id}"
+
+
+def inbound_controller(*, hostname: str, port: int, **options: Any) -> Controller:
+    """A listener (``start()``, ``stop()``) on ``hostname:port`` with the size limit of
+    ``CRM_INBOUND_MAX_BYTES``."""
+    return Controller(
+        InboundHandler(),
+        hostname=hostname,
+        port=port,
+        data_size_limit=conf.inbound_max_bytes(),
+        **options,
+    )
