@@ -133,3 +133,26 @@ def test_the_command_listens_stores_and_stops_on_sigterm(org, team_queue, tmp_pa
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0, log.read_text()
     assert log.read_text().rstrip().endswith("stopped")
+
+
+def test_a_message_that_cannot_be_stored_now_is_a_451_so_the_sender_tries_again(
+    listener, settings, tmp_path
+):
+    not_a_folder = tmp_path / "media"
+    not_a_folder.write_text("a file where the blob folder should be")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "activities.storage.BlobFileSystemStorage",
+            "OPTIONS": {"location": str(not_a_folder)},
+        },
+    }
+    msg = EmailMessage()
+    msg["From"], msg["To"] = "ann@customers.example.org", "support@example.com"
+    msg["Message-ID"] = "<listener-451@customers.example.org>"
+    msg.set_content("See the file")
+    msg.add_attachment(b"%PDF offer", maintype="application", subtype="pdf", filename="o.pdf")
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        send(listener, msg.as_bytes(), ["support@example.com"])
+    assert refused.value.smtp_code == 451
+    assert not Email.objects.exists()
