@@ -283,13 +283,13 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # EMAIL_URL: "outbox" (files under the data folder), smtp://, smtp+tls://, smtps://.
 OUTBOX_DIR = Path(env.str("OUTBOX_DIR", default=str(DATA_DIR / "outbox")))
 EMAIL_URL = env.str("EMAIL_URL", default="outbox")
+# ANYMAIL_* variables are anymail's settings: a provider backend's keys, and for the
+# inbound webhooks WEBHOOK_SECRET ("user:password") and MAILGUN_WEBHOOK_SIGNING_KEY.
+ANYMAIL = {
+    key[len("ANYMAIL_") :]: value for key, value in os.environ.items() if key.startswith("ANYMAIL_")
+}
 if env.str("EMAIL_BACKEND", default=""):
     EMAIL_BACKEND = env.str("EMAIL_BACKEND")
-    ANYMAIL = {
-        key[len("ANYMAIL_") :]: value
-        for key, value in os.environ.items()
-        if key.startswith("ANYMAIL_")
-    }
 elif EMAIL_URL in ("outbox", "outbox://"):
     EMAIL_BACKEND = "activities.mail.OutboxBackend"
 else:

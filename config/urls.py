@@ -21,6 +21,8 @@ urlpatterns = [
     path("", include("crm.web_urls")),
     path("", include("activities.urls")),
     path("admin/", admin.site.urls),
+    # Providers' inbound webhooks (activities/inbound_webhooks.py), at anymail's paths.
+    path("anymail/", include("activities.inbound_webhooks")),
     path("api/v1/", include("config.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
