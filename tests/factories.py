@@ -125,6 +125,27 @@ class EmailFactory(DjangoModelFactory):
                 )
 
 
+def pending_queue_emails(queue: Queue, count: int, *, tag: str) -> list[int]:
+    """``count`` emails waiting to be sent from ``queue`` (``pending_send``), Message-IDs
+    ``<tag-N@test.example>``, in bulk inserts; the queue's email ids, in order."""
+    Email.objects.bulk_create(
+        (
+            EmailFactory.build(
+                sender_user=None,
+                sender_queue=queue,
+                status=EmailStatus.PENDING_SEND,
+                state="completed",
+                message_id=f"<{tag}-{i}@test.example>",
+            )
+            for i in range(count)
+        ),
+        batch_size=1000,
+    )
+    return list(
+        Email.objects.filter(sender_queue=queue).order_by("pk").values_list("pk", flat=True)
+    )
+
+
 class EmailPartyFactory(DjangoModelFactory):
     class Meta:
         model = EmailParty

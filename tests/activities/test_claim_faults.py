@@ -29,7 +29,7 @@ from activities.services.leases import leases_revoke_expired
 from crm.models import OutgoingDelivery
 from tests.api import client_for
 from tests.celery_worker import wait_for
-from tests.factories import EmailFactory, QueueFactory, UserFactory
+from tests.factories import QueueFactory, UserFactory, pending_queue_emails
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -65,16 +65,7 @@ def test_twenty_claimers_with_five_killed_send_every_email_once_and_flag_only_lo
     rng = random.Random(seed)
     users = [UserFactory(username=f"claimer{i}") for i in range(CLAIMERS)]
     relay = QueueFactory(name="Relay", members=users, outgoing_delivery=OutgoingDelivery.EXTERNAL)
-    Email.objects.bulk_create(
-        EmailFactory.build(
-            sender_user=None,
-            sender_queue=relay,
-            status=EmailStatus.PENDING_SEND,
-            state="completed",
-            message_id=f"<claim-fault-{i}@test.example>",
-        )
-        for i in range(EMAILS)
-    )
+    pending_queue_emails(relay, EMAILS, tag="claim-fault")
     stop = tmp_path / "stop"
     claimers = [Claimer(i, user, tmp_path / f"claimer-{i}.log") for i, user in enumerate(users)]
     for claimer in claimers:

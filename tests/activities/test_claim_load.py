@@ -20,29 +20,12 @@ from activities.models import Email, EmailEvent, EmailStatus
 from activities.services.claim import email_claim_batch, email_report_delivery
 from activities.services.delivery import delivery_sweep
 from crm.models import OutgoingDelivery, Queue, User
-from tests.factories import EmailFactory, QueueFactory, UserFactory
+from tests.factories import QueueFactory, UserFactory, pending_queue_emails
 from tests.services import need_postgresql
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TOTAL, CLAIMERS, BATCH = 5000, 8, 50
-
-
-def pending_emails(relay: Queue, count: int) -> list[int]:
-    Email.objects.bulk_create(
-        (
-            EmailFactory.build(
-                sender_user=None,
-                sender_queue=relay,
-                status=EmailStatus.PENDING_SEND,
-                state="completed",
-                message_id=f"<load-{i}@test.example>",
-            )
-            for i in range(count)
-        ),
-        batch_size=1000,
-    )
-    return list(Email.objects.order_by("pk").values_list("pk", flat=True))
 
 
 def in_threads(targets: list[Callable[[], None]], *, timeout: float = 60) -> list[str]:
@@ -89,7 +72,7 @@ def test_eight_claimers_take_every_email_once_and_a_stale_report_is_refused(
     org, claimers, slow, relay
 ):
     need_postgresql()
-    all_ids = pending_emails(relay, TOTAL)
+    all_ids = pending_queue_emails(relay, TOTAL, tag="load")
     # A first holder whose lease runs out: the sweep re-queues its emails (their token
     # moves on) while the others claim, and one of them takes them again.
     stale = email_claim_batch(actor=slow, max_count=BATCH, lease_seconds=1)
@@ -157,7 +140,7 @@ def test_a_claimer_takes_other_rows_at_once_while_another_holds_rows_locked(org,
     """Rows locked by another transaction are skipped, not waited for. The claim runs
     with a lock timeout so that a claim that did wait fails instead of hanging."""
     need_postgresql()
-    all_ids = pending_emails(relay, 2 * BATCH)
+    all_ids = pending_queue_emails(relay, 2 * BATCH, tag="load")
     first, rest = all_ids[:BATCH], all_ids[BATCH:]
     locked, release = threading.Event(), threading.Event()
 
