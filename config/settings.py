@@ -368,7 +368,9 @@ CRM_REDIS_BROKER_TRANSPORT_OPTIONS = {
 }
 if _broker_scheme == "filesystem":
     # No redelivery: the folder keeps a message until a worker takes it, and a worker
-    # puts back what it had not acknowledged when it stops.
+    # puts back what it had not acknowledged when it stops. kombu's transport, with
+    # each message written whole before a worker can see it (config/broker.py).
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),

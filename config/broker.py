@@ -1,0 +1,68 @@
+"""The embedded default broker: kombu's file-system transport, with whole messages only.
+
+kombu's own transport (5.7.0) creates a message file in the queue folder and then writes
+the message into it. A worker that lists the folder in between takes the file while it
+is still empty and fails to decode it (``JSONDecodeError: Expecting value``) as an
+"Unrecoverable error" that stops the whole worker (celery/kombu#1551, open). The lock
+kombu takes while writing does not help: a worker moves the file without looking at it.
+
+Here a message is written under a name the worker does not take (a ``.part`` file, in
+the same folder, so on the same file system) and renamed to its message name once it is
+whole and flushed: a rename is atomic, so a worker sees no file or the whole message.
+Chosen by ``CELERY_BROKER_TRANSPORT`` (config/settings.py) when the broker URL is
+``filesystem://``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from queue import Empty
+from time import monotonic
+from typing import Any
+
+from kombu.exceptions import ChannelError
+from kombu.transport import filesystem
+from kombu.utils.encoding import str_to_bytes
+from kombu.utils.json import dumps
+
+logger = logging.getLogger(__name__)
+
+
+class Channel(filesystem.Channel):
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+        """Put ``payload`` on ``queue``: written whole under a temporary name, then
+        renamed to the message name kombu's ``_get`` looks for (``<ms>_<uuid>.<queue>.msg``,
+        in time order)."""
+        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        # ``_get`` takes only names whose part after the first dot is ``<queue>.msg``.
+        partial = os.path.join(self.data_folder_out, f".{name}.part")
+        try:
+            with open(partial, "wb") as file:
+                file.write(str_to_bytes(dumps(payload)))
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(partial, final)
+        except OSError as exc:
+            try:
+                os.unlink(partial)
+            except OSError:
+                pass
+            raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+    def _get(self, queue: str) -> Any:
+        """The next message of ``queue``. One that cannot be decoded (a file left half
+        written by kombu's own transport, or damaged on disk) is logged and skipped: it
+        is gone from the folder either way, and the sweep finds its email by due time,
+        where kombu would stop the worker."""
+        try:
+            return super()._get(queue)
+        except ValueError as exc:
+            logger.error("broker: skipped a message of queue %s that is not JSON: %s", queue, exc)
+            raise Empty() from exc
+
+
+class Transport(filesystem.Transport):
+    Channel = Channel
