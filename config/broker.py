@@ -9,8 +9,7 @@ kombu takes while writing does not help: a worker moves the file without looking
 Here a message is written under a name the worker does not take (a ``.part`` file, in
 the same folder, so on the same file system) and renamed to its message name once it is
 whole and flushed: a rename is atomic, so a worker sees no file or the whole message.
-Chosen by ``CELERY_BROKER_TRANSPORT`` (config/settings.py) when the broker URL is
-``filesystem://``.
+It takes the place of kombu's own for ``filesystem://`` URLs (config/celery.py).
 """
 
 from __future__ import annotations

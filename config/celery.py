@@ -5,10 +5,16 @@ from celery import Celery, bootsteps
 from celery.beat import PersistentScheduler
 from celery.worker.consumer import Consumer as CeleryConsumer
 from django.conf import settings
+from kombu.transport import TRANSPORT_ALIASES
 
 from common.health import touch_heartbeat
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+# ``filesystem://`` is kombu's file-system transport with whole messages only
+# (config/broker.py): by the URL's scheme, so that a process told another broker URL
+# (a test's private Redis, an operator's) takes that broker's transport as before.
+TRANSPORT_ALIASES["filesystem"] = "config.broker:Transport"
 
 app = Celery("crm")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -369,8 +369,8 @@ CRM_REDIS_BROKER_TRANSPORT_OPTIONS = {
 if _broker_scheme == "filesystem":
     # No redelivery: the folder keeps a message until a worker takes it, and a worker
     # puts back what it had not acknowledged when it stops. kombu's transport, with
-    # each message written whole before a worker can see it (config/broker.py).
-    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
+    # each message written whole before a worker can see it (config/broker.py, put in
+    # the place of kombu's own by config/celery.py).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),

@@ -96,7 +96,7 @@ def test_a_message_that_cannot_be_written_leaves_no_file(channel, folders, monke
 def test_an_undecodable_message_is_logged_and_skipped(channel, consumer, folders, caplog):
     """A damaged file (or one kombu's own transport left empty) no longer stops the
     worker: it is skipped, and the messages after it are delivered."""
-    Path(folders["data_folder_in"], "1_damaged.celery.msg").write_bytes(b"")
+    Path(folders["data_folder_in"], "0_damaged.celery.msg").write_bytes(b"")
     channel._put("celery", {"body": "after"})
 
     with caplog.at_level(logging.ERROR, logger="config.broker"):
