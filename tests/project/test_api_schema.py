@@ -86,6 +86,7 @@ def test_the_schema_states_the_bounds_the_server_enforces(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.postgres_lane  # the production database's lane; 4 minutes
 @pytest.mark.django_db(transaction=True)
 def test_schemathesis_with_every_check_finds_no_failure(live_server, settings, tmp_path):
     settings.DEBUG = True

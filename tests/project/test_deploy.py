@@ -668,6 +668,7 @@ def services():
 
 
 @pytest.mark.slow
+@pytest.mark.postgres_lane  # its own PostgreSQL and Redis in every lane
 def test_the_process_kinds_serve_the_pages_and_the_api_with_debug_off(services, tmp_path):
     started = time.monotonic()
     spec = compose()
