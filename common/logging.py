@@ -70,5 +70,8 @@ def logging_config(*, level: str, fmt: str) -> dict:
             "django.db.backends": {"level": "INFO"},
             # One line per request comes from gunicorn's access log.
             "django_guid": {"level": "WARNING"},
+            # aiosmtpd (manage.py receive_mail) logs every SMTP command and address of
+            # every session at INFO; the listener logs what it stores or refuses itself.
+            "mail.log": {"level": "WARNING"},
         },
     }

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import uuid
 
 import pytest
+from django.conf import settings
 
 from activities.models import Email, EmailStatus
-from common.logging import ContextFilter
+from common.logging import ContextFilter, logging_config
 from tests.api import client_for
 from tests.celery_worker import private_broker, running_worker, wait_for, worker_env
 
@@ -102,3 +104,17 @@ def test_a_worker_logs_json_lines_with_its_task_id_and_the_request_id_it_came_wi
     # The request that published the task: its id goes with the task.
     assert mine["sent"]["request_id"] == sent["X-Request-ID"]
     assert any(r["logger"] == "celery.app.trace" and r["task_id"] == task_id for r in records)
+
+
+def test_the_smtp_listener_libraries_command_by_command_log_is_left_out(capsys):
+    """aiosmtpd logs each command of each session (addresses included) at INFO."""
+    logging.config.dictConfig(logging_config(level="INFO", fmt="plain"))
+    try:
+        logging.getLogger("mail.log").info("('127.0.0.1', 5) >> b'mail FROM:<ann@example.com>'")
+        logging.getLogger("mail.log").warning("a session failed")
+        logging.getLogger("activities.inbound_smtp").info("stored a message")
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
+    err = capsys.readouterr().err
+    assert "mail FROM" not in err
+    assert "a session failed" in err and "stored a message" in err
