@@ -30,9 +30,10 @@ logger = logging.getLogger(__name__)
 
 
 class Channel(filesystem.Channel):
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    # kombu names the argument "payload" here and "message" in its base: the ignore.
+    def _put(self, queue: str, payload: dict[str, Any], **kwargs: Any) -> None:  # type: ignore[override]
         """Put ``payload`` on ``queue``: written whole under a temporary name, then
-        renamed to the message name kombu's ``_get`` looks for (``<ms>_<uuid>.<queue>.msg``,
+        renamed to the payload name kombu's ``_get`` looks for (``<ms>_<uuid>.<queue>.msg``,
         in time order)."""
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
@@ -51,13 +52,13 @@ class Channel(filesystem.Channel):
                 pass
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
 
-    def _get(self, queue: str) -> Any:
+    def _get(self, queue: str, timeout: float | None = None) -> Any:
         """The next message of ``queue``. One that cannot be decoded (a file left half
         written by kombu's own transport, or damaged on disk) is logged and skipped: it
         is gone from the folder either way, and the sweep finds its email by due time,
         where kombu would stop the worker."""
         try:
-            return super()._get(queue)
+            return super()._get(queue)  # kombu's file-system channel takes no timeout
         except ValueError as exc:
             logger.error("broker: skipped a message of queue %s that is not JSON: %s", queue, exc)
             raise Empty() from exc
