@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from email.mime.base import MIMEBase
+from email.utils import parseaddr
 from pathlib import Path
 
 from django.conf import settings
@@ -20,7 +21,14 @@ from django.core.mail.message import sanitize_address
 from django.utils import timezone
 
 from .links import unsubscribe_url
-from .models import ActivityMimeAttachment, AttachmentBlob, Email, PartyRole, Priority
+from .models import (
+    ActivityMimeAttachment,
+    AttachmentBlob,
+    DeliveryState,
+    Email,
+    PartyRole,
+    Priority,
+)
 from .storage import read_verified
 
 # 57 raw bytes make one 76-character base64 line; read in multiples of that.
@@ -251,3 +259,40 @@ def refused_recipients(message) -> dict[str, str]:
         if recipient.status in ("rejected", "invalid"):
             refused[address] = f"{recipient.status} by the provider"
     return refused
+
+
+# anymail's recipient status at send (AnymailRecipientStatus.status) -> delivery state.
+_SEND_STATUS_STATES = {
+    "queued": DeliveryState.QUEUED,
+    "scheduled": DeliveryState.QUEUED,
+    "sent": DeliveryState.SENT,
+    "rejected": DeliveryState.REJECTED,
+    "invalid": DeliveryState.REJECTED,
+    "failed": DeliveryState.REJECTED,
+}
+
+
+def recipient_outcomes(message, *, message_id: str) -> dict[str, tuple[str, str]]:
+    """Each envelope recipient's (provider message id, delivery state) after a send.
+
+    A provider through anymail gives each recipient its own id and status
+    (``message.anymail_status.recipients``); the SMTP path has our Message-ID for all
+    (a DSN names it), ``sent``, or ``rejected`` for a recipient the server refused.
+    """
+    status = getattr(message, "anymail_status", None)
+    provider = getattr(status, "recipients", None) or {}
+    if provider:
+        return {
+            address: (
+                str(recipient.message_id or message_id),
+                _SEND_STATUS_STATES.get(recipient.status or "", DeliveryState.SENT),
+            )
+            for address, recipient in provider.items()
+        }
+    refused = {address.lower() for address in getattr(message, "refused_recipients", {}) or {}}
+    outcomes: dict[str, tuple[str, str]] = {}
+    for formatted in message.recipients():
+        address = parseaddr(formatted)[1] or formatted
+        state = DeliveryState.REJECTED if address.lower() in refused else DeliveryState.SENT
+        outcomes[address] = (message_id, state)
+    return outcomes

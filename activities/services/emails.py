@@ -42,6 +42,7 @@ from ..policies import (
     require_status,
 )
 from .attachments import attachments_copy
+from .suppression import check_recipients_not_suppressed
 from .templates import template_render
 from .transitions import record_event, transition
 
@@ -298,6 +299,8 @@ def check_sendable(email: Email, *, actor: User, org: Organization) -> None:
     check_display_name(sender.display_name, label="the sender's display name", field="sender")
     check_may_act(email, actor)
     check_sender_approved(sender, org)
+    # Last, after DESIGN.md's checks: an address that hard-bounced or complained.
+    check_recipients_not_suppressed(recipients)
 
 
 def _tracked_subject(email: Email, org: Organization, token: str | None) -> tuple[str, str]:
