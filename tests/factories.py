@@ -146,6 +146,24 @@ def pending_queue_emails(queue: Queue, count: int, *, tag: str) -> list[int]:
     )
 
 
+def sent_email(*, to: list[str], provider_ids: dict[str, str] | None = None, **fields) -> Email:
+    """An email that went out (``sent``) with its Message-ID, each recipient with the
+    provider's message id it got at send (``provider_ids``, else the Message-ID)."""
+    fields.setdefault("message_id", f"<sent-{EmailFactory._meta.next_sequence()}@crm.test>")
+    email = EmailFactory(status=EmailStatus.SENT, state="completed", **fields)
+    provider_ids = provider_ids or {}
+    for position, address in enumerate(to):
+        EmailParty.objects.create(
+            email=email,
+            role=PartyRole.TO,
+            address=address,
+            position=position,
+            provider_message_id=provider_ids.get(address, email.message_id),
+            delivery_state="sent",
+        )
+    return email
+
+
 class EmailPartyFactory(DjangoModelFactory):
     class Meta:
         model = EmailParty

@@ -71,6 +71,13 @@ SOFT_BOUNCES: dict[str, tuple[str, set[str]]] = {
 }
 
 
+# anymail's reject reasons of a ``bounced`` event that make it permanent (a hard bounce):
+# the mailbox does not take mail ("bounced"), or does not exist ("invalid", as
+# SparkPost's bounce class 10 reports it). Others (timed_out, blocked, spam, other) may
+# pass, or are the receiver's policy: recorded, not suppressed.
+HARD_REJECT_REASONS = frozenset({"bounced", "invalid"})
+
+
 @dataclass(frozen=True)
 class RecordedEvent:
     event: DeliveryEvent
@@ -138,8 +145,8 @@ def delivery_event_record(
 
     ``permanent`` says, for a ``bounced`` event, whether the failure is final (a hard
     bounce: the recipient becomes ``bounced`` and the address is suppressed) or
-    temporary (the recipient becomes ``deferred``); ``None`` means final for anymail's
-    reject reason ``bounced`` and temporary otherwise. ``email`` skips the look-up
+    temporary (the recipient becomes ``deferred``); ``None`` means final for the reject
+    reasons of ``HARD_REJECT_REASONS`` and temporary otherwise. ``email`` skips the look-up
     (a bounce message found it by VERP).
     """
     stamped = occurred_at is not None
@@ -160,7 +167,7 @@ def delivery_event_record(
         )
         return None
     if event_type == "bounced" and permanent is None:
-        permanent = reject_reason == "bounced"
+        permanent = reject_reason in HARD_REJECT_REASONS
     kept_raw = _bounded_raw(raw)
     event_id = (event_id or "")[:255] or _synthetic_event_id(
         provider,
@@ -279,7 +286,9 @@ def delivery_event_from_anymail(
     """anymail's normalised tracking event, into ``delivery_event_record``."""
     permanent: bool | None = None
     if event.event_type == "bounced":
-        permanent = event.reject_reason == "bounced" and not _is_soft(esp_name, event.esp_event)
+        permanent = event.reject_reason in HARD_REJECT_REASONS and not _is_soft(
+            esp_name, event.esp_event
+        )
     return delivery_event_record(
         provider=esp_name,
         event_type=str(event.event_type or "unknown"),
