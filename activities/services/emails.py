@@ -335,8 +335,8 @@ def email_send(
     With ``issue_send`` the email must pass, in order: outgoing and open status, at
     least one recipient, valid addresses and header values, a sender the actor may
     act for, an approved sender address where the organisation requires one, and no
-    recipient suppressed for a hard bounce or a complaint. It then moves to ``pending_send`` with a fixed Message-ID and, when the
-    organisation uses them, the tracking token in its subject; a worker delivers it
+    recipient suppressed for a hard bounce or a complaint. It then moves to
+    ``pending_send`` with a fixed Message-ID and, when the organisation uses them, the tracking token in its subject; a worker delivers it
     after commit, or an external sender claims it (``outgoing_delivery: external``).
     Without ``issue_send`` it moves to ``sent`` and nothing is delivered.
     """
