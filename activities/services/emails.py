@@ -336,8 +336,9 @@ def email_send(
     least one recipient, valid addresses and header values, a sender the actor may
     act for, an approved sender address where the organisation requires one, and no
     recipient suppressed for a hard bounce or a complaint. It then moves to
-    ``pending_send`` with a fixed Message-ID and, when the organisation uses them, the tracking token in its subject; a worker delivers it
-    after commit, or an external sender claims it (``outgoing_delivery: external``).
+    ``pending_send`` with a fixed Message-ID and, when the organisation uses them,
+    the tracking token in its subject; a worker delivers it after commit, or an
+    external sender claims it (``outgoing_delivery: external``).
     Without ``issue_send`` it moves to ``sent`` and nothing is delivered.
     """
     email = Email.objects.select_related("sender_user", "sender_queue").get(pk=email.pk)
