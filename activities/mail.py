@@ -20,7 +20,7 @@ from django.core.mail.backends.smtp import EmailBackend as DjangoSMTPBackend
 from django.core.mail.message import sanitize_address
 from django.utils import timezone
 
-from .links import unsubscribe_url
+from .links import bounce_address, unsubscribe_url
 from .models import (
     ActivityMimeAttachment,
     AttachmentBlob,
@@ -162,6 +162,8 @@ def build_message(email: Email, *, connection=None) -> EmailMultiAlternatives:
         headers=headers,
         connection=connection,
     )
+    # The SMTP backend sends it from the email's bounce address (VERP), when one is set.
+    message.crm_email_id = email.pk  # type: ignore[attr-defined]
     if email.body_html:
         message.attach_alternative(email.body_html, "text/html")
     for attachment in email.attachments.all():
@@ -229,13 +231,19 @@ class SMTPBackend(DjangoSMTPBackend):
     accepted it returns the others, which Django drops. They are kept on the message
     as ``refused_recipients`` (``{address: (code, reply)}``) so that delivery can
     record them instead of losing them silently.
+
+    With ``CRM_BOUNCE_DOMAIN`` set, a message built from an email goes out with its
+    bounce address as the envelope sender (VERP, ``links.bounce_address``), so that a
+    bounce names the email; the From header stays the sender's.
     """
 
     def _send(self, email_message) -> bool:
         if not email_message.recipients():
             return False
         encoding = email_message.encoding or settings.DEFAULT_CHARSET
-        from_email = sanitize_address(email_message.from_email, encoding)
+        email_id = getattr(email_message, "crm_email_id", None)
+        envelope = bounce_address(email_id) if email_id else ""
+        from_email = sanitize_address(envelope or email_message.from_email, encoding)
         recipients = [sanitize_address(addr, encoding) for addr in email_message.recipients()]
         assert self.connection is not None  # send_messages opened it before calling _send
         try:

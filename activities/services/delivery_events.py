@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from anymail.signals import AnymailTrackingEvent
@@ -151,6 +151,8 @@ def delivery_event_record(
     """
     stamped = occurred_at is not None
     occurred_at = occurred_at or timezone.now()
+    if timezone.is_naive(occurred_at):  # "-0000" in a Date header: a time in UTC
+        occurred_at = occurred_at.replace(tzinfo=UTC)
     recipient = (recipient or "").strip()[:320]
     message_id = (message_id or "").strip()[:255]
     if email is None:
