@@ -26,6 +26,7 @@ from datetime import datetime
 from email.message import Message
 from email.parser import HeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
+from itertools import islice
 
 from flufl.bounce import all_failures
 
@@ -128,11 +129,17 @@ def bounce_message_process(
     is not a bounce, else the delivery events recorded now (none for a bounce of a
     message that is not ours, or one already processed: a DSN delivered twice adds
     nothing, the event id being its Message-ID and the recipient). A message over
-    ``CRM_INBOUND_MAX_BYTES`` is not read.
+    ``CRM_INBOUND_MAX_BYTES`` or of more than ``CRM_INBOUND_MAX_PARTS`` parts is not
+    read (``None``).
     """
     if len(raw) > conf.inbound_max_bytes():
         return None
     message = email_package.message_from_bytes(raw)
+    # A bounce has a few parts; a message of many is not read (the detectors walk them).
+    if sum(1 for _ in islice(message.walk(), conf.inbound_max_parts() + 1)) > (
+        conf.inbound_max_parts()
+    ):
+        return None
     try:
         temporary, permanent = all_failures(message)
     except (ValueError, TypeError, LookupError, AttributeError) as exc:  # broken MIME

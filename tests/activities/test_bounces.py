@@ -136,3 +136,12 @@ def test_mail_goes_out_from_its_bounce_address_and_a_bounce_to_it_finds_the_emai
     raw = qmail_bounce(message_id="(none)", recipient=ANN, to="postmaster@example.com")
     (again,) = bounce_message_process(raw=raw, envelope_recipients=[received.mail_from])
     assert again.email == email
+
+
+def test_a_message_of_too_many_parts_is_not_read_as_a_bounce(org, settings):
+    settings.CRM_INBOUND_MAX_PARTS = 3
+    email = sent_email(to=[ANN])
+    assert (
+        bounce_message_process(raw=dsn_bounce(message_id=email.message_id, recipient=ANN)) is None
+    )
+    assert not DeliveryEvent.objects.exists()

@@ -13,14 +13,16 @@ from anymail.backends.test import EmailBackend as AnymailTestBackend
 from anymail.message import AnymailRecipientStatus
 from django.core import mail
 from django.test import Client
+from django.urls import reverse
 
 from activities.models import DeliveryEvent, Email, EmailStatus, SuppressedAddress
 from activities.services.delivery import email_deliver
 from activities.services.delivery_events import delivery_event_record
 from activities.services.emails import email_create, email_send
+from tests.activities.admin.test_admin import email_form, messages_of
 from tests.activities.test_delivery_events import SECRET, post, postmark
 from tests.api import client_for, count_queries
-from tests.factories import sent_email
+from tests.factories import QueueFactory, sent_email
 
 ANN = "ann@customers.example.org"
 BO = "bo@customers.example.org"
@@ -194,3 +196,30 @@ def test_the_delivery_filter_costs_the_same_queries_and_refuses_unknown_states(o
     assert answer.json()["count"] == 3 and filtered == plain
     bad = client.get(EMAILS, {"delivery": "lost"})
     assert bad.status_code == 400 and "delivery" in json.dumps(bad.json())
+
+
+@pytest.mark.django_db
+def test_the_admin_refuses_the_send_in_words_and_lists_the_delivery_events(
+    org, superuser_client, django_capture_on_commit_callbacks
+):
+    email = sent_email(to=[ANN])
+    delivery_event_record(
+        provider="Postmark",
+        event_type="bounced",
+        message_id=email.message_id,
+        recipient=ANN,
+        reject_reason="bounced",
+        event_id="hard-1",
+        description="unknown user",
+    )
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = superuser_client.post(
+            reverse("admin:activities_email_add"),
+            email_form(sender_queue=QueueFactory(), address=ANN),
+            follow=True,
+        )
+    assert callbacks == []
+    assert Email.objects.get(subject="Hi").status == EmailStatus.DRAFT
+    assert any(f"{ANN} is on the suppression list (hard bounce" in m for m in messages_of(response))
+    page = superuser_client.get(reverse("admin:activities_deliveryevent_changelist"))
+    assert page.status_code == 200 and ANN in page.content.decode()
