@@ -93,10 +93,18 @@ def _bounded_raw(raw: Any) -> dict[str, Any]:
         text = json.dumps(raw, default=str)
     except (TypeError, ValueError, RecursionError):
         text = repr(raw)
+    text = text.replace("\\u0000", "").replace("\x00", "")  # PostgreSQL stores no NUL
     if len(text) > MAX_RAW_CHARS:
         return {"truncated": True, "excerpt": text[:MAX_RAW_CHARS]}
-    loaded = json.loads(text) if text.startswith(("{", "[")) else text
+    try:
+        loaded = json.loads(text)
+    except ValueError:  # the repr of something JSON cannot hold
+        loaded = text
     return loaded if isinstance(loaded, dict) else {"event": loaded}
+
+
+def _text(value: str, limit: int) -> str:
+    return (value or "").replace("\x00", "")[:limit]
 
 
 def _synthetic_event_id(*parts: object) -> str:
@@ -153,8 +161,8 @@ def delivery_event_record(
     occurred_at = occurred_at or timezone.now()
     if timezone.is_naive(occurred_at):  # "-0000" in a Date header: a time in UTC
         occurred_at = occurred_at.replace(tzinfo=UTC)
-    recipient = (recipient or "").strip()[:320]
-    message_id = (message_id or "").strip()[:255]
+    recipient = _text(recipient, 320).strip()
+    message_id = _text(message_id, 255).strip()
     if email is None:
         email, party = _find(message_id, recipient)
     else:
@@ -171,7 +179,7 @@ def delivery_event_record(
     if event_type == "bounced" and permanent is None:
         permanent = reject_reason in HARD_REJECT_REASONS
     kept_raw = _bounded_raw(raw)
-    event_id = (event_id or "")[:255] or _synthetic_event_id(
+    event_id = _text(event_id, 255) or _synthetic_event_id(
         provider,
         event_type,
         message_id,
@@ -192,9 +200,9 @@ def delivery_event_record(
                     occurred_at=occurred_at,
                     recipient=recipient,
                     message_id=message_id,
-                    reject_reason=(reject_reason or "")[:20],
-                    description=(description or "")[:TEXT_LIMIT],
-                    mta_response=(mta_response or "")[:TEXT_LIMIT],
+                    reject_reason=_text(reject_reason, 20),
+                    description=_text(description, TEXT_LIMIT),
+                    mta_response=_text(mta_response, TEXT_LIMIT),
                     raw=kept_raw,
                 )
         except IntegrityError:  # stored before (a retry, or its twin racing us)

@@ -438,3 +438,12 @@ def test_the_same_event_recorded_concurrently_is_stored_once_on_postgresql(org):
     assert DeliveryEvent.objects.count() == 1
     assert EmailEvent.objects.filter(email=email, kind="delivery").count() == 1
     assert SuppressedAddress.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_nul_characters_in_a_provider_event_are_dropped_not_a_server_error(org):
+    email = sent_email(to=[ANN])
+    recorded = record(email, "delivered", WHEN, description="ok\x00", raw={"Details": "a\x00b"})
+    assert recorded is not None
+    recorded.event.refresh_from_db()
+    assert recorded.event.description == "ok" and recorded.event.raw == {"Details": "ab"}
