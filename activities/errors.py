@@ -14,6 +14,7 @@ __all__ = [
     "LeaseConflict",
     "NoRecipients",
     "NotOutgoing",
+    "RecipientSuppressed",
     "SenderNotAllowed",
     "SenderNotApproved",
     "TemplateRenderError",
@@ -101,3 +102,10 @@ class LeaseConflict(Conflict):
 
 class InvalidUnsubscribeLink(ApplicationError):
     code = "invalid_unsubscribe_link"
+
+
+class RecipientSuppressed(ApplicationError):
+    """A recipient's address hard-bounced or complained: mail to it is not sent again
+    until staff take it off the suppression list."""
+
+    code = "recipient_suppressed"

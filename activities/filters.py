@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django_filters import rest_framework as filters
 
 from common.api.filters import IdFilter, StrictBooleanFilter
 
-from .models import Direction, Email, EmailState, EmailStatus, Priority
+from .models import DeliveryState, Direction, Email, EmailParty, EmailState, EmailStatus, Priority
 from .records import RECORD_MODELS
 
 
@@ -32,6 +32,12 @@ class EmailFilter(filters.FilterSet):
     )
     regarding_id = IdFilter(min_value=0, field_name="regarding_id")
     possible_duplicate = StrictBooleanFilter()
+    delivery = filters.MultipleChoiceFilter(
+        choices=DeliveryState.choices,
+        method="filter_delivery",
+        help_text="emails with a recipient in this delivery state (repeat for several: "
+        "?delivery=bounced&delivery=complained)",
+    )
     created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     sent_after = filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="gte")
@@ -40,6 +46,12 @@ class EmailFilter(filters.FilterSet):
     class Meta:
         model = Email
         fields: list[str] = []
+
+    def filter_delivery(self, queryset: QuerySet[Email], name: str, value: list[str]):
+        if not value:
+            return queryset
+        recipients = EmailParty.objects.filter(email=OuterRef("pk"), delivery_state__in=value)
+        return queryset.filter(Exists(recipients))
 
     def filter_regarding_type(self, queryset: QuerySet[Email], name: str, value: str):
         content_type = ContentType.objects.get_for_model(RECORD_MODELS[value])

@@ -1,6 +1,9 @@
-"""Inbound mail from providers' webhooks, through django-anymail's own views and its
-``inbound`` signal: Mailgun (a route's ``forward()``), Postmark and SparkPost (inbound
-relay). Each posted message goes to ``inbound_message_store`` as its MIME bytes.
+"""Providers' webhooks, through django-anymail's own views, at anymail's paths under
+``anymail/``: inbound mail (its ``inbound`` signal) from Mailgun (a route's
+``forward()``), Postmark and SparkPost (inbound relay), each message to
+``inbound_message_store`` as its MIME bytes; and delivery tracking (its ``tracking``
+signal: delivered, bounced, complained, opened, ...) from the same three, each event to
+``delivery_event_record``. The receivers are ``activities.receivers``.
 
 The webhook secret is required: until ``ANYMAIL_WEBHOOK_SECRET`` ("user:password", the
 basic auth the provider's webhook URL carries) is set, and for Mailgun its signing key,
@@ -9,9 +12,6 @@ lost meanwhile); a request without the right credentials is a 401 and writes not
 Whatever a payload makes go wrong is an answer that names it, never a 500: 400 for a
 payload that is not the provider's inbound shape or a message refused with a reason,
 503 for a failure that may pass (the database away), so the provider tries again.
-
-The ``inbound`` receiver is connected here, by the module that routes the webhooks: the
-signal fires only from these views.
 """
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ from anymail.exceptions import (
     AnymailError,
     AnymailWebhookValidationFailure,
 )
-from anymail.signals import AnymailInboundEvent, inbound
 from anymail.utils import get_anymail_setting
-from anymail.webhooks.mailgun import MailgunInboundWebhookView
-from anymail.webhooks.postmark import PostmarkInboundWebhookView
-from anymail.webhooks.sparkpost import SparkPostInboundWebhookView
+from anymail.webhooks.mailgun import MailgunInboundWebhookView, MailgunTrackingWebhookView
+from anymail.webhooks.postmark import PostmarkInboundWebhookView, PostmarkTrackingWebhookView
+from anymail.webhooks.sparkpost import (
+    SparkPostInboundWebhookView,
+    SparkPostTrackingWebhookView,
+)
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.urls import path, re_path
@@ -37,18 +39,8 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from .errors import ApplicationError
-from .services.inbound import inbound_message_store
 
 logger = logging.getLogger(__name__)
-
-
-def store_inbound(sender: Any, event: AnymailInboundEvent, esp_name: str, **kwargs: Any) -> None:
-    """anymail's ``inbound`` signal: the message, as MIME bytes, to the one service."""
-    email = inbound_message_store(raw=event.message.as_bytes())
-    logger.info("stored an inbound %s webhook message as email %s", esp_name, email.pk)
-
-
-inbound.connect(store_inbound, dispatch_uid="activities.inbound_webhooks.store_inbound")
 
 
 def _error(status: int, code: str, detail: str) -> JsonResponse:
@@ -67,7 +59,9 @@ def _missing_settings(provider: str) -> list[str]:
     return missing
 
 
-def secured(provider: str, view_class: type[View]) -> Callable[[HttpRequest], HttpResponseBase]:
+def secured(
+    provider: str, view_class: type[View], kind: str = "inbound"
+) -> Callable[[HttpRequest], HttpResponseBase]:
     """anymail's view, answered in words whatever goes wrong, and refused while the
     secret it needs is not configured."""
     view = view_class.as_view()
@@ -79,7 +73,7 @@ def secured(provider: str, view_class: type[View]) -> Callable[[HttpRequest], Ht
             return _error(
                 503,
                 "webhook_not_configured",
-                f"inbound {provider} webhooks are off until {' and '.join(missing)} "
+                f"{kind} {provider} webhooks are off until {' and '.join(missing)} "
                 f"{'is' if len(missing) == 1 else 'are'} set",
             )
         try:
@@ -91,8 +85,9 @@ def secured(provider: str, view_class: type[View]) -> Callable[[HttpRequest], Ht
         except ApplicationError as exc:  # the message refused, with the reason
             return _error(exc.http_status, exc.code, str(exc))
         except DatabaseError:
-            logger.exception("could not store an inbound %s webhook message", provider)
-            return _error(503, "try_again", "the message could not be stored now; try again")
+            logger.exception("could not store a %s %s webhook post", kind, provider)
+            noun = "message" if kind == "inbound" else "event"
+            return _error(503, "try_again", f"the {noun} could not be stored now; try again")
         except (
             AnymailConfigurationError,
             AnymailError,
@@ -104,7 +99,7 @@ def secured(provider: str, view_class: type[View]) -> Callable[[HttpRequest], Ht
             return _error(
                 400,
                 "invalid_webhook_payload",
-                f"not a {provider} inbound webhook payload: {type(exc).__name__}: {exc}"[:500],
+                f"not a {provider} {kind} webhook payload: {type(exc).__name__}: {exc}"[:500],
             )
 
     return webhook
@@ -125,5 +120,20 @@ urlpatterns = [
         "sparkpost/inbound/",
         secured("SparkPost", SparkPostInboundWebhookView),
         name="sparkpost_inbound_webhook",
+    ),
+    path(
+        "mailgun/tracking/",
+        secured("Mailgun", MailgunTrackingWebhookView, "tracking"),
+        name="mailgun_tracking_webhook",
+    ),
+    path(
+        "postmark/tracking/",
+        secured("Postmark", PostmarkTrackingWebhookView, "tracking"),
+        name="postmark_tracking_webhook",
+    ),
+    path(
+        "sparkpost/tracking/",
+        secured("SparkPost", SparkPostTrackingWebhookView, "tracking"),
+        name="sparkpost_tracking_webhook",
     ),
 ]

@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from email.mime.base import MIMEBase
+from email.utils import parseaddr
 from pathlib import Path
 
 from django.conf import settings
@@ -19,8 +20,15 @@ from django.core.mail.backends.smtp import EmailBackend as DjangoSMTPBackend
 from django.core.mail.message import sanitize_address
 from django.utils import timezone
 
-from .links import unsubscribe_url
-from .models import ActivityMimeAttachment, AttachmentBlob, Email, PartyRole, Priority
+from .links import bounce_address, unsubscribe_url
+from .models import (
+    ActivityMimeAttachment,
+    AttachmentBlob,
+    DeliveryState,
+    Email,
+    PartyRole,
+    Priority,
+)
 from .storage import read_verified
 
 # 57 raw bytes make one 76-character base64 line; read in multiples of that.
@@ -154,6 +162,8 @@ def build_message(email: Email, *, connection=None) -> EmailMultiAlternatives:
         headers=headers,
         connection=connection,
     )
+    # The SMTP backend sends it from the email's bounce address (VERP), when one is set.
+    message.crm_email_id = email.pk  # type: ignore[attr-defined]
     if email.body_html:
         message.attach_alternative(email.body_html, "text/html")
     for attachment in email.attachments.all():
@@ -221,13 +231,19 @@ class SMTPBackend(DjangoSMTPBackend):
     accepted it returns the others, which Django drops. They are kept on the message
     as ``refused_recipients`` (``{address: (code, reply)}``) so that delivery can
     record them instead of losing them silently.
+
+    With ``CRM_BOUNCE_DOMAIN`` set, a message built from an email goes out with its
+    bounce address as the envelope sender (VERP, ``links.bounce_address``), so that a
+    bounce names the email; the From header stays the sender's.
     """
 
     def _send(self, email_message) -> bool:
         if not email_message.recipients():
             return False
         encoding = email_message.encoding or settings.DEFAULT_CHARSET
-        from_email = sanitize_address(email_message.from_email, encoding)
+        email_id = getattr(email_message, "crm_email_id", None)
+        envelope = bounce_address(email_id) if email_id else ""
+        from_email = sanitize_address(envelope or email_message.from_email, encoding)
         recipients = [sanitize_address(addr, encoding) for addr in email_message.recipients()]
         assert self.connection is not None  # send_messages opened it before calling _send
         try:
@@ -251,3 +267,40 @@ def refused_recipients(message) -> dict[str, str]:
         if recipient.status in ("rejected", "invalid"):
             refused[address] = f"{recipient.status} by the provider"
     return refused
+
+
+# anymail's recipient status at send (AnymailRecipientStatus.status) -> delivery state.
+_SEND_STATUS_STATES = {
+    "queued": DeliveryState.QUEUED,
+    "scheduled": DeliveryState.QUEUED,
+    "sent": DeliveryState.SENT,
+    "rejected": DeliveryState.REJECTED,
+    "invalid": DeliveryState.REJECTED,
+    "failed": DeliveryState.REJECTED,
+}
+
+
+def recipient_outcomes(message, *, message_id: str) -> dict[str, tuple[str, str]]:
+    """Each envelope recipient's (provider message id, delivery state) after a send.
+
+    A provider through anymail gives each recipient its own id and status
+    (``message.anymail_status.recipients``); the SMTP path has our Message-ID for all
+    (a DSN names it), ``sent``, or ``rejected`` for a recipient the server refused.
+    """
+    status = getattr(message, "anymail_status", None)
+    provider = getattr(status, "recipients", None) or {}
+    if provider:
+        return {
+            address: (
+                str(recipient.message_id or message_id),
+                _SEND_STATUS_STATES.get(recipient.status or "", DeliveryState.SENT),
+            )
+            for address, recipient in provider.items()
+        }
+    refused = {address.lower() for address in getattr(message, "refused_recipients", {}) or {}}
+    outcomes: dict[str, tuple[str, str]] = {}
+    for formatted in message.recipients():
+        address = parseaddr(formatted)[1] or formatted
+        state = DeliveryState.REJECTED if address.lower() in refused else DeliveryState.SENT
+        outcomes[address] = (message_id, state)
+    return outcomes

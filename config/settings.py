@@ -8,6 +8,7 @@ start-up rather than failing later.
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -307,6 +308,18 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="crm@example.com")
 # The domain used in Message-IDs that this application creates.
 CRM_MESSAGE_ID_DOMAIN = env.str("CRM_MESSAGE_ID_DOMAIN", default="crm.localhost")
+# Bounces on the SMTP path (VERP): with CRM_BOUNCE_DOMAIN set, each message goes out
+# with the envelope sender <CRM_BOUNCE_LOCALPART>+<email id>-<signature>@<domain>, so a
+# bounce names its email (activities/services/bounces.py; docs/operations.md).
+CRM_BOUNCE_DOMAIN = env.str("CRM_BOUNCE_DOMAIN", default="").strip().lower()
+CRM_BOUNCE_LOCALPART = env.str("CRM_BOUNCE_LOCALPART", default="bounces").strip().lower()
+if CRM_BOUNCE_DOMAIN and not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", CRM_BOUNCE_DOMAIN):
+    raise ImproperlyConfigured(f"CRM_BOUNCE_DOMAIN is not a domain name: {CRM_BOUNCE_DOMAIN!r}")
+if not re.fullmatch(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?", CRM_BOUNCE_LOCALPART):
+    raise ImproperlyConfigured(
+        f"CRM_BOUNCE_LOCALPART must be letters, digits, '.', '_' or '-' (no '+'): "
+        f"{CRM_BOUNCE_LOCALPART!r}"
+    )
 # The address recipients reach this server at: links in mail (unsubscribe) start with it.
 CRM_PUBLIC_URL = env.str("CRM_PUBLIC_URL", default="http://127.0.0.1:8000")
 

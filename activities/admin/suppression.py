@@ -1,4 +1,5 @@
-"""The admin of the suppression list and of the senders' rate state."""
+"""The admin of the suppression list, of the delivery events that feed it, and of the
+senders' rate state."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from common.errors import ApplicationError
 
 from ..addresses import check_address
 from ..models import (
+    DeliveryEvent,
     SendRateState,
     SuppressedAddress,
 )
@@ -67,3 +69,17 @@ class SendRateStateAdmin(ReadOnlyAdmin):
 
     list_display = ("sender_key", "next_send_at", "slow_until", "slowdowns", "last_slowdown_reason")
     search_fields = ("sender_key",)
+
+
+@admin.register(DeliveryEvent)
+class DeliveryEventAdmin(ReadOnlyAdmin):
+    """What providers' tracking webhooks and bounce messages reported, per recipient
+    (written only by ``services.delivery_events``); bounces and complaints first."""
+
+    list_display = ("occurred_at", "event_type", "permanent", "recipient", "provider", "email")
+    list_filter = ("event_type", "provider", "permanent")
+    search_fields = ("recipient", "message_id", "event_id")
+    date_hierarchy = "occurred_at"
+    list_select_related = ("email",)
+    raw_id_fields = ("email", "party")
+    ordering = ("-occurred_at", "-id")

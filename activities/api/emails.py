@@ -177,7 +177,8 @@ class EmailViewSet(
             "`issue_send: true` (default) queues the email for delivery: 202 `pending_send`. "
             "`issue_send: false` marks it as sent without delivering anything: 200 `sent`. "
             "Refusals name the cause with a `code`: `not_outgoing` and `invalid_status` (409), "
-            "`no_recipients`, `invalid_address`, `invalid_header`, `sender_not_approved` (400), "
+            "`no_recipients`, `invalid_address`, `invalid_header`, `sender_not_approved`, "
+            "`recipient_suppressed` (an address that hard-bounced or complained) (400), "
             "`sender_not_allowed` (403)."
         ),
         request=EmailSendSerializer,

@@ -14,6 +14,7 @@ from common.api.serializers import StrictSerializer
 
 from ..addresses import parse_address
 from ..errors import ApplicationError
+from ..models import DeliveryState
 from ..records import RECORD_MODELS, record_type_of
 
 
@@ -59,6 +60,9 @@ class RecordRefField(serializers.Field):
         return record
 
 
+_DATETIME = serializers.DateTimeField()
+
+
 def party_representation(party) -> dict[str, Any]:
     """A recipient as the API shows it."""
     return {
@@ -67,6 +71,12 @@ def party_representation(party) -> dict[str, Any]:
         "contact": party.contact_id,
         "user": party.user_id,
         "queue": party.queue_id,
+        "delivery_state": party.delivery_state or None,
+        "delivery_updated_at": (
+            _DATETIME.to_representation(party.delivery_updated_at)
+            if party.delivery_updated_at
+            else None
+        ),
     }
 
 
@@ -76,6 +86,15 @@ class PartyOutSerializer(StrictSerializer):
     contact = serializers.IntegerField(allow_null=True)
     user = serializers.IntegerField(allow_null=True)
     queue = serializers.IntegerField(allow_null=True)
+    delivery_state = serializers.ChoiceField(
+        choices=DeliveryState.choices,
+        allow_null=True,
+        help_text="what the provider (or a bounce) last said of this recipient; "
+        "only moves forward (docs/architecture.md); null before it was sent",
+    )
+    delivery_updated_at = serializers.DateTimeField(
+        allow_null=True, help_text="the provider's time of the event that set the state"
+    )
 
 
 @extend_schema_field(

@@ -1,5 +1,6 @@
 from .attachment import ActivityMimeAttachment, AttachmentBlob, blob_path
 from .bulk import BulkSend, BulkSendStatus, SkipReason
+from .delivery import DELIVERY_RANK, DeliveryEvent, DeliveryState, states_below
 from .email import (
     STATE_OF_STATUS,
     Direction,
@@ -18,12 +19,15 @@ from .suppression import SuppressedAddress, SuppressionReason
 from .template import RecordType, Template
 
 __all__ = [
+    "DELIVERY_RANK",
     "REGARDING_MODELS",
     "STATE_OF_STATUS",
     "ActivityMimeAttachment",
     "AttachmentBlob",
     "BulkSend",
     "BulkSendStatus",
+    "DeliveryEvent",
+    "DeliveryState",
     "Direction",
     "Email",
     "EmailEvent",
@@ -40,4 +44,5 @@ __all__ = [
     "SuppressionReason",
     "Template",
     "blob_path",
+    "states_below",
 ]

@@ -6,6 +6,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
 
+from .delivery import DeliveryState
+
 
 class EmailStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
@@ -209,6 +211,14 @@ class EmailParty(models.Model):
     queue = models.ForeignKey(
         "crm.Queue", null=True, blank=True, on_delete=models.SET_NULL, related_name="email_parties"
     )
+    # Delivery, per recipient: the id the provider gave the message for this recipient
+    # at send (our Message-ID on the SMTP path), and the state its events put it in
+    # (``DeliveryState``; only ever up ``DELIVERY_RANK``), as of the provider's time.
+    provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    delivery_state = models.CharField(
+        max_length=20, choices=DeliveryState.choices, blank=True, db_index=True
+    )
+    delivery_updated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["email_id", "role", "position", "id"]

@@ -13,7 +13,7 @@ from crm.models import OutgoingDelivery, User
 
 from .. import conf
 from ..errors import ApplicationError, LeaseConflict, ValidationFailed
-from ..models import Email, EmailStatus, EventKind
+from ..models import DeliveryState, Email, EmailStatus, EventKind, PartyRole
 from ..selectors import delivery_by, emails_visible_to
 from .leases import claim_emails, email_record_failure, email_record_sent
 from .transitions import record_event
@@ -81,7 +81,19 @@ def email_report_delivery(
         )
     owner = current.lease_owner
     if outcome == "sent":
-        updated = email_record_sent(email=current, lease_token=token, owner=owner)
+        # Each recipient keeps the sender's message id (else ours), so that a provider's
+        # event or a DSN about it finds the email.
+        sent_as = (message_id or current.message_id)[:255]
+        updated = email_record_sent(
+            email=current,
+            lease_token=token,
+            owner=owner,
+            recipients={
+                party.address: (sent_as, DeliveryState.SENT)
+                for party in current.parties.all()
+                if party.role != PartyRole.FROM
+            },
+        )
         if message_id and message_id != updated.message_id:
             record_event(
                 email_id=updated.pk,

@@ -42,6 +42,7 @@ from ..policies import (
     require_status,
 )
 from .attachments import attachments_copy
+from .suppression import check_recipients_not_suppressed
 from .templates import template_render
 from .transitions import record_event, transition
 
@@ -298,6 +299,8 @@ def check_sendable(email: Email, *, actor: User, org: Organization) -> None:
     check_display_name(sender.display_name, label="the sender's display name", field="sender")
     check_may_act(email, actor)
     check_sender_approved(sender, org)
+    # Last, after DESIGN.md's checks: an address that hard-bounced or complained.
+    check_recipients_not_suppressed(recipients)
 
 
 def _tracked_subject(email: Email, org: Organization, token: str | None) -> tuple[str, str]:
@@ -331,10 +334,11 @@ def email_send(
 
     With ``issue_send`` the email must pass, in order: outgoing and open status, at
     least one recipient, valid addresses and header values, a sender the actor may
-    act for, and an approved sender address where the organisation requires one.
-    It then moves to ``pending_send`` with a fixed Message-ID and, when the
-    organisation uses them, the tracking token in its subject; a worker delivers it
-    after commit, or an external sender claims it (``outgoing_delivery: external``).
+    act for, an approved sender address where the organisation requires one, and no
+    recipient suppressed for a hard bounce or a complaint. It then moves to
+    ``pending_send`` with a fixed Message-ID and, when the organisation uses them,
+    the tracking token in its subject; a worker delivers it after commit, or an
+    external sender claims it (``outgoing_delivery: external``).
     Without ``issue_send`` it moves to ``sent`` and nothing is delivered.
     """
     email = Email.objects.select_related("sender_user", "sender_queue").get(pk=email.pk)

@@ -29,7 +29,7 @@ from django.utils import timezone
 from .. import conf
 from ..errors import InvalidTransition, LeaseConflict
 from ..eventlog import email_events_logged
-from ..models import Email, EmailEvent, EmailStatus, EventKind
+from ..models import Email, EmailEvent, EmailParty, EmailStatus, EventKind, PartyRole
 from .transitions import transition
 
 logger = logging.getLogger(__name__)
@@ -154,6 +154,7 @@ def email_record_sent(
     owner: str,
     message_id: str = ...,
     refused: dict[str, str] | None = ...,
+    recipients: dict[str, tuple[str, str]] | None = ...,
     fetch: Literal[True] = ...,
 ) -> Email: ...
 
@@ -166,6 +167,7 @@ def email_record_sent(
     owner: str,
     message_id: str = ...,
     refused: dict[str, str] | None = ...,
+    recipients: dict[str, tuple[str, str]] | None = ...,
     fetch: Literal[False],
 ) -> None: ...
 
@@ -177,10 +179,15 @@ def email_record_sent(
     owner: str,
     message_id: str = "",
     refused: dict[str, str] | None = None,
+    recipients: dict[str, tuple[str, str]] | None = None,
     fetch: bool = True,
 ) -> Email | None:
     """Record a message as handed over; ``refused`` lists recipients the server turned
-    down while accepting it for the others (kept in ``last_error`` and the event)."""
+    down while accepting it for the others (kept in ``last_error`` and the event).
+
+    ``recipients`` (address -> (provider message id, delivery state), from
+    ``mail.recipient_outcomes``) is written on the recipients in the same transaction
+    as the status, so a provider's event for the message always finds its email."""
     updates = {
         "lease_expires_at": None,
         "lease_owner": "",
@@ -194,19 +201,30 @@ def email_record_sent(
         reason = f"handed to the mail server, which refused some recipients: {listing}"
     if message_id and not email.message_id:
         updates["message_id"] = message_id
+
+    def write() -> Email | None:
+        with transaction.atomic():
+            recorded = transition(
+                email_id=email.pk,
+                to=EmailStatus.SENT,
+                allowed_from=[EmailStatus.SENDING],
+                action="record the email as sent",
+                actor_label=owner,
+                reason=reason,
+                updates=updates,
+                lease_token=lease_token,
+                event_data={
+                    "lease_token": lease_token,
+                    **({"refused": refused} if refused else {}),
+                },
+                fetch=fetch,
+            )
+            if recipients:
+                _record_recipient_outcomes(email, recipients)
+            return recorded
+
     recorded = _despite_lost_connection(
-        lambda: transition(
-            email_id=email.pk,
-            to=EmailStatus.SENT,
-            allowed_from=[EmailStatus.SENDING],
-            action="record the email as sent",
-            actor_label=owner,
-            reason=reason,
-            updates=updates,
-            lease_token=lease_token,
-            event_data={"lease_token": lease_token, **({"refused": refused} if refused else {})},
-            fetch=fetch,
-        ),
+        write,
         email_id=email.pk,
         token=lease_token,
         done_in=[EmailStatus.SENT],
@@ -214,6 +232,24 @@ def email_record_sent(
     if recorded is None and fetch:  # written by a try whose answer the lost connection ate
         return Email.objects.select_related("sender_user", "sender_queue").get(pk=email.pk)
     return recorded
+
+
+def _record_recipient_outcomes(email: Email, recipients: dict[str, tuple[str, str]]) -> None:
+    """Each recipient's provider message id and first delivery state, in one update."""
+    by_address = {address.strip().lower(): outcome for address, outcome in recipients.items()}
+    now = timezone.now()
+    changed = []
+    for party in email.parties.all():  # prefetched by the delivery path
+        outcome = by_address.get(party.address.strip().lower())
+        if outcome is None or party.role == PartyRole.FROM:
+            continue
+        party.provider_message_id, party.delivery_state = outcome[0][:255], outcome[1]
+        party.delivery_updated_at = now
+        changed.append(party)
+    if changed:
+        EmailParty.objects.bulk_update(
+            changed, ["provider_message_id", "delivery_state", "delivery_updated_at"]
+        )
 
 
 def email_record_failure(

@@ -23,7 +23,7 @@ from crm.models import OutgoingDelivery
 
 from ... import conf, dispatch
 from ...errors import AttachmentCorrupted, InvalidTransition, LeaseConflict
-from ...mail import build_message, refused_recipients
+from ...mail import build_message, recipient_outcomes, refused_recipients
 from ...models import Email, EmailStatus, EventKind
 from ...selectors import delivery_by
 from .. import ratelimit
@@ -113,6 +113,7 @@ def _deliver_claimed(
             lease_token=token,
             owner=owner,
             refused=refused_recipients(message),
+            recipients=recipient_outcomes(message, message_id=email.message_id),
             fetch=False,
         )
     except (LeaseConflict, InvalidTransition):
