@@ -16,6 +16,7 @@ import imaplib
 import ipaddress
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -275,12 +276,14 @@ service anvil {{
         try:
             _, folders = conn.list()
             for line in folders:
-                name = line.decode().rsplit(' "', 1)[-1].strip('"') if line else ""
+                found = re.match(r'\((.*?)\) ("[^"]*"|NIL) (.+)', (line or b"").decode())
+                name = found.group(3).strip('"') if found else ""
                 if name and name != "INBOX":
-                    conn.delete(name)
-            conn.select("INBOX")
-            conn.store("1:*", "+FLAGS.SILENT", r"(\Deleted)")
-            conn.expunge()
+                    conn.delete(f'"{name}"')
+            _, count = conn.select("INBOX")
+            if int(count[0] or 0):
+                conn.store("1:*", "+FLAGS.SILENT", r"(\Deleted)")
+                conn.expunge()
         finally:
             conn.logout()
 
@@ -292,7 +295,9 @@ def ssl_context(server: Dovecot) -> ssl.SSLContext:
 def start_dovecot() -> Dovecot:
     binary = dovecot_binary()
     if binary is None:
-        unavailable("needs Dovecot (Debian's dovecot-imapd and dovecot-pop3d; bin/test installs them)")
+        unavailable(
+            "needs Dovecot (Debian's dovecot-imapd and dovecot-pop3d; bin/test installs them)"
+        )
     server = Dovecot(binary)  # type: ignore[arg-type]
     try:
         return server.start()

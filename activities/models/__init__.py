@@ -12,12 +12,22 @@ from .email import (
     PartyRole,
     Priority,
 )
+from .mailbox import (
+    AFTER_STORE_OF_PROTOCOL,
+    MailboxAfterStore,
+    MailboxProtocol,
+    MailboxSecurity,
+    PolledMailbox,
+    PolledMessage,
+    PolledMessageOutcome,
+)
 from .rate import SendRateState
 from .regarding import REGARDING_MODELS
 from .suppression import SuppressedAddress, SuppressionReason
 from .template import RecordType, Template
 
 __all__ = [
+    "AFTER_STORE_OF_PROTOCOL",
     "REGARDING_MODELS",
     "STATE_OF_STATUS",
     "ActivityMimeAttachment",
@@ -31,7 +41,13 @@ __all__ = [
     "EmailState",
     "EmailStatus",
     "EventKind",
+    "MailboxAfterStore",
+    "MailboxProtocol",
+    "MailboxSecurity",
     "PartyRole",
+    "PolledMailbox",
+    "PolledMessage",
+    "PolledMessageOutcome",
     "Priority",
     "RecordType",
     "SendRateState",
