@@ -157,6 +157,7 @@ ssl_cert = <{self.cert_file}
 ssl_key = <{self.key_file}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+auth_failure_delay = 0
 mail_location = maildir:~/Maildir
 pop3_uidl_format = %08Xu%08Xv
 passdb {{

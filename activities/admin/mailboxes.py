@@ -49,12 +49,15 @@ class PolledMailboxForm(forms.ModelForm):
         cleaned = super().clean() or {}
         if not self.instance.secret_sealed and not cleaned.get("secret"):
             self.add_error("secret", "enter the mailbox's password")
+        return cleaned
+
+    def _post_clean(self):
+        super()._post_clean()  # the instance now holds the form's values
         if not self.errors:
             try:
                 mailbox_validate(mailbox=self.instance)
             except ApplicationError as exc:
                 self.add_error(exc.field if exc.field in self.fields else None, exc.message)
-        return cleaned
 
 
 @admin.register(PolledMailbox)
