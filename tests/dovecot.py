@@ -224,6 +224,24 @@ service anvil {{
         path = self.folder / "dovecot.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else "(no log)"
 
+    def log_size(self) -> int:
+        path = self.folder / "dovecot.log"
+        return path.stat().st_size if path.exists() else 0
+
+    def wait_for_log(self, pattern: str, *, since: int, timeout: float = 10.0) -> re.Match[str]:
+        """The first match of ``pattern`` in what the log got after offset ``since``
+        (dovecot writes a session's last line as the session ends, a moment later)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(self.folder / "dovecot.log", "rb") as log:
+                log.seek(since)
+                found = re.search(pattern, log.read().decode(errors="replace"))
+            if found:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {pattern!r} in dovecot's log: {self.log()}")
+            time.sleep(0.02)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -268,6 +286,15 @@ service anvil {{
                 flags = set(imaplib.ParseFlags(head))  # type: ignore[arg-type]
                 found.append(({f.decode() for f in flags}, body))
             return found
+        finally:
+            conn.logout()
+
+    def uids(self, user: str, *, folder: str = "INBOX") -> list[int]:
+        conn = self.imap(user)
+        try:
+            conn.select(folder, readonly=True)
+            _, data = conn.uid("SEARCH", "ALL")
+            return [int(u) for u in data[0].split()]
         finally:
             conn.logout()
 

@@ -100,7 +100,8 @@ def test_imap_messages_are_stored_once_on_the_queue_with_attachments_and_marked_
     assert default_storage.open(attachment.blob.file.name).read() == PDF
     assert flags(dovecot) == [{"\\Seen"}, {"\\Seen"}]
     mailbox.refresh_from_db()
-    assert (mailbox.last_uid, mailbox.stored_count, mailbox.last_error) == (2, 2, "")
+    assert (mailbox.stored_count, mailbox.last_error) == (2, "")
+    assert mailbox.last_uid == max(dovecot.uids("support"))
     assert mailbox.uidvalidity and mailbox.last_polled_at
     assert not PolledMessage.objects.exists()  # IMAP rows live only until the server step
 
@@ -186,6 +187,34 @@ def test_imap_a_failure_after_the_store_stores_nothing_twice_and_the_next_poll_f
     assert mailbox.last_error == "" and not PolledMessage.objects.exists()
 
 
+def test_imap_a_message_that_cannot_be_stored_now_stays_on_the_server_for_the_next_poll(
+    org, dovecot, team_queue, settings, tmp_path
+):
+    """A failure between fetch and store (the blob storage unwritable) loses nothing: the
+    message is not recorded and not marked, and the next poll stores it, once."""
+    dovecot.append("support", raw(1, attachment=True))
+    mailbox = imap_box(dovecot, queue=team_queue)
+    working = settings.STORAGES
+    not_a_folder = tmp_path / "not-a-folder"
+    not_a_folder.write_text("a file where the blob folder should be")
+    settings.STORAGES = {
+        **working,
+        "default": {**working["default"], "OPTIONS": {"location": str(not_a_folder)}},
+    }
+
+    failed = mailbox_poll(mailbox=mailbox)
+
+    assert (failed.stored, failed.errors) == (0, 1) and "could not be stored now" in failed.error
+    assert not Email.objects.exists() and not PolledMessage.objects.exists()
+    assert flags(dovecot) == [set()]
+    mailbox.refresh_from_db()
+    assert "could not be stored now" in mailbox.last_error
+    settings.STORAGES = working
+
+    assert mailbox_poll(mailbox=mailbox).stored == 1
+    assert Email.objects.count() == 1 and flags(dovecot) == [{"\\Seen"}]
+
+
 def test_imap_a_refused_message_is_recorded_left_alone_and_not_taken_again(
     org, dovecot, team_queue
 ):
@@ -212,15 +241,18 @@ def test_imap_a_message_over_the_limit_is_refused_by_its_reported_size_undownloa
     dovecot.append("support", big)
     dovecot.append("support", small)
     mailbox = imap_box(dovecot, queue=team_queue)
+    since = dovecot.log_size()
 
     result = mailbox_poll(mailbox=mailbox)
 
     assert (result.stored, result.refused) == (1, 1)
     mailbox.refresh_from_db()
     assert f"the server reports {len(big):,} bytes" in mailbox.last_refusal
-    # Dovecot counts the bodies it sent: only the small message's.
-    logouts = re.findall(r"imap\(support\).*Logged out .*body_bytes=(\d+)", dovecot.log())
-    assert int(logouts[-1]) == len(small)
+    # Dovecot counts the bodies it sent in the poll's session: only the small message's.
+    logout = dovecot.wait_for_log(
+        r"imap\(support\).*Logged out .*body_count=([1-9]\d*) body_bytes=(\d+)", since=since
+    )
+    assert (int(logout.group(1)), int(logout.group(2))) == (1, len(small))
 
 
 def test_imap_a_poll_takes_at_most_its_budget_and_the_rest_next_time(
