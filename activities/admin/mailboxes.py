@@ -3,8 +3,11 @@ what the polls did, and the actions "Poll now" and "Test connection"."""
 
 from __future__ import annotations
 
+import copy
+
 from django import forms
 from django.contrib import admin, messages
+from django.forms.models import construct_instance
 
 from common.errors import ApplicationError
 
@@ -49,15 +52,15 @@ class PolledMailboxForm(forms.ModelForm):
         cleaned = super().clean() or {}
         if not self.instance.secret_sealed and not cleaned.get("secret"):
             self.add_error("secret", "enter the mailbox's password")
-        return cleaned
-
-    def _post_clean(self):
-        super()._post_clean()  # the instance now holds the form's values
         if not self.errors:
+            # The settings as they would be saved, on a copy: the form's instance is only
+            # filled in after clean().
+            candidate = construct_instance(self, copy.copy(self.instance), self._meta.fields)
             try:
-                mailbox_validate(mailbox=self.instance)
+                mailbox_validate(mailbox=candidate)
             except ApplicationError as exc:
                 self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+        return cleaned
 
 
 @admin.register(PolledMailbox)

@@ -126,8 +126,8 @@ def mailbox_validate(*, mailbox: PolledMailbox) -> None:
     if mailbox.after_store not in allowed:
         raise MailboxInvalid(
             f"{mailbox.get_protocol_display()} can only "
-            + " or ".join(str(MailboxAfterStore(a).label) for a in allowed)
-            + " after a message is stored",
+            + " or ".join(a.replace("_", " ") for a in allowed)
+            + f" a message after it is stored, not {mailbox.after_store.replace('_', ' ')}",
             field="after_store",
         )
     for field in ("folder", "move_to"):

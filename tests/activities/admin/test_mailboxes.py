@@ -78,7 +78,7 @@ def test_settings_that_would_leak_or_cannot_work_are_refused_in_words(
     add = reverse("admin:activities_polledmailbox_add")
     cases = [
         (form(team_queue, 143, host="mail.example.com"), "would send the password in clear"),
-        (form(team_queue, 110, protocol="pop3"), "POP3 deletes it or keeps it"),
+        (form(team_queue, 110, protocol="pop3"), "POP3 can only delete or keep a message"),
         (form(team_queue, 143, after_store="move"), "name the folder to move"),
         (form(team_queue, 143, secret=""), "enter the mailbox"),
         (form(team_queue, 143, user=str(owner.pk)), "exactly one"),
