@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
 from django.db.models import F, Q
@@ -687,6 +688,8 @@ def mailboxes_poll_all() -> list[PollResult]:
             continue
         try:
             results.append(mailbox_poll(mailbox=mailbox))
+        except SoftTimeLimitExceeded:  # the task's time is up: the next beat goes on
+            raise
         except Exception as exc:  # a failure of one mailbox must not starve the others
             logger.exception("mailbox %s: the poll failed", pk)
             error = f"the poll failed: {type(exc).__name__}: {exc}"[:2000]
