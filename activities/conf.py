@@ -69,3 +69,38 @@ def template_max_output() -> int:
 def template_max_seconds() -> float:
     """Seconds one render of a template may take."""
     return settings.CRM_TEMPLATE_MAX_SECONDS
+
+
+def mailbox_timeout() -> float:
+    """Seconds a polled mailbox's server may take to answer (connect, each command)."""
+    return settings.CRM_MAILBOX_TIMEOUT
+
+
+def mailbox_max_messages() -> int:
+    """Messages one poll of a mailbox takes at most; the rest waits for the next poll."""
+    return settings.CRM_MAILBOX_MAX_MESSAGES
+
+
+def mailbox_max_message_bytes() -> int:
+    """A message the server reports bigger than this is refused without downloading it."""
+    return settings.CRM_MAILBOX_MAX_MESSAGE_BYTES
+
+
+def mailbox_max_poll_bytes() -> int:
+    """Bytes one poll of a mailbox downloads at most; the rest waits for the next poll."""
+    return settings.CRM_MAILBOX_MAX_POLL_BYTES
+
+
+def mailbox_allow_plain() -> bool:
+    """Whether a mailbox may be reached without TLS on a host other than loopback."""
+    return settings.CRM_MAILBOX_ALLOW_PLAIN
+
+
+def mailbox_ca_file() -> str:
+    """A CA bundle to verify mailbox servers with; empty: the system's."""
+    return settings.CRM_MAILBOX_CA_FILE
+
+
+def mailbox_lease_seconds() -> int:
+    """How long a poll holds its mailbox against another poll of it."""
+    return settings.CRM_MAILBOX_LEASE_SECONDS

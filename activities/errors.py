@@ -12,6 +12,10 @@ __all__ = [
     "InvalidTransition",
     "InvalidUnsubscribeLink",
     "LeaseConflict",
+    "MailboxInvalid",
+    "MailboxLoginFailed",
+    "MailboxRefused",
+    "MailboxUnreachable",
     "NoRecipients",
     "NotOutgoing",
     "RecipientSuppressed",
@@ -109,3 +113,30 @@ class RecipientSuppressed(ApplicationError):
     until staff take it off the suppression list."""
 
     code = "recipient_suppressed"
+
+
+class MailboxInvalid(ApplicationError):
+    """A polled mailbox's settings are refused (plain text beyond loopback, ...)."""
+
+    code = "mailbox_invalid"
+
+
+class MailboxUnreachable(ApplicationError):
+    """The mailbox's server could not be reached, or broke the connection (TLS, timeout)."""
+
+    code = "mailbox_unreachable"
+    http_status = 502
+
+
+class MailboxLoginFailed(ApplicationError):
+    """The mailbox's server refused the username and password, or the folder."""
+
+    code = "mailbox_login_failed"
+    http_status = 502
+
+
+class MailboxRefused(ApplicationError):
+    """The mailbox's server refused a step of the poll (a folder to move to, a flag)."""
+
+    code = "mailbox_command_refused"
+    http_status = 502

@@ -21,6 +21,7 @@ from . import dispatch
 from .services.blobs import blob_collect_garbage
 from .services.bulk import bulk_send_run, bulk_sends_to_resume
 from .services.delivery import deliver_chunk, delivery_sweep_and_enqueue
+from .services.mailboxes import mailboxes_poll_all
 
 
 def _owner(task) -> str:
@@ -82,3 +83,18 @@ def collect_orphan_blobs() -> dict[str, int | bool]:
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def run_bulk_send(self, job_id: int) -> str:
     return bulk_send_run(job_id=job_id).status
+
+
+@shared_task(acks_late=True)
+def poll_mailboxes() -> dict[str, int]:
+    """Every enabled polled mailbox once (beat, every CRM_MAILBOX_POLL_INTERVAL seconds).
+    No retry here: a mailbox that failed is polled again by the next beat."""
+    results = mailboxes_poll_all()
+    return {
+        "mailboxes": len(results),
+        "stored": sum(r.stored for r in results),
+        "duplicates": sum(r.duplicates for r in results),
+        "refused": sum(r.refused for r in results),
+        "failed": sum(1 for r in results if r.error),
+        "busy": sum(1 for r in results if r.busy),
+    }

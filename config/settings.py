@@ -348,6 +348,8 @@ CELERY_TASK_TIME_LIMIT = env.float("CELERY_TASK_TIME_LIMIT", default=360.0)
 # comes within the horizon, so it must look in between (else the email goes out late).
 CRM_ETA_HORIZON_SECONDS = env.float("CRM_ETA_HORIZON_SECONDS", default=900.0)
 CRM_SWEEP_INTERVAL = env.float("CRM_SWEEP_INTERVAL", default=30.0)
+# How often the beat polls the enabled mailboxes (IMAP, POP3; docs/operations.md).
+CRM_MAILBOX_POLL_INTERVAL = env.float("CRM_MAILBOX_POLL_INTERVAL", default=60.0)
 # How long a bulk run or a delivery chunk works before it hands the rest to a new task.
 CRM_TASK_SLICE_SECONDS = env.float(
     "CRM_TASK_SLICE_SECONDS", default=CELERY_TASK_SOFT_TIME_LIMIT / 5
@@ -467,6 +469,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "activities.tasks.sweep_email_delivery",
         "schedule": CRM_SWEEP_INTERVAL,
     },
+    "poll-mailboxes": {
+        "task": "activities.tasks.poll_mailboxes",
+        "schedule": CRM_MAILBOX_POLL_INTERVAL,
+    },
     "collect-orphan-blobs": {
         "task": "activities.tasks.collect_orphan_blobs",
         "schedule": 3600.0,
@@ -491,6 +497,30 @@ CRM_SWEEP_PENDING_AFTER_SECONDS = env.int("CRM_SWEEP_PENDING_AFTER_SECONDS", def
 # CRM_INBOUND_MAX_PARTS are stored (the rest named in a note on the email).
 CRM_INBOUND_MAX_BYTES = env.int("CRM_INBOUND_MAX_BYTES", default=40 * 1024 * 1024)
 CRM_INBOUND_MAX_PARTS = env.int("CRM_INBOUND_MAX_PARTS", default=200)
+# Polled mailboxes: the server's time to answer, one poll's budget (messages, bytes in
+# all, a message's size as the server reports it: bigger is refused undownloaded), plain
+# connections beyond loopback, a CA bundle to verify servers with (empty: the system's),
+# and how long a poll holds its mailbox against a concurrent one.
+CRM_MAILBOX_TIMEOUT = env.float("CRM_MAILBOX_TIMEOUT", default=30.0)
+CRM_MAILBOX_MAX_MESSAGES = env.int("CRM_MAILBOX_MAX_MESSAGES", default=100)
+CRM_MAILBOX_MAX_MESSAGE_BYTES = env.int(
+    "CRM_MAILBOX_MAX_MESSAGE_BYTES", default=CRM_INBOUND_MAX_BYTES
+)
+CRM_MAILBOX_MAX_POLL_BYTES = env.int("CRM_MAILBOX_MAX_POLL_BYTES", default=200 * 1024 * 1024)
+CRM_MAILBOX_ALLOW_PLAIN = env.bool("CRM_MAILBOX_ALLOW_PLAIN", default=False)
+CRM_MAILBOX_CA_FILE = env.str("CRM_MAILBOX_CA_FILE", default="")
+CRM_MAILBOX_LEASE_SECONDS = env.int("CRM_MAILBOX_LEASE_SECONDS", default=600)
+for _name in (
+    "CRM_MAILBOX_TIMEOUT",
+    "CRM_MAILBOX_MAX_MESSAGES",
+    "CRM_MAILBOX_MAX_MESSAGE_BYTES",
+    "CRM_MAILBOX_MAX_POLL_BYTES",
+    "CRM_MAILBOX_LEASE_SECONDS",
+):
+    if globals()[_name] <= 0:
+        raise ImproperlyConfigured(f"{_name} must be positive")
+if CRM_MAILBOX_CA_FILE and not Path(CRM_MAILBOX_CA_FILE).is_file():
+    raise ImproperlyConfigured(f"CRM_MAILBOX_CA_FILE {CRM_MAILBOX_CA_FILE} is not a file")
 CRM_BLOB_GC_GRACE_SECONDS = env.int("CRM_BLOB_GC_GRACE_SECONDS", default=24 * 3600)
 # The budget of one template render (save, preview, instantiate, send, each bulk email):
 # tag nesting, loop items, output characters, seconds; over it is a 400 naming the limit.

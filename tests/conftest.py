@@ -7,6 +7,7 @@ from activities.mail import encoded_blobs
 from config.celery import app as celery_app
 from crm.models import EmailApproval, Organization, Queue, User
 
+from .dovecot import USERS, Dovecot, start_dovecot
 from .factories import ApproverFactory, QueueFactory, UserFactory
 from .smtp import SMTPServer
 
@@ -135,3 +136,22 @@ def eager_celery():
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session")
+def dovecot_session():
+    """One private Dovecot for the session (tests/dovecot.py); skips, or fails under
+    CRM_REQUIRE_SERVICES, when it cannot run."""
+    server = start_dovecot()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dovecot(dovecot_session, settings) -> Dovecot:
+    """The session's Dovecot with empty mailboxes, its test CA trusted by the polls."""
+    for user in USERS:
+        dovecot_session.clear(user)
+    settings.CRM_MAILBOX_CA_FILE = str(dovecot_session.ca_file)
+    settings.CRM_MAILBOX_TIMEOUT = 5.0
+    return dovecot_session

@@ -14,8 +14,10 @@ from activities.models import (
     EmailParty,
     EmailStatus,
     PartyRole,
+    PolledMailbox,
     Template,
 )
+from activities.secrets import seal
 from crm.models import Account, Contact, EmailApproval, Queue, Tag, User
 
 
@@ -332,3 +334,19 @@ Message-ID: {message_id}
 
 Hello Ann
 """.replace("\n", "\r\n").encode()
+
+
+class PolledMailboxFactory(DjangoModelFactory):
+    """An IMAP mailbox of a queue, plain text on loopback (tests point it at Dovecot)."""
+
+    class Meta:
+        model = PolledMailbox
+
+    queue = factory.SubFactory(QueueFactory)
+    protocol = "imap"
+    host = "127.0.0.1"
+    port = 143
+    security = "none"
+    username = "support"
+    secret_sealed = factory.LazyFunction(lambda: seal("s3cret-pass"))
+    after_store = "mark_seen"

@@ -13,6 +13,15 @@ from .email import (
     PartyRole,
     Priority,
 )
+from .mailbox import (
+    AFTER_STORE_OF_PROTOCOL,
+    MailboxAfterStore,
+    MailboxProtocol,
+    MailboxSecurity,
+    PolledMailbox,
+    PolledMessage,
+    PolledMessageOutcome,
+)
 from .rate import SendRateState
 from .regarding import REGARDING_MODELS
 from .suppression import SuppressedAddress, SuppressionReason
@@ -20,6 +29,7 @@ from .template import RecordType, Template
 
 __all__ = [
     "DELIVERY_RANK",
+    "AFTER_STORE_OF_PROTOCOL",
     "REGARDING_MODELS",
     "STATE_OF_STATUS",
     "ActivityMimeAttachment",
@@ -35,7 +45,13 @@ __all__ = [
     "EmailState",
     "EmailStatus",
     "EventKind",
+    "MailboxAfterStore",
+    "MailboxProtocol",
+    "MailboxSecurity",
     "PartyRole",
+    "PolledMailbox",
+    "PolledMessage",
+    "PolledMessageOutcome",
     "Priority",
     "RecordType",
     "SendRateState",

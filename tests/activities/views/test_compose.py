@@ -53,7 +53,13 @@ def owner_client(owner) -> Client:
 
 @pytest.fixture
 def ann(db):
-    return ContactFactory(first_name="Ann", last_name="Lee", email="ann.lee@customers.example.org")
+    # Her account named here: a made-up company name may hold "ann" ("Hermann Inc").
+    return ContactFactory(
+        first_name="Ann",
+        last_name="Lee",
+        email="ann.lee@customers.example.org",
+        account=AccountFactory(name="Lee Household"),
+    )
 
 
 def form(**fields) -> dict:
