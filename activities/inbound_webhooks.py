@@ -37,15 +37,18 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from .errors import ApplicationError
-from .services.inbound import inbound_message_store
+from .services.inbound import inbound_message_store_or_hold
 
 logger = logging.getLogger(__name__)
 
 
 def store_inbound(sender: Any, event: AnymailInboundEvent, esp_name: str, **kwargs: Any) -> None:
-    """anymail's ``inbound`` signal: the message, as MIME bytes, to the one service."""
-    email = inbound_message_store(raw=event.message.as_bytes())
-    logger.info("stored an inbound %s webhook message as email %s", esp_name, email.pk)
+    """anymail's ``inbound`` signal: the message, as MIME bytes, to the one service
+    (a message kept but refused is a 400 naming the reason)."""
+    message = inbound_message_store_or_hold(
+        raw=event.message.as_bytes(), route=f"webhook:{esp_name.lower()}"
+    )
+    logger.info("inbound %s webhook message: %s", esp_name, message)
 
 
 inbound.connect(store_inbound, dispatch_uid="activities.inbound_webhooks.store_inbound")

@@ -21,6 +21,7 @@ from . import dispatch
 from .services.blobs import blob_collect_garbage
 from .services.bulk import bulk_send_run, bulk_sends_to_resume
 from .services.delivery import deliver_chunk, delivery_sweep_and_enqueue
+from .services.inbound_release import inbound_release_for, inbound_sweep
 
 
 def _owner(task) -> str:
@@ -64,7 +65,9 @@ def sweep_email_delivery() -> dict[str, int]:
     jobs = bulk_sends_to_resume()
     for job_id in jobs:
         dispatch.run_bulk_send_now(job_id)
+    inbound = inbound_sweep()
     return {
+        **{f"inbound_{status}": n for status, n in inbound.statuses.items()},
         "requeued_expired": len(result.requeued_expired),
         "enqueued": len(result.due_pending),
         "published_coming_due": len(result.coming_due),
@@ -82,3 +85,10 @@ def collect_orphan_blobs() -> dict[str, int | bool]:
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def run_bulk_send(self, job_id: int) -> str:
     return bulk_send_run(job_id=job_id).status
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def release_inbound(kind: str, pk: int) -> dict[str, int]:
+    """Release the blocked mail of a mailbox whose address was approved."""
+    done = inbound_release_for(kind=kind, pk=pk)
+    return {**done.statuses, "parties_routed": done.parties_routed}

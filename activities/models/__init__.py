@@ -12,6 +12,7 @@ from .email import (
     PartyRole,
     Priority,
 )
+from .inbound import InboundMessage, InboundStatus
 from .rate import SendRateState
 from .regarding import REGARDING_MODELS
 from .suppression import SuppressedAddress, SuppressionReason
@@ -32,6 +33,8 @@ __all__ = [
     "EmailStatus",
     "EventKind",
     "PartyRole",
+    "InboundMessage",
+    "InboundStatus",
     "Priority",
     "RecordType",
     "SendRateState",

@@ -16,7 +16,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from activities.models import AttachmentBlob, Email
+from activities.models import AttachmentBlob, Email, InboundMessage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -153,7 +153,14 @@ def test_a_message_posted_by_the_provider_is_stored_once(
     assert list(email.attachments.values_list("filename", "blob__size")) == [("o.pdf", 10)]
     # The provider retries (or the same mail comes by two routes): nothing is added.
     assert post(url, body, content_type)[0] == 200
-    assert Email.objects.count() == 1 and AttachmentBlob.objects.count() == 1
+    assert Email.objects.count() == 1
+    assert AttachmentBlob.objects.filter(attachments__isnull=False).count() == 1
+    kept = InboundMessage.objects.get()  # the raw kept once, beside the email
+    assert (kept.status, kept.email, kept.route) == (
+        "stored",
+        email,
+        f"webhook:{route.split('/')[0]}",
+    )
 
 
 @pytest.mark.parametrize("route", list(PROVIDERS))
