@@ -35,6 +35,7 @@ DELIVER_EMAIL = "activities.tasks.deliver_email"
 DELIVER_EMAIL_CHUNK = "activities.tasks.deliver_email_chunk"
 RUN_BULK_SEND = "activities.tasks.run_bulk_send"
 RELEASE_INBOUND = "activities.tasks.release_inbound"
+READ_INBOUND = "activities.tasks.read_inbound"
 
 
 @functools.cache
@@ -118,6 +119,11 @@ def release_inbound_after_commit(kind: str, pk: int) -> None:
     """Release the blocked mail of a mailbox (``kind`` "user" or "queue") once the
     transaction that approved its address commits."""
     _after_commit(RELEASE_INBOUND, (kind, pk))
+
+
+def read_inbound_after_commit(message_id: int) -> None:
+    """Read a kept inbound message in a worker once the transaction commits."""
+    _after_commit(READ_INBOUND, (message_id,))
 
 
 def deliver_chunk_now(email_ids: list[int]) -> bool:

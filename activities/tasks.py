@@ -21,6 +21,7 @@ from . import dispatch
 from .services.blobs import blob_collect_garbage
 from .services.bulk import bulk_send_run, bulk_sends_to_resume
 from .services.delivery import deliver_chunk, delivery_sweep_and_enqueue
+from .services.inbound import inbound_message_read_by_id
 from .services.inbound_release import inbound_release_for, inbound_sweep
 
 
@@ -92,3 +93,9 @@ def release_inbound(kind: str, pk: int) -> dict[str, int]:
     """Release the blocked mail of a mailbox whose address was approved."""
     done = inbound_release_for(kind=kind, pk=pk)
     return {**done.statuses, "parties_routed": done.parties_routed}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def read_inbound(message_id: int) -> str:
+    """Read a kept inbound message too large to read where it arrived."""
+    return inbound_message_read_by_id(message_id=message_id)

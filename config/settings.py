@@ -478,6 +478,10 @@ CRM_SWEEP_PENDING_AFTER_SECONDS = env.int("CRM_SWEEP_PENDING_AFTER_SECONDS", def
 # CRM_INBOUND_MAX_PARTS are stored (the rest named in a note on the email).
 CRM_INBOUND_MAX_BYTES = env.int("CRM_INBOUND_MAX_BYTES", default=40 * 1024 * 1024)
 CRM_INBOUND_MAX_PARTS = env.int("CRM_INBOUND_MAX_PARTS", default=200)
+# A message with more MIME parts than this (a 10,000-part one takes seconds to parse) is
+# kept, answered, and read by a worker (activities.tasks.read_inbound; the sweep catches
+# a lost publish) instead of in the SMTP session or the webhook request.
+CRM_INBOUND_INLINE_READ_PARTS = env.int("CRM_INBOUND_INLINE_READ_PARTS", default=500)
 CRM_BLOB_GC_GRACE_SECONDS = env.int("CRM_BLOB_GC_GRACE_SECONDS", default=24 * 3600)
 # The budget of one template render (save, preview, instantiate, send, each bulk email):
 # tag nesting, loop items, output characters, seconds; over it is a 400 naming the limit.

@@ -28,6 +28,9 @@ class InboundMessage(models.Model):
     route = models.CharField(max_length=60)
     envelope_recipients = models.JSONField(default=list, blank=True)
     message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    # What the staff lists show, once read (what could be read of it).
+    from_address = models.CharField(max_length=320, blank=True)
+    subject = models.CharField(max_length=400, blank=True)
     status = models.CharField(
         max_length=12, choices=InboundStatus.choices, default=InboundStatus.KEPT, db_index=True
     )

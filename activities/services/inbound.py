@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from crm.models import Contact, EmailApproval, Organization, Queue, User
 
-from .. import conf
+from .. import conf, dispatch
 from ..addresses import check_display_name, check_header_value, parse_address
 from ..errors import (
     ApplicationError,
@@ -429,7 +429,12 @@ def _sniffed_type(claimed: str, data: bytes, filename: str, notes: list[str]) ->
     found = filetype.guess_mime(data[:8192]) or ""
     claimed_checked = claimed.startswith(_CHECKED_TYPES)
     if found in _EXECUTABLE_TYPES or (claimed_checked and found != claimed):
-        if claimed_checked and found and found.split("/")[0] == claimed.split("/")[0]:
+        major = claimed.split("/")[0]
+        if (
+            found not in _EXECUTABLE_TYPES
+            and major in ("image", "audio", "video")
+            and found.split("/")[0] == major
+        ):
             return found  # an image/jpeg called image/png: still the image it is
         notes.append(
             f"the part {filename!r} says it is {claimed} but its content is "
@@ -570,7 +575,15 @@ def _finish(message: InboundMessage, **fields: object) -> InboundMessage:
     message.decided_at = timezone.now()
     message.reading_since = None
     message.save(
-        update_fields=[*fields, "decided_at", "reading_since", "owner_user", "owner_queue"]
+        update_fields=[
+            *fields,
+            "decided_at",
+            "reading_since",
+            "owner_user",
+            "owner_queue",
+            "from_address",
+            "subject",
+        ]
     )
     return message
 
@@ -642,6 +655,8 @@ def inbound_message_read(
         )
     if read.message_id and not message.message_id:
         message.message_id = read.message_id
+    message.from_address = read.from_address[:320]
+    message.subject = read.subject[:400]
     header_recipients = {a.lower() for a in read.to + read.cc}
     blind = [
         a
@@ -731,7 +746,9 @@ def inbound_message_receive(
     the parser meets. The same Message-ID kept before (a webhook retried, the same
     mail by two routes) keeps nothing again and returns the first row. ``route`` names
     where it came from (``smtp``, ``webhook:mailgun``, ``imap``, ``pop3``), and
-    ``recipients`` the envelope's, when the route knows them.
+    ``recipients`` the envelope's, when the route knows them. A message of more than
+    ``CRM_INBOUND_INLINE_READ_PARTS`` parts is returned ``kept`` and read by a worker
+    after the commit (the sweep reads it if that publish is lost).
     """
     limit = conf.inbound_max_bytes()
     if len(raw) > limit:
@@ -746,6 +763,7 @@ def inbound_message_receive(
         if first is not None:
             return first
     now = timezone.now()
+    deferred = _part_lines(raw) > conf.inbound_inline_read_parts()
     try:
         blob, _ = blob_store(source=raw, max_bytes=limit)
     except EmptyAttachment as exc:
@@ -757,9 +775,27 @@ def inbound_message_receive(
         envelope_recipients=[str(r)[:320] for r in recipients][:100],
         message_id=message_id,
         received_at=now,
-        reading_since=now,
+        reading_since=None if deferred else now,
     )
+    if deferred:
+        dispatch.read_inbound_after_commit(kept.pk)
+        return kept
     return inbound_message_read(message=kept, claimed=True)
+
+
+def inbound_message_read_by_id(*, message_id: int) -> str:
+    """``inbound_message_read`` by the id a task carries; its status after (``gone``
+    for a row that no longer exists)."""
+    message = InboundMessage.objects.filter(pk=message_id).select_related("blob").first()
+    if message is None:
+        return "gone"
+    return str(inbound_message_read(message=message).status)
+
+
+def _part_lines(raw: bytes) -> int:
+    """About how many MIME parts a raw message has: its lines that open with ``--``
+    (each part follows a boundary line), counted without parsing."""
+    return raw.count(b"\n--") + raw.startswith(b"--")
 
 
 def inbound_message_store(
