@@ -59,6 +59,9 @@ class InboundMessage(models.Model):
     # Set while one process reads it (a claim, compare-and-swap): a release and the
     # sweep never both record it; a claim older than the sweep's wait is a crash.
     reading_since = models.DateTimeField(null=True, blank=True)
+    # Reads begun: one that never finishes (the process killed by what the message
+    # made it do) is not begun a third time.
+    read_attempts = models.PositiveSmallIntegerField(default=0)
     decided_at = models.DateTimeField(null=True, blank=True)
     released_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

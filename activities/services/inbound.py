@@ -22,7 +22,7 @@ from email.parser import BytesHeaderParser, BytesParser
 import filetype
 from django.contrib.contenttypes.models import ContentType
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -592,6 +592,10 @@ def _finish(message: InboundMessage, **fields: object) -> InboundMessage:
 READ_CLAIM_SECONDS = 600
 
 
+# Reads of one message begun and never finished before it is given up as unreadable.
+MAX_READ_ATTEMPTS = 3
+
+
 def _claim(message: InboundMessage, wanted: Sequence[str]) -> bool:
     """Take the read of ``message`` (compare-and-swap): ``False`` when another process
     reads it now or it is no longer in a ``wanted`` status."""
@@ -600,10 +604,15 @@ def _claim(message: InboundMessage, wanted: Sequence[str]) -> bool:
     taken = (
         InboundMessage.objects.filter(pk=message.pk, status__in=list(wanted))
         .filter(Q(reading_since__isnull=True) | Q(reading_since__lt=stale))
-        .update(reading_since=now, status=InboundStatus.KEPT)
+        .update(reading_since=now, status=InboundStatus.KEPT, read_attempts=F("read_attempts") + 1)
     )
     if taken:
         message.reading_since, message.status = now, InboundStatus.KEPT
+        message.read_attempts = (
+            InboundMessage.objects.filter(pk=message.pk)
+            .values_list("read_attempts", flat=True)
+            .get()
+        )
     return bool(taken)
 
 
@@ -629,6 +638,14 @@ def inbound_message_read(
     if not claimed and not _claim(message, wanted):
         message.refresh_from_db()
         return message
+    if message.read_attempts > MAX_READ_ATTEMPTS:
+        return _finish(
+            message,
+            status=InboundStatus.UNPARSABLE,
+            code="read_abandoned",
+            reason=f"reading it was begun {MAX_READ_ATTEMPTS} times and never finished "
+            "(the process reading it stopped): it is not read again",
+        )
     try:
         with blob_open_verified(blob=message.blob, label=f"inbound message #{message.pk}") as fh:
             raw = fh.read()
@@ -776,6 +793,7 @@ def inbound_message_receive(
         message_id=message_id,
         received_at=now,
         reading_since=None if deferred else now,
+        read_attempts=0 if deferred else 1,
     )
     if deferred:
         dispatch.read_inbound_after_commit(kept.pk)

@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 APPROVE_PERMISSION = "crm.approve_email_address"
 Mailbox = User | Queue
 # Kept messages read per sweep, and how long a new one is left to its first read.
-SWEEP_LIMIT = 100
+SWEEP_LIMIT = 25
 SWEEP_KEPT_AFTER_SECONDS = 300
 
 

@@ -112,7 +112,7 @@ def test_a_blind_copy_reaches_the_mailbox_the_envelope_names(org, team_queue):
 
 
 def test_a_message_the_parser_cannot_walk_is_kept_raw_and_listed_as_unreadable(
-    org, team_queue, settings, eager_celery, django_capture_on_commit_callbacks
+    org, team_queue, eager_celery, django_capture_on_commit_callbacks
 ):
     raw = nested(3000)
     with django_capture_on_commit_callbacks(execute=True):  # read by a worker: 3,000 parts
@@ -123,9 +123,6 @@ def test_a_message_the_parser_cannot_walk_is_kept_raw_and_listed_as_unreadable(
     assert kept_bytes(kept) == raw
     assert list(inbound_messages_held("unreadable")) == [kept]
     assert not Email.objects.exists()
-    settings.CRM_INBOUND_INLINE_READ_PARTS = 10_000  # read where it arrives
-    with pytest.raises(MessageHeld, match="unparsable"):  # a caller wanting an email
-        inbound_message_store(raw=nested(3001))
 
 
 def test_a_message_over_the_limit_or_empty_is_refused_before_anything_is_kept(org, settings):
@@ -191,6 +188,10 @@ def test_mail_for_an_unapproved_queue_is_blocked_not_routed(org, sales, teammate
     assert not Email.objects.exists() and not emails_visible_to(teammate).exists()
     assert list(inbound_messages_held("blocked")) == [kept]
     assert not ActivityMimeAttachment.objects.exists()  # its parts are read on release
+    with pytest.raises(MessageHeld, match="blocked") as held:  # a caller wanting an email
+        inbound_message_store(raw=blocked_message(message_id="<blocked-9@x.org>"))
+    assert held.value.code == "mailbox_not_approved"
+    assert InboundMessage.objects.filter(status="blocked").count() == 2
 
 
 def test_approving_the_address_releases_what_it_blocked_once(
@@ -281,3 +282,18 @@ def test_the_sweep_releases_what_an_approval_missed_and_reads_what_a_crash_left(
         row.refresh_from_db()
     assert (blocked.status, crashed.status, fresh.status) == ("stored", "stored", "kept")
     assert crashed.email.message_id == "<crashed@x.org>"
+
+
+def test_a_message_whose_read_never_finishes_is_given_up_after_three_tries(org, team_queue):
+    raw = message(message_id="<poison@x.org>").as_bytes()
+    blob, _ = blob_store(source=raw, max_bytes=len(raw))
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    poison = InboundMessage.objects.create(  # three reads begun, each process killed
+        blob=blob, size=len(raw), route="smtp", received_at=an_hour_ago,
+        reading_since=an_hour_ago, read_attempts=3,
+    )  # fmt: skip
+    assert inbound_sweep().statuses == {"unparsable": 1}
+    poison.refresh_from_db()
+    assert (poison.status, poison.code, poison.email) == ("unparsable", "read_abandoned", None)
+    assert "begun 3 times and never finished" in poison.reason
+    assert list(inbound_messages_held("unreadable")) == [poison]

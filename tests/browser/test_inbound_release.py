@@ -23,7 +23,9 @@ def png(width: int, height: int) -> bytes:
     """A real PNG (a browser decodes it: its naturalWidth is ``width``)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     rows = b"".join(b"\x00" + b"\x20\x60\xc0" * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
@@ -38,7 +40,7 @@ def png(width: int, height: int) -> bytes:
 def test_approving_an_address_releases_the_reply_into_its_conversation(
     page, live_server, sign_in, watch, screenshot, approver, teammate, eager_celery
 ):
-    sales = QueueFactory(
+    QueueFactory(
         name="Sales",
         email="sales@example.com",
         email_router_access_approval=EmailApproval.PENDING,
@@ -67,7 +69,9 @@ def test_approving_an_address_releases_the_reply_into_its_conversation(
     assert row.get_by_text("Re: Offer").is_visible()
     assert row.get_by_text("sales@example.com (the queue Sales, pending approval)").is_visible()
     row.get_by_role("button", name="Release").click()  # not yet: the address waits
-    page.get_by_role("alert").filter(has_text="Approve the address on the Approvals page").wait_for()
+    page.get_by_role("alert").filter(
+        has_text="Approve the address on the Approvals page"
+    ).wait_for()
     screenshot(page, "inbound-blocked")
 
     page.goto("/approvals/")
