@@ -29,6 +29,12 @@ def inbound_max_parts() -> int:
     return settings.CRM_INBOUND_MAX_PARTS
 
 
+def inbound_inline_read_parts() -> int:
+    """A received message with more MIME parts than this is read by a worker, not in the
+    SMTP session or webhook request that brought it (which answer once it is kept)."""
+    return settings.CRM_INBOUND_INLINE_READ_PARTS
+
+
 def blob_gc_grace_seconds() -> int:
     return settings.CRM_BLOB_GC_GRACE_SECONDS
 

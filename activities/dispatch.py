@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 DELIVER_EMAIL = "activities.tasks.deliver_email"
 DELIVER_EMAIL_CHUNK = "activities.tasks.deliver_email_chunk"
 RUN_BULK_SEND = "activities.tasks.run_bulk_send"
+RELEASE_INBOUND = "activities.tasks.release_inbound"
+READ_INBOUND = "activities.tasks.read_inbound"
 
 
 @functools.cache
@@ -111,6 +113,17 @@ def deliver_chunk_after_commit(email_ids: list[int]) -> None:
 def run_bulk_send_after_commit(job_id: int) -> None:
     """Start (or resume) a bulk job's run once the transaction commits."""
     _after_commit(RUN_BULK_SEND, (job_id,))
+
+
+def release_inbound_after_commit(kind: str, pk: int) -> None:
+    """Release the blocked mail of a mailbox (``kind`` "user" or "queue") once the
+    transaction that approved its address commits."""
+    _after_commit(RELEASE_INBOUND, (kind, pk))
+
+
+def read_inbound_after_commit(message_id: int) -> None:
+    """Read a kept inbound message in a worker once the transaction commits."""
+    _after_commit(READ_INBOUND, (message_id,))
 
 
 def deliver_chunk_now(email_ids: list[int]) -> bool:

@@ -58,8 +58,12 @@ def protected_download(
     return response
 
 
-def attachment_response(attachment: ActivityMimeAttachment) -> FileResponse:
-    """The attachment's bytes, verified against its SHA-256, as a download.
+def attachment_response(
+    attachment: ActivityMimeAttachment, *, inline: bool = False
+) -> FileResponse:
+    """The attachment's bytes, verified against its SHA-256, as a download (``inline``:
+    shown in place, for the email page's inline images, which the caller has checked
+    are of an image type; still not sniffed and under the same policy).
 
     The bytes are read whole and checked before the response is made
     (``blob_open_verified``), so a corrupted blob answers an error and never a byte of
@@ -74,7 +78,7 @@ def attachment_response(attachment: ActivityMimeAttachment) -> FileResponse:
     except FileNotFoundError as exc:
         raise ContentMissing("the stored bytes of this attachment are missing") from exc
     response = FileResponse(fh, content_type=attachment.mime_type)
-    protected_download(response, filename=attachment.filename)
+    protected_download(response, filename=attachment.filename, inline=inline)
     response["ETag"] = f'"{blob.sha256}"'
     return response
 

@@ -16,6 +16,7 @@ __all__ = [
     "MailboxLoginFailed",
     "MailboxRefused",
     "MailboxUnreachable",
+    "MessageHeld",
     "NoRecipients",
     "NotOutgoing",
     "RecipientSuppressed",
@@ -44,6 +45,14 @@ class InvalidHeader(ApplicationError):
     """A header value (subject, display name) holds CR, LF or NUL or is too long."""
 
     code = "invalid_header"
+
+
+class MessageHeld(ApplicationError):
+    """A received message was kept but not recorded as an email (blocked for an address
+    that is not approved, or unreadable): staff see it with the reason."""
+
+    code = "message_held"
+    http_status = 202
 
 
 class SenderNotAllowed(ApplicationError):

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import html as html_entities
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import nh3
 from django.http import HttpResponse
@@ -56,13 +58,19 @@ class SafeHtml:
     blocked_images: int  # remote images removed because they were not asked for
 
 
-def sanitize_email_html(html: str, *, remote_images: bool = False) -> SafeHtml:
+def sanitize_email_html(
+    html: str, *, remote_images: bool = False, inline_images: Mapping[str, str] | None = None
+) -> SafeHtml:
     """The mail's HTML reduced to what can show but not act or fetch.
 
     Images are kept when they are inline (``data:``, ``cid:``); remote ones only with
     ``remote_images``, else removed and counted so the page can offer to load them.
+    ``inline_images`` maps a Content-ID to the URL (on this site) that serves that part:
+    a ``cid:`` source naming one becomes that URL, the only relative source kept; one
+    naming no part stays ``cid:``, which loads nothing.
     """
     blocked = 0
+    inline = inline_images or {}
 
     def keep(tag: str, attribute: str, value: str) -> str | None:
         nonlocal blocked
@@ -72,7 +80,10 @@ def sanitize_email_html(html: str, *, remote_images: bool = False) -> SafeHtml:
                 if not remote_images:
                     blocked += 1
                     return None
-            elif not text.startswith(("data:image/", "cid:")):
+            elif text.startswith("cid:"):
+                content_id = unquote(value.strip()[4:]).strip().strip("<>")
+                return inline.get(content_id, value)
+            elif not text.startswith("data:image/"):
                 # A relative source would be fetched from this site with the reader's
                 # cookies (and the frame's policy refuses it anyway).
                 return None
@@ -101,8 +112,10 @@ def sanitize_email_html(html: str, *, remote_images: bool = False) -> SafeHtml:
 FRAME_SANDBOX = "allow-same-origin allow-popups allow-popups-to-escape-sandbox"
 
 
-def frame_policy(*, remote_images: bool) -> str:
+def frame_policy(*, remote_images: bool, inline_images: bool = False) -> str:
     images = "data: cid: https: http:" if remote_images else "data: cid:"
+    if inline_images:  # the message's own parts, served by this site (inline_images)
+        images = f"'self' {images}"
     return (
         f"default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; "
         f"img-src {images}; font-src data:; media-src 'none'; connect-src 'none'; "
@@ -119,17 +132,27 @@ overflow-wrap:anywhere}}img{{max-width:100%;height:auto}}pre{{white-space:pre-wr
 
 
 def body_frame_response(
-    *, html: str = "", text: str = "", remote_images: bool = False
+    *,
+    html: str = "",
+    text: str = "",
+    remote_images: bool = False,
+    inline_images: Mapping[str, str] | None = None,
 ) -> HttpResponse:
     """The page an ``<iframe sandbox="{FRAME_SANDBOX}">`` shows: the sanitised HTML
-    (or the plain text, escaped) under the frame's own Content-Security-Policy."""
+    (or the plain text, escaped) under the frame's own Content-Security-Policy, which
+    lets images load from this site only when ``inline_images`` (Content-ID -> URL)
+    names some."""
     if html.strip():
-        body = sanitize_email_html(html, remote_images=remote_images).html
+        body = sanitize_email_html(
+            html, remote_images=remote_images, inline_images=inline_images
+        ).html
     else:
         body = f"<pre>{escape(text)}</pre>"
     response = HttpResponse(_FRAME_PAGE.format(body=body))
     # Set here, so django-csp leaves it alone (it only adds a header that is missing).
-    response["Content-Security-Policy"] = frame_policy(remote_images=remote_images)
+    response["Content-Security-Policy"] = frame_policy(
+        remote_images=remote_images, inline_images=bool(inline_images)
+    )
     response["X-Content-Type-Options"] = "nosniff"
     response["Referrer-Policy"] = "no-referrer"
     response["Cache-Control"] = "private, no-store"

@@ -12,12 +12,22 @@ lost meanwhile); a request without the right credentials is a 401 and writes not
 Whatever a payload makes go wrong is an answer that names it, never a 500: 400 for a
 payload that is not the provider's inbound shape or a message refused with a reason,
 503 for a failure that may pass (the database away), so the provider tries again.
+
+Bodies: a provider posts the whole message, encoded (base64 in JSON, in a form field),
+so these views take a body of up to ``webhook_body_limit()`` (the message limit
+``CRM_INBOUND_MAX_BYTES`` as base64, plus 1 MiB of fields), not Django's
+``DATA_UPLOAD_MAX_MEMORY_SIZE`` (5 MB), which would refuse most large mail a provider
+then retries until it drops it. A body over it is a 413 naming the limit. The body is
+read here, once, and a multipart form is parsed by the standard library's MIME parser
+(Django's would apply its 5 MB to the message field again).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from email import policy
+from email.parser import BytesParser
 from typing import Any
 
 from anymail.exceptions import (
@@ -32,19 +42,96 @@ from anymail.webhooks.sparkpost import (
     SparkPostInboundWebhookView,
     SparkPostTrackingWebhookView,
 )
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.http import HttpRequest, HttpResponseBase, JsonResponse, QueryDict
 from django.urls import path, re_path
+from django.utils.datastructures import MultiValueDict
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
+from . import conf
 from .errors import ApplicationError
+from .uploads import base64_size, content_length
 
 logger = logging.getLogger(__name__)
 
 
 def _error(status: int, code: str, detail: str) -> JsonResponse:
     return JsonResponse({"detail": detail, "code": code}, status=status)
+
+
+FIELDS_OVERHEAD = 1024 * 1024
+READ_CHUNK = 256 * 1024
+
+
+def webhook_body_limit() -> int:
+    """The largest body an inbound webhook takes: a message of ``CRM_INBOUND_MAX_BYTES``
+    as base64, plus the provider's other fields."""
+    return base64_size(conf.inbound_max_bytes()) + FIELDS_OVERHEAD
+
+
+def _too_large(request: HttpRequest, limit: int, size: int) -> JsonResponse:
+    # Read what was sent (up to a bound) before answering, so the sender's client,
+    # still writing, reads the answer rather than a reset connection.
+    left = min(size, 4 * limit)
+    while left > 0 and (chunk := request.read(min(READ_CHUNK, left))):
+        left -= len(chunk)
+    return _error(
+        413,
+        "message_too_large",
+        f"the request body is {size:,} bytes, over the {limit:,} bytes an inbound webhook "
+        f"takes (a message of at most CRM_INBOUND_MAX_BYTES = {conf.inbound_max_bytes():,} "
+        "bytes, encoded)",
+    )
+
+
+def _form_of(
+    content_type: str, body: bytes
+) -> tuple[QueryDict, MultiValueDict[str, SimpleUploadedFile]]:
+    """A ``multipart/form-data`` body's fields and files, by the standard library."""
+    message = BytesParser(policy=policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    if not message.is_multipart():
+        raise ValueError("the multipart/form-data body has no parts")
+    fields = QueryDict(mutable=True)
+    files: MultiValueDict[str, SimpleUploadedFile] = MultiValueDict()
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        data = part.get_payload(decode=True)
+        data = data if isinstance(data, bytes) else b""
+        filename = part.get_filename()
+        if filename:
+            files.appendlist(name, SimpleUploadedFile(filename, data, part.get_content_type()))
+        else:
+            fields.appendlist(
+                name, data.decode(part.get_content_charset() or "utf-8", errors="replace")
+            )
+    fields._mutable = False
+    return fields, files
+
+
+def _read_body(request: HttpRequest) -> JsonResponse | None:
+    """Read the body within ``webhook_body_limit()`` (413 beyond it) and hand it to the
+    request as if Django had read it; ``None`` when it is in place."""
+    limit = webhook_body_limit()
+    size = content_length(request)
+    if size > limit:
+        return _too_large(request, limit, size)
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        return _too_large(request, limit, len(body))
+    # Django keeps a read body here (``HttpRequest.body``); set now, it is not limited
+    # again by DATA_UPLOAD_MAX_MEMORY_SIZE.
+    request._body = body
+    if request.content_type == "multipart/form-data":
+        request._post, request._files = _form_of(  # type: ignore[attr-defined]
+            request.META.get("CONTENT_TYPE", ""), body
+        )
+    return None
 
 
 def _missing_settings(provider: str) -> list[str]:
@@ -77,6 +164,9 @@ def secured(
                 f"{'is' if len(missing) == 1 else 'are'} set",
             )
         try:
+            refused = _read_body(request)
+            if refused is not None:
+                return refused
             return view(request, *args, **kwargs)
         except AnymailWebhookValidationFailure as exc:
             response = _error(401, "webhook_unauthorized", str(exc))

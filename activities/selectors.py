@@ -27,6 +27,8 @@ from .models import (
     EmailEvent,
     EmailParty,
     EmailStatus,
+    InboundMessage,
+    InboundStatus,
     SuppressedAddress,
     Template,
 )
@@ -336,3 +338,73 @@ def sender_from_key(
     """The sender ``key`` names among ``sender_choices(user, current=current)``; ``None``
     for any other key."""
     return next((c.record for c in sender_choices(user, current=current) if c.key == key), None)
+
+
+# --- received mail: inline parts, conversations, held messages -------------------------
+
+# Inline parts shown in the email page's frame: images a browser draws and cannot run
+# (no SVG, which can hold scripts and fetch).
+INLINE_IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp")
+
+
+def inline_images_of(email: Email) -> QuerySet[ActivityMimeAttachment]:
+    """The attachments of ``email`` that its HTML may show inline (``cid:``): a
+    Content-ID and an image type of ``INLINE_IMAGE_TYPES``."""
+    return email.attachments.exclude(content_id="").filter(mime_type__in=INLINE_IMAGE_TYPES)
+
+
+# How far a conversation is followed: parents up, replies down.
+CONVERSATION_MAX_DEPTH = 50
+CONVERSATION_MAX_EMAILS = 200
+
+
+def conversation_of(email: Email, user: User | AnonymousUser) -> list[Email]:
+    """The whole conversation ``email`` is part of, as ``user`` may see it: its original
+    (followed up through ``parent``), then every reply and forward of each (down through
+    ``replies``), oldest first by when each was sent or received. Bounded: at most
+    ``CONVERSATION_MAX_DEPTH`` parents and ``CONVERSATION_MAX_EMAILS`` emails, one
+    query per level."""
+    root_id = email.pk
+    seen = {email.pk}
+    parent_id = email.parent_id
+    for _ in range(CONVERSATION_MAX_DEPTH):
+        if parent_id is None or parent_id in seen:
+            break
+        seen.add(parent_id)
+        root_id = parent_id
+        parent_id = Email.objects.filter(pk=parent_id).values_list("parent_id", flat=True).first()
+    ids = {root_id}
+    level = [root_id]
+    while level and len(ids) < CONVERSATION_MAX_EMAILS:
+        level = [
+            pk
+            for pk in Email.objects.filter(parent_id__in=level).values_list("pk", flat=True)[
+                :CONVERSATION_MAX_EMAILS
+            ]
+            if pk not in ids
+        ]
+        ids.update(level)
+    return list(
+        emails_visible_to(user)
+        .filter(pk__in=ids)
+        .annotate(at=Coalesce("received_at", "sent_at", "created_at"))
+        .select_related("sender_user", "sender_queue")
+        .order_by("at", "pk")[:CONVERSATION_MAX_EMAILS]
+    )
+
+
+HELD_LISTS: dict[str, tuple[str, ...]] = {
+    "blocked": (InboundStatus.BLOCKED,),
+    "unreadable": (InboundStatus.UNPARSABLE, InboundStatus.REFUSED, InboundStatus.KEPT),
+}
+
+
+def inbound_messages_held(kind: str) -> QuerySet[InboundMessage]:
+    """Kept inbound messages that did not become an email, newest first: ``blocked``
+    (waiting for an address's approval) or ``unreadable`` (unparsable, refused with a
+    reason, or not read yet)."""
+    return (
+        InboundMessage.objects.filter(status__in=HELD_LISTS[kind])
+        .select_related("blob", "owner_user", "owner_queue", "released_by")
+        .order_by("-received_at", "-pk")
+    )

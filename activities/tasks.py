@@ -21,6 +21,8 @@ from . import dispatch
 from .services.blobs import blob_collect_garbage
 from .services.bulk import bulk_send_run, bulk_sends_to_resume
 from .services.delivery import deliver_chunk, delivery_sweep_and_enqueue
+from .services.inbound import inbound_message_read_by_id
+from .services.inbound_release import inbound_release_for, inbound_sweep
 from .services.mailboxes import mailboxes_poll_all
 
 
@@ -65,7 +67,9 @@ def sweep_email_delivery() -> dict[str, int]:
     jobs = bulk_sends_to_resume()
     for job_id in jobs:
         dispatch.run_bulk_send_now(job_id)
+    inbound = inbound_sweep()
     return {
+        **{f"inbound_{status}": n for status, n in inbound.statuses.items()},
         "requeued_expired": len(result.requeued_expired),
         "enqueued": len(result.due_pending),
         "published_coming_due": len(result.coming_due),
@@ -98,3 +102,16 @@ def poll_mailboxes() -> dict[str, int]:
         "failed": sum(1 for r in results if r.error),
         "busy": sum(1 for r in results if r.busy),
     }
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def release_inbound(kind: str, pk: int) -> dict[str, int]:
+    """Release the blocked mail of a mailbox whose address was approved."""
+    done = inbound_release_for(kind=kind, pk=pk)
+    return {**done.statuses, "parties_routed": done.parties_routed}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def read_inbound(message_id: int) -> str:
+    """Read a kept inbound message too large to read where it arrived."""
+    return inbound_message_read_by_id(message_id=message_id)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import bulk, compose, email, mail, outbox, templates, unsubscribe
+from .views import bulk, compose, email, inbound, mail, outbox, templates, unsubscribe
 
 # The mail list's ``mail/<slug:tab>/`` comes last: it would take ``mail/new/`` and
 # ``mail/12/`` for tabs.
@@ -12,6 +12,7 @@ urlpatterns = [
     *templates.urlpatterns,
     *outbox.urlpatterns,
     *bulk.urlpatterns,
+    *inbound.urlpatterns,
     *mail.urlpatterns,
     path("unsubscribe/<str:token>/", unsubscribe.unsubscribe_view, name="unsubscribe"),
 ]

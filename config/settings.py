@@ -521,6 +521,10 @@ for _name in (
         raise ImproperlyConfigured(f"{_name} must be positive")
 if CRM_MAILBOX_CA_FILE and not Path(CRM_MAILBOX_CA_FILE).is_file():
     raise ImproperlyConfigured(f"CRM_MAILBOX_CA_FILE {CRM_MAILBOX_CA_FILE} is not a file")
+# A message with more MIME parts than this (a 10,000-part one takes seconds to parse) is
+# kept, answered, and read by a worker (activities.tasks.read_inbound; the sweep catches
+# a lost publish) instead of in the SMTP session or the webhook request.
+CRM_INBOUND_INLINE_READ_PARTS = env.int("CRM_INBOUND_INLINE_READ_PARTS", default=500)
 CRM_BLOB_GC_GRACE_SECONDS = env.int("CRM_BLOB_GC_GRACE_SECONDS", default=24 * 3600)
 # The budget of one template render (save, preview, instantiate, send, each bulk email):
 # tag nesting, loop items, output characters, seconds; over it is a 400 naming the limit.

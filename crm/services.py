@@ -15,6 +15,7 @@ from django.utils import timezone
 from common.errors import Conflict, PermissionDeniedError, ValidationFailed
 
 from .models import Account, Contact, EmailApproval, Organization, Queue, Tag, User
+from .signals import email_address_approved
 
 APPROVE_PERMISSION = "crm.approve_email_address"
 
@@ -196,6 +197,8 @@ def _decide(
             code="address_changed",
         )
     target.refresh_from_db()
+    if decision == EmailApproval.APPROVED:
+        email_address_approved.send(sender=type(target), mailbox=target)
     return target
 
 
@@ -204,7 +207,8 @@ def email_address_approve(*, target: MailboxT, actor: User, address: str | None 
 
     ``address`` is the address the approver saw (default: ``target.email`` as loaded);
     if the stored one differs, nothing changes (``Conflict``, code ``address_changed``).
-    Who decided and when are kept on the record.
+    Who decided and when are kept on the record; ``crm.signals.email_address_approved``
+    is sent (activities releases the mail the address blocked).
     """
     return _decide(target=target, actor=actor, decision=EmailApproval.APPROVED, address=address)
 

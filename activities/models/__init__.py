@@ -13,6 +13,7 @@ from .email import (
     PartyRole,
     Priority,
 )
+from .inbound import InboundMessage, InboundStatus
 from .mailbox import (
     AFTER_STORE_OF_PROTOCOL,
     MailboxAfterStore,
@@ -52,6 +53,8 @@ __all__ = [
     "PolledMailbox",
     "PolledMessage",
     "PolledMessageOutcome",
+    "InboundMessage",
+    "InboundStatus",
     "Priority",
     "RecordType",
     "SendRateState",

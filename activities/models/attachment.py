@@ -49,6 +49,9 @@ class ActivityMimeAttachment(models.Model):
     mime_type = models.CharField(max_length=255, default="application/octet-stream")
     subject = models.CharField(max_length=400, blank=True)
     position = models.PositiveSmallIntegerField(default=0)
+    # A received part's Content-ID (without the angle brackets): what the HTML body's
+    # ``cid:`` references name, so the email page can show it inline.
+    content_id = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

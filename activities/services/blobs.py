@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from .. import conf
 from ..errors import AttachmentTooLarge, EmptyAttachment
-from ..models import ActivityMimeAttachment, AttachmentBlob, blob_path
+from ..models import ActivityMimeAttachment, AttachmentBlob, InboundMessage, blob_path
 from ..storage import StoredFile, read_verified, stored_files
 
 logger = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ class BlobGarbage:
 def blob_collect_garbage(
     *, grace_seconds: int | None = None, limit: int = 1000, dry_run: bool = False
 ) -> BlobGarbage:
-    """Remove blobs that no attachment references and nobody touched for a grace period,
+    """Remove blobs that no attachment or kept inbound message references and nobody touched for a grace period,
     then files under ``blobs/sha256/`` that no row names and that are older than it.
 
     Storing or reusing a blob touches it first, so an upload in flight keeps its blob.
@@ -205,9 +205,9 @@ def blob_collect_garbage(
     cutoff = timezone.now() - timedelta(seconds=grace)
     report = BlobGarbage(dry_run=dry_run)
     candidates = list(
-        AttachmentBlob.objects.filter(touched_at__lt=cutoff, attachments__isnull=True).values_list(
-            "pk", "file", "size"
-        )[:limit]
+        AttachmentBlob.objects.filter(
+            touched_at__lt=cutoff, attachments__isnull=True, inbound_messages__isnull=True
+        ).values_list("pk", "file", "size")[:limit]
     )
     for pk, name, size in candidates:
         if dry_run or _collect_blob(pk, name, cutoff):
@@ -229,7 +229,11 @@ def _collect_blob(pk: int, name: str, cutoff: datetime) -> bool:
         locked = (
             AttachmentBlob.objects.select_for_update().filter(pk=pk, touched_at__lt=cutoff).exists()
         )
-        if not locked or ActivityMimeAttachment.objects.filter(blob_id=pk).exists():
+        if (
+            not locked
+            or ActivityMimeAttachment.objects.filter(blob_id=pk).exists()
+            or InboundMessage.objects.filter(blob_id=pk).exists()
+        ):
             return False
         AttachmentBlob.objects.filter(pk=pk).delete()
         # Inside the transaction: should the commit fail, the row outlives its file,

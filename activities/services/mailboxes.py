@@ -1,7 +1,7 @@
 """Polling a queue's or a user's mailbox over IMAP or POP3 into received emails.
 
-Each message goes: fetch -> ``inbound_message_store`` and the record of its UID (or
-UIDL) in one transaction -> then the after-store step on the server (mark ``\\Seen``,
+Each message goes: fetch -> ``inbound_message_receive`` (the raw kept, then read) and
+the record of its UID (or UIDL) in one transaction -> then the after-store step on the server (mark ``\\Seen``,
 move, delete). So a crash before the store loses nothing (the message is still on the
 server and not recorded: the next poll takes it), and a crash after it stores nothing
 twice (the UID is recorded with the email, whether or not the message has a
@@ -10,9 +10,11 @@ inside a transaction.
 
 A poll has a budget (``CRM_MAILBOX_MAX_MESSAGES``, ``CRM_MAILBOX_MAX_POLL_BYTES``);
 a message the server reports bigger than ``CRM_MAILBOX_MAX_MESSAGE_BYTES`` is refused
-without being downloaded. A message ``inbound_message_store`` refuses is recorded
+without being downloaded. A message refused with a reason (no sender; over the size limit) is recorded
 (``last_refusal``, ``refused_count``, logged) and never taken again; it stays on the
-server untouched. A connection, TLS or login failure is kept in ``last_error`` and the
+server untouched, and its raw, when it was kept, is listed for staff. Mail kept but
+not made an email (blocked for an unapproved address, unreadable) counts as stored:
+staff see it among the kept messages. A connection, TLS or login failure is kept in ``last_error`` and the
 next poll tries again. One poll of a mailbox at a time: a poll holds a lease on it.
 """
 
@@ -46,6 +48,7 @@ from ..errors import (
 )
 from ..models import (
     AFTER_STORE_OF_PROTOCOL,
+    InboundStatus,
     MailboxAfterStore,
     MailboxProtocol,
     MailboxSecurity,
@@ -54,7 +57,7 @@ from ..models import (
     PolledMessageOutcome,
 )
 from ..secrets import SecretUnreadable, seal, unseal
-from .inbound import inbound_message_store
+from .inbound import inbound_message_receive
 
 logger = logging.getLogger(__name__)
 
@@ -356,36 +359,51 @@ def _pop3_close(conn: poplib.POP3, *, commit: bool) -> None:
 
 
 def _store(mailbox: PolledMailbox, *, uid: str, raw: bytes, done: bool, result: PollResult) -> bool:
-    """Store one fetched message and record its UID with it; True when the server step
-    (mark, move, delete) is due for it, False when it was refused."""
+    """Keep and read one fetched message (``inbound_message_receive``) and record its UID
+    in the same transaction; True when the server step (mark, move, delete) is due for
+    it, False when it was refused. Mail kept but not made an email (blocked for an
+    unapproved address, unreadable, waiting for a worker) is accepted: staff see it."""
     started = timezone.now()
     is_imap = mailbox.protocol == MailboxProtocol.IMAP
+    owner = mailbox.owner
     try:
         with transaction.atomic():
-            email = inbound_message_store(raw=raw)
-            duplicate = email.created_at < started
-            PolledMessage.objects.create(
-                mailbox=mailbox,
-                uid=uid,
-                outcome=PolledMessageOutcome.DUPLICATE
-                if duplicate
-                else PolledMessageOutcome.STORED,
-                email=email,
-                done=done,
+            kept = inbound_message_receive(
+                raw=raw,
+                route=str(mailbox.protocol),
+                # The message is in this mailbox: a blind copy reaches its owner too.
+                recipients=[owner.email] if owner is not None and owner.email else [],
             )
-            PolledMailbox.objects.filter(pk=mailbox.pk).update(
-                last_uid=int(uid) if is_imap else F("last_uid"),
-                stored_count=F("stored_count") + (0 if duplicate else 1),
-            )
+            if kept.status == InboundStatus.REFUSED:
+                refused = kept.reason or "refused"
+            else:
+                refused = ""
+                duplicate = kept.received_at < started
+                PolledMessage.objects.create(
+                    mailbox=mailbox,
+                    uid=uid,
+                    outcome=PolledMessageOutcome.DUPLICATE
+                    if duplicate
+                    else PolledMessageOutcome.STORED,
+                    email=kept.email,
+                    reason=""
+                    if kept.email
+                    else f"kept as inbound message {kept.pk} ({kept.status})",
+                    done=done,
+                )
+                PolledMailbox.objects.filter(pk=mailbox.pk).update(
+                    last_uid=int(uid) if is_imap else F("last_uid"),
+                    stored_count=F("stored_count") + (0 if duplicate else 1),
+                )
     except ApplicationError as exc:
         _refuse(mailbox, uid=uid, reason=exc.message, result=result)
         return False
     except (OSError, DatabaseError) as exc:
         result.errors += 1
         raise _StoreFailed(f"message {uid} could not be stored now: {exc}") from exc
-    except Exception as exc:  # the parser meets every kind of broken message: never a poison
-        logger.exception("mailbox %s: message %s could not be read", mailbox.pk, uid)
-        _refuse(mailbox, uid=uid, reason=f"could not be read ({type(exc).__name__})", result=result)
+    if refused:
+        # Its raw is kept and listed for staff with the reason; never taken again.
+        _refuse(mailbox, uid=uid, reason=refused, result=result)
         return False
     if is_imap:
         mailbox.last_uid = int(uid)
@@ -394,11 +412,13 @@ def _store(mailbox: PolledMailbox, *, uid: str, raw: bytes, done: bool, result: 
     else:
         result.stored += 1
     logger.info(
-        "mailbox %s: message %s %s as email %s",
+        "mailbox %s: message %s %s as inbound message %s (%s, email %s)",
         mailbox.pk,
         uid,
-        "was stored before" if duplicate else "stored",
-        email.pk,
+        "was kept before" if duplicate else "kept",
+        kept.pk,
+        kept.status,
+        kept.email_id,
     )
     return True
 

@@ -24,7 +24,7 @@ from ..html import FRAME_SANDBOX, body_frame_response, sanitize_email_html
 from ..models import Direction, Email, EmailParty, EmailStatus, EventKind, PartyRole
 from ..policies import CANCELABLE_STATUSES, check_may_send_as
 from ..records import RECORD_MODELS, record_type_of
-from ..selectors import email_page_queryset, emails_visible_to
+from ..selectors import conversation_of, email_page_queryset, emails_visible_to, inline_images_of
 from ..services.emails import email_cancel
 
 # Each email's timestamps, in the order they happen, as the page names them.
@@ -137,6 +137,7 @@ def _page_context(request: AuthenticatedHttpRequest, email: Email) -> dict[str, 
         and email.status in CANCELABLE_STATUSES
         and _may_act(email, request.user),
         "parent_visible": parent_visible,
+        "conversation": conversation_of(email, request.user),
     }
 
 
@@ -155,9 +156,30 @@ def email_body(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     email = get_object_or_404(
         emails_visible_to(request.user).only("pk", "body_html", "body_text"), pk=pk
     )
+    inline = {
+        attachment.content_id: reverse("email-inline", args=[email.pk, attachment.pk])
+        for attachment in inline_images_of(email).only("pk", "content_id")
+    }
     return body_frame_response(
-        html=email.body_html, text=email.body_text, remote_images=request.GET.get("images") == "1"
+        html=email.body_html,
+        text=email.body_text,
+        remote_images=request.GET.get("images") == "1",
+        inline_images=inline,
     )
+
+
+@login_required
+def email_inline(
+    request: AuthenticatedHttpRequest, pk: int, attachment_pk: int
+) -> FileResponse | HttpResponse:
+    """An inline image of the email's HTML (its ``cid:`` part), to whoever may see the
+    email: an image type only, never anything a browser would run."""
+    email = get_object_or_404(emails_visible_to(request.user).only("pk"), pk=pk)
+    attachment = get_object_or_404(inline_images_of(email).select_related("blob"), pk=attachment_pk)
+    try:
+        return attachment_response(attachment, inline=True)
+    except AttachmentCorrupted as exc:
+        return corrupted_response(exc)
 
 
 @login_required
@@ -194,5 +216,6 @@ urlpatterns = [
         email_attachment,
         name="email-attachment",
     ),
+    path("mail/<int:pk>/inline/<int:attachment_pk>/", email_inline, name="email-inline"),
     path("mail/<int:pk>/cancel/", email_cancel_view, name="email-cancel-sending"),
 ]

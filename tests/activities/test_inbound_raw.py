@@ -9,9 +9,15 @@ from email.message import EmailMessage
 import pytest
 
 from activities.errors import ValidationFailed
-from activities.models import ActivityMimeAttachment, AttachmentBlob, Email, EventKind
+from activities.models import (
+    ActivityMimeAttachment,
+    AttachmentBlob,
+    Email,
+    EventKind,
+    InboundMessage,
+)
 from activities.services.emails import email_create, email_send
-from activities.services.inbound import inbound_message_store
+from activities.services.inbound import inbound_message_receive, inbound_message_store
 from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
@@ -88,7 +94,9 @@ def test_the_same_message_twice_is_one_email_and_its_parts_are_stored_once(org, 
     other.add_attachment(PDF, maintype="application", subtype="pdf", filename="same.pdf")
     inbound_message_store(raw=other.as_bytes())
     assert ActivityMimeAttachment.objects.count() == 2
-    assert AttachmentBlob.objects.count() == 1  # the same bytes, kept once
+    # the same bytes, kept once (beside the two raw messages, each kept once)
+    assert AttachmentBlob.objects.filter(attachments__isnull=False).distinct().count() == 1
+    assert InboundMessage.objects.count() == 2
 
 
 def test_unreadable_addresses_and_parts_are_named_in_notes_not_dropped_in_silence(
@@ -139,13 +147,17 @@ def test_broken_mime_and_8bit_headers_are_read_as_far_as_they_go(org, team_queue
     assert email.parties.get(role="to").queue is not None
 
 
-def test_a_message_without_a_sender_is_refused_with_the_reason_and_writes_nothing(org):
+def test_a_message_without_a_sender_is_refused_with_the_reason_and_its_raw_kept(org):
     msg = message()
     del msg["From"]
     with pytest.raises(ValidationFailed, match="no readable From address") as refused:
         inbound_message_store(raw=msg.as_bytes())
     assert refused.value.code == "no_sender"
-    assert not Email.objects.exists() and not AttachmentBlob.objects.exists()
+    assert not Email.objects.exists() and not ActivityMimeAttachment.objects.exists()
+    kept = InboundMessage.objects.get()
+    assert (kept.status, kept.code, kept.email) == ("refused", "no_sender", None)
+    assert "no readable From address" in kept.reason
+    assert kept.blob.size == kept.size == len(msg.as_bytes())
 
 
 def test_a_message_over_the_size_limit_is_refused_naming_it(org, settings):
@@ -165,7 +177,9 @@ def test_an_address_the_parser_cannot_place_is_named_in_a_note(org, team_queue):
     ]
 
 
-def test_a_message_of_ten_thousand_parts_keeps_the_first_ones_and_says_so(org, team_queue):
+def test_a_message_of_ten_thousand_parts_keeps_the_first_ones_and_says_so(
+    org, team_queue, eager_celery, django_capture_on_commit_callbacks
+):
     boundary = "b0undary"
     parts = b"".join(
         b"--" + boundary.encode() + b"\r\nContent-Type: text/csv\r\n"
@@ -183,7 +197,13 @@ def test_a_message_of_ten_thousand_parts_keeps_the_first_ones_and_says_so(org, t
         + boundary.encode()
         + b"--\r\n"
     )
-    email = inbound_message_store(raw=raw)
+    # Kept and answered at once; a worker reads it (CRM_INBOUND_INLINE_READ_PARTS).
+    with django_capture_on_commit_callbacks(execute=True):
+        kept = inbound_message_receive(raw=raw, route="smtp")
+        assert kept.status == "kept" and not Email.objects.exists()
+    kept.refresh_from_db()
+    assert kept.status == "stored"
+    email = kept.email
     assert email.attachments.count() == 200
     assert notes(email)[-1] == (
         "9,800 more parts were not stored: a message keeps at most 200 (CRM_INBOUND_MAX_PARTS)"

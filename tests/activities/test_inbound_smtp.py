@@ -16,8 +16,11 @@ import pytest
 from django.conf import settings as django_settings
 
 from activities.inbound_smtp import inbound_controller
-from activities.models import Email
+from activities.models import Email, InboundMessage
+from activities.services.inbound import inbound_message_read_by_id
+from crm.models import EmailApproval
 from tests.celery_worker import worker_database_url
+from tests.factories import QueueFactory
 from tests.smtp import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -80,12 +83,55 @@ def test_a_recipient_that_is_no_mailbox_here_is_refused_with_550(listener):
     assert Email.objects.count() == 1
 
 
-def test_a_message_refused_by_the_parser_is_a_554_with_the_reason(listener):
+def test_a_message_refused_by_the_parser_is_a_554_with_the_reason_and_kept(listener):
     with pytest.raises(smtplib.SMTPDataError) as refused:
         send(listener, message(From=""), ["support@example.com"])
     assert refused.value.smtp_code == 554
     assert b"no readable From address" in refused.value.smtp_error
     assert not Email.objects.exists()
+    kept = InboundMessage.objects.get()
+    assert (kept.status, kept.route, kept.envelope_recipients) == (
+        "refused",
+        "smtp",
+        ["support@example.com"],
+    )
+
+
+def test_mail_for_an_unapproved_mailbox_is_accepted_kept_and_blocked(listener, teammate):
+    QueueFactory(
+        name="Sales",
+        email="sales@example.com",
+        email_router_access_approval=EmailApproval.PENDING,
+        members=[teammate],
+    )
+    with smtplib.SMTP("127.0.0.1", listener, timeout=20) as client:
+        client.ehlo()
+        client.mail("ann@customers.example.org")
+        client.rcpt("sales@example.com")
+        code, answer = client.data(message(To="sales@example.com"))
+    kept = InboundMessage.objects.get()
+    assert (code, answer.decode()) == (250, f"OK: kept as inbound message {kept.pk} (blocked)")
+    assert not Email.objects.exists()
+
+
+def test_a_message_of_many_parts_is_answered_once_kept_and_read_by_a_worker(listener, settings):
+    settings.CRM_INBOUND_INLINE_READ_PARTS = 3
+    msg = EmailMessage()
+    msg["From"], msg["To"] = "ann@customers.example.org", "support@example.com"
+    msg["Message-ID"] = "<many-parts@customers.example.org>"
+    msg.set_content("See the files")
+    for i in range(4):
+        msg.add_attachment(f"row {i}".encode(), maintype="text", subtype="csv", filename=f"{i}.csv")
+    with smtplib.SMTP("127.0.0.1", listener, timeout=20) as client:
+        client.ehlo()
+        client.mail("ann@customers.example.org")
+        client.rcpt("support@example.com")
+        code, answer = client.data(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")))
+    kept = InboundMessage.objects.get()
+    assert (code, answer.decode()) == (250, f"OK: kept as inbound message {kept.pk} (kept)")
+    assert inbound_message_read_by_id(message_id=kept.pk) == "stored"  # what the task runs
+    kept.refresh_from_db()
+    assert kept.email.attachments.count() == 4
 
 
 def test_a_message_over_the_size_limit_is_a_552(org, team_queue, settings):
@@ -100,7 +146,16 @@ def test_a_message_over_the_size_limit_is_a_552(org, team_queue, settings):
         assert "552" in str(refused.value)
     finally:
         controller.stop()
-    assert not Email.objects.exists()
+    assert not Email.objects.exists() and not InboundMessage.objects.exists()
+
+
+@pytest.mark.slow
+def test_a_50_mb_message_is_a_552_and_nothing_is_kept(listener):
+    big = message() + b"y" * (50 * 1024 * 1024)
+    with pytest.raises(smtplib.SMTPException) as refused:
+        send(listener, big, ["support@example.com"])
+    assert "552" in str(refused.value)
+    assert not InboundMessage.objects.exists()
 
 
 @pytest.mark.slow

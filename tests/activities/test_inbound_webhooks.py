@@ -16,7 +16,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from activities.models import AttachmentBlob, Email
+from activities.models import AttachmentBlob, Email, InboundMessage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -153,7 +153,14 @@ def test_a_message_posted_by_the_provider_is_stored_once(
     assert list(email.attachments.values_list("filename", "blob__size")) == [("o.pdf", 10)]
     # The provider retries (or the same mail comes by two routes): nothing is added.
     assert post(url, body, content_type)[0] == 200
-    assert Email.objects.count() == 1 and AttachmentBlob.objects.count() == 1
+    assert Email.objects.count() == 1
+    assert AttachmentBlob.objects.filter(attachments__isnull=False).count() == 1
+    kept = InboundMessage.objects.get()  # the raw kept once, beside the email
+    assert (kept.status, kept.email, kept.route) == (
+        "stored",
+        email,
+        f"webhook:{route.split('/')[0]}",
+    )
 
 
 @pytest.mark.parametrize("route", list(PROVIDERS))
@@ -212,3 +219,84 @@ def test_a_message_without_a_sender_is_a_400_naming_it(configured, live_server):
     assert status == 400
     assert json.loads(answer)["code"] == "no_sender"
     assert not Email.objects.exists()
+
+
+def mailgun_multipart(raw: bytes) -> tuple[bytes, str]:
+    """A route's forward() posted as ``multipart/form-data`` (as Mailgun does), signed."""
+    urlencoded, _ = mailgun(raw)
+    fields = urllib.parse.parse_qs(urlencoded.decode(), keep_blank_values=True)
+    boundary = "mailgun-form-boundary-0123456789"
+    body = b"".join(
+        b'--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+        % (boundary.encode(), name.encode(), values[0].encode())
+        for name, values in fields.items()
+    )
+    body += b"--%s--\r\n" % boundary.encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def big_message(size: int, message_id: str = "<big@customers.example.org>") -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "ann@customers.example.org"
+    msg["To"] = "support@example.com"
+    msg["Subject"] = "The scans"
+    msg["Message-ID"] = message_id
+    msg.set_content("Attached")
+    msg.add_attachment(
+        b"%PDF-1.4 " + b"s" * size, maintype="application", subtype="pdf", filename="scan.pdf"
+    )
+    return msg.as_bytes()
+
+
+@pytest.mark.parametrize(
+    ("route", "encode"),
+    [
+        ("mailgun/inbound_mime", mailgun),
+        ("mailgun/inbound_mime", mailgun_multipart),
+        ("sparkpost/inbound", sparkpost),
+    ],
+)
+def test_a_message_larger_than_djangos_5_mb_form_limit_is_stored(
+    configured, live_server, team_queue, route, encode
+):
+    raw = big_message(6 * 1024 * 1024)
+    body, content_type = encode(raw)
+    assert len(body) > configured.DATA_UPLOAD_MAX_MEMORY_SIZE
+    status, answer = post(f"{live_server.url}/anymail/{route}/", body, content_type)
+    assert status == 200, answer[:300]
+    email = Email.objects.get()
+    assert email.attachments.get().blob.size == 6 * 1024 * 1024 + 9
+    assert InboundMessage.objects.get().envelope_recipients == ["support@example.com"]
+
+
+def test_a_body_over_the_webhook_limit_is_a_413_naming_it_and_keeps_nothing(
+    configured, live_server
+):
+    configured.CRM_INBOUND_MAX_BYTES = 100_000  # a body limit of 133,336 + 1 MiB
+    body, content_type = sparkpost(big_message(1024 * 1024))
+    status, answer = post(f"{live_server.url}/anymail/sparkpost/inbound/", body, content_type)
+    assert status == 413
+    detail = json.loads(answer)
+    assert detail["code"] == "message_too_large"
+    assert "CRM_INBOUND_MAX_BYTES = 100,000 bytes" in detail["detail"]
+    assert not InboundMessage.objects.exists() and not AttachmentBlob.objects.exists()
+
+
+def test_a_message_over_the_message_limit_within_the_body_limit_is_a_400_naming_it(
+    configured, live_server
+):
+    configured.CRM_INBOUND_MAX_BYTES = 300_000
+    body, content_type = mailgun(big_message(400_000))
+    status, answer = post(f"{live_server.url}/anymail/mailgun/inbound_mime/", body, content_type)
+    assert status == 400
+    assert json.loads(answer)["code"] == "message_too_large"
+    assert not InboundMessage.objects.exists()
+
+
+@pytest.mark.slow
+def test_a_50_mb_message_is_refused_by_size_in_words(configured, live_server):
+    body, content_type = sparkpost(big_message(50 * 1024 * 1024))
+    status, answer = post(f"{live_server.url}/anymail/sparkpost/inbound/", body, content_type)
+    assert status == 413
+    assert "CRM_INBOUND_MAX_BYTES = 41,943,040 bytes" in json.loads(answer)["detail"]
+    assert not InboundMessage.objects.exists() and not AttachmentBlob.objects.exists()

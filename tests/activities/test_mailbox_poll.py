@@ -18,6 +18,7 @@ from activities.errors import MailboxInvalid
 from activities.models import (
     AttachmentBlob,
     Email,
+    InboundMessage,
     PolledMailbox,
     PolledMessage,
     PolledMessageOutcome,
@@ -32,6 +33,7 @@ from activities.services.mailboxes import (
     mailboxes_poll_all,
 )
 from activities.tasks import poll_mailboxes
+from crm.models import EmailApproval
 from tests.dovecot import PASSWORD, Dovecot
 from tests.factories import ContactFactory, PolledMailboxFactory
 from tests.smtp import free_port
@@ -108,7 +110,30 @@ def test_imap_messages_are_stored_once_on_the_queue_with_attachments_and_marked_
     again = mailbox_poll(mailbox=mailbox)
 
     assert (again.stored, again.duplicates, again.refused) == (0, 0, 0)
-    assert Email.objects.count() == 2 and AttachmentBlob.objects.count() == 1
+    assert Email.objects.count() == 2 and InboundMessage.objects.count() == 2
+    # The attachment's bytes and each message's raw, once each.
+    assert AttachmentBlob.objects.count() == 3
+
+
+def test_imap_mail_for_an_unapproved_queue_is_kept_blocked_and_taken_once(
+    org, dovecot, team_queue
+):
+    """The mailbox's queue lost its approval: the message is taken (kept, blocked, listed
+    for approvers with the reason) and marked, not left to be fetched on every poll."""
+    team_queue.email_router_access_approval = EmailApproval.PENDING
+    team_queue.save()
+    dovecot.append("support", raw(1))
+    mailbox = imap_box(dovecot, queue=team_queue)
+
+    result = mailbox_poll(mailbox=mailbox)
+
+    assert (result.stored, result.refused, result.error) == (1, 0, "")
+    (kept,) = InboundMessage.objects.all()
+    assert (kept.status, kept.route, kept.email) == ("blocked", "imap", None)
+    assert "support@example.com" in kept.reason
+    assert not Email.objects.exists()
+    assert flags(dovecot) == [{"\\Seen"}]
+    assert mailbox_poll(mailbox=mailbox).stored == 0
 
 
 def test_imap_a_mailbox_of_a_user_moves_stored_messages_to_the_folder(org, dovecot, owner):
