@@ -18,6 +18,7 @@ __all__ = [
     "SenderNotApproved",
     "TemplateRenderError",
     "ValidationFailed",
+    "WebhookTargetRefused",
 ]
 
 
@@ -101,3 +102,11 @@ class LeaseConflict(Conflict):
 
 class InvalidUnsubscribeLink(ApplicationError):
     code = "invalid_unsubscribe_link"
+
+
+class WebhookTargetRefused(ApplicationError):
+    """A webhook URL this server will not call: not http(s), unresolvable, or on a
+    loopback, private, link-local or other non-public network (an SSRF guard)."""
+
+    code = "webhook_target_refused"
+    field = "url"

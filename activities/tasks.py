@@ -21,6 +21,7 @@ from . import dispatch
 from .services.blobs import blob_collect_garbage
 from .services.bulk import bulk_send_run, bulk_sends_to_resume
 from .services.delivery import deliver_chunk, delivery_sweep_and_enqueue
+from .services.webhooks import webhook_delivery_attempt, webhook_sweep
 
 
 def _owner(task) -> str:
@@ -64,11 +65,13 @@ def sweep_email_delivery() -> dict[str, int]:
     jobs = bulk_sends_to_resume()
     for job_id in jobs:
         dispatch.run_bulk_send_now(job_id)
+    webhook_events = webhook_sweep()
     return {
         "requeued_expired": len(result.requeued_expired),
         "enqueued": len(result.due_pending),
         "published_coming_due": len(result.coming_due),
         "bulk_jobs_resumed": len(jobs),
+        "webhook_events_published": len(webhook_events),
     }
 
 
@@ -82,3 +85,16 @@ def collect_orphan_blobs() -> dict[str, int | bool]:
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def run_bulk_send(self, job_id: int) -> str:
     return bulk_send_run(job_id=job_id).status
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def deliver_webhook(self, event_id: int) -> str:
+    """POST one outbox event; after a failure, Celery's retry at the event's next due
+    time (beyond the ETA horizon the sweep publishes it when it is due)."""
+    result = webhook_delivery_attempt(event_id=event_id)
+    if result.retry_in is not None:
+        countdown = dispatch.retry_countdown(result.retry_in)
+        if countdown is not None:
+            raise self.retry(countdown=countdown)
+        return "left to the sweep"
+    return result.outcome

@@ -15,7 +15,10 @@ from activities.models import (
     EmailStatus,
     PartyRole,
     Template,
+    WebhookEndpoint,
+    WebhookEventType,
 )
+from activities.services.webhooks import new_secret
 from crm.models import Account, Contact, EmailApproval, Queue, Tag, User
 
 
@@ -174,3 +177,14 @@ class AttachmentBlobFactory(DjangoModelFactory):
 class ActivityMimeAttachmentFactory(DjangoModelFactory):
     class Meta:
         model = ActivityMimeAttachment
+
+
+class WebhookEndpointFactory(DjangoModelFactory):
+    """An active endpoint for email status changes, with a fresh Standard Webhooks secret."""
+
+    class Meta:
+        model = WebhookEndpoint
+
+    url = factory.Sequence(lambda n: f"http://127.0.0.1:9/hook/{n}")
+    event_types = factory.LazyFunction(lambda: [WebhookEventType.EMAIL_STATUS_CHANGED.value])
+    secret = factory.LazyFunction(lambda: new_secret())

@@ -16,10 +16,22 @@ from .rate import SendRateState
 from .regarding import REGARDING_MODELS
 from .suppression import SuppressedAddress, SuppressionReason
 from .template import RecordType, Template
+from .webhooks import (
+    SUBSCRIBABLE_EVENT_TYPES,
+    UNDELIVERED_STATES,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookEventState,
+    WebhookEventType,
+    WebhookFormat,
+)
 
 __all__ = [
     "REGARDING_MODELS",
     "STATE_OF_STATUS",
+    "SUBSCRIBABLE_EVENT_TYPES",
+    "UNDELIVERED_STATES",
     "ActivityMimeAttachment",
     "AttachmentBlob",
     "BulkSend",
@@ -39,5 +51,11 @@ __all__ = [
     "SuppressedAddress",
     "SuppressionReason",
     "Template",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
+    "WebhookEventState",
+    "WebhookEventType",
+    "WebhookFormat",
     "blob_path",
 ]

@@ -51,6 +51,7 @@ from .attachments import safe_filename
 from .blobs import blob_store
 from .emails import SUBJECT_MAX_LENGTH
 from .transitions import record_event
+from .webhooks import webhook_email_received
 
 logger = logging.getLogger(__name__)
 
@@ -250,6 +251,7 @@ def email_record_received(
                 record_event(
                     email_id=email.pk, kind=EventKind.NOTE, actor_label=INBOUND_ACTOR, reason=note
                 )
+            webhook_email_received(email_id=email.pk)
     except IntegrityError as exc:
         # The same Message-ID recorded just now by a concurrent delivery of the webhook,
         # or (a loop) the Message-ID of one of our own outgoing emails.
