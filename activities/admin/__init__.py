@@ -1,5 +1,5 @@
 """The admin of the email activity, a module per model area; importing them registers them."""
 
-from . import bulk, emails, suppression, templates
+from . import bulk, emails, suppression, templates, webhooks
 
-__all__ = ["bulk", "emails", "suppression", "templates"]
+__all__ = ["bulk", "emails", "suppression", "templates", "webhooks"]
