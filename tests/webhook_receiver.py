@@ -7,6 +7,7 @@ headers and body, so a test verifies the signature the way an integrator does.
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -34,7 +35,8 @@ class Answer:
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, *, tls: tuple[str, str] | None = None) -> None:
+        """``tls``: (certificate file, key file) to serve HTTPS instead of HTTP."""
         self._lock = threading.Lock()
         self._answers: dict[str, list[Answer]] = defaultdict(list)
         self.requests: list[Request] = []
@@ -62,6 +64,12 @@ class Receiver:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -74,7 +82,7 @@ class Receiver:
         self._server.server_close()
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def answer(self, path: str, *answers: int | Answer) -> None:
         with self._lock:

@@ -466,3 +466,23 @@ def test_the_try_connects_to_the_address_it_checked(receiver):
     assert target.address in ("127.0.0.1", "::1")
     assert target.host_header == f"localhost:{receiver.port}"
     assert target.path == "/pinned?x=1"
+
+
+def test_a_name_is_tried_at_its_next_address_when_one_refuses(receiver):
+    """A name with two checked addresses (as localhost with ::1 and 127.0.0.1): the
+    receiver listens on 127.0.0.1 only, so 127.0.0.2 refuses and the next is tried."""
+    from activities.services.webhooks.deliver import _post
+    from activities.services.webhooks.targets import Target
+
+    target = Target(
+        scheme="http",
+        host="receiver.test",
+        port=receiver.port,
+        host_header=f"receiver.test:{receiver.port}",
+        path="/next-address",
+        addresses=("127.0.0.2", "127.0.0.1"),
+    )
+    answer = _post(target, body="{}", headers={})
+    assert (answer.status_code, answer.error) == (200, "")
+    (request,) = receiver.received("/next-address")
+    assert request.headers["host"] == f"receiver.test:{receiver.port}"

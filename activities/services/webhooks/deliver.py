@@ -42,6 +42,8 @@ from .targets import Target, webhook_target_resolve
 logger = logging.getLogger(__name__)
 
 EXCERPT_BYTES = 1024
+# A name's addresses a try connects to at most, each within the timeout (the budget).
+MAX_ADDRESSES_TRIED = 3
 USER_AGENT = "crm-email-activity-webhooks/1"
 
 
@@ -83,14 +85,26 @@ def _claim_hold_seconds() -> float:
 
 
 def _post(target: Target, *, body: str, headers: dict[str, str]) -> _Answer:
-    """POST to the checked address (never another one the name resolves to later)."""
+    """POST to the checked addresses, the next one if one refuses the connection (a
+    name with an IPv6 and an IPv4 address), never another one the name resolves to
+    later. An error after the connection was made is the answer: no second POST."""
+    addresses = target.addresses[:MAX_ADDRESSES_TRIED]
+    for address in addresses[:-1]:
+        try:
+            return _post_to(address, target, body=body, headers=headers)
+        except urllib3.exceptions.NewConnectionError:
+            continue
+    return _post_to(addresses[-1], target, body=body, headers=headers)
+
+
+def _post_to(address: str, target: Target, *, body: str, headers: dict[str, str]) -> _Answer:
     timeout = urllib3.Timeout(
         connect=conf.webhook_timeout_seconds(), read=conf.webhook_timeout_seconds()
     )
     pool: urllib3.HTTPConnectionPool
     if target.scheme == "https":
         pool = urllib3.HTTPSConnectionPool(
-            target.address,
+            address,
             target.port,
             timeout=timeout,
             retries=False,
@@ -101,7 +115,7 @@ def _post(target: Target, *, body: str, headers: dict[str, str]) -> _Answer:
         )
     else:
         pool = urllib3.HTTPConnectionPool(
-            target.address, target.port, timeout=timeout, retries=False, maxsize=1
+            address, target.port, timeout=timeout, retries=False, maxsize=1
         )
     try:
         response = pool.urlopen(

@@ -2,7 +2,7 @@
 
 A URL is checked when an endpoint is created or changed, and again before every try,
 since what a name resolves to can change. The try then connects to the very address
-that was checked (``Target.address``; the name is still sent as ``Host`` and, over
+that was checked (``Target.addresses``, the next one if one refuses the connection; the name is still sent as ``Host`` and, over
 HTTPS, as SNI and checked against the certificate), so a name that resolves to a public
 address for the check and to a private one for the connection (DNS rebinding) cannot
 reach the private one.
@@ -45,7 +45,11 @@ class Target:
     port: int
     host_header: str  # host[:port] as the URL writes it
     path: str  # path and query, at least "/"
-    address: str  # the IP address checked, to connect to
+    addresses: tuple[str, ...]  # the IP addresses checked, to connect to in this order
+
+    @property
+    def address(self) -> str:
+        return self.addresses[0]
 
 
 def _refusal_of(address: str) -> str | None:
@@ -133,5 +137,5 @@ def webhook_target_resolve(url: str) -> Target:
         port=port,
         host_header=host_header,
         path=path,
-        address=addresses[0],
+        addresses=tuple(addresses),
     )
