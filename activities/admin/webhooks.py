@@ -25,6 +25,7 @@ from ..models import (
 from ..services.webhooks import (
     webhook_endpoint_create,
     webhook_endpoint_delete,
+    webhook_endpoint_rotate_secret,
     webhook_endpoint_update,
     webhook_endpoints_reenable,
     webhook_events_retry,
@@ -81,7 +82,7 @@ class WebhookEndpointAdmin(ServiceErrorsAsMessagesMixin, admin.ModelAdmin):
         "created_by",
         "created_at",
     )
-    actions = ("send_test_event", "reenable", "retry_failed")
+    actions = ("send_test_event", "reenable", "retry_failed", "rotate_secret")
 
     def changelist_view(self, request, extra_context=None):
         disabled = WebhookEndpoint.objects.filter(active=False).exclude(disabled_at=None).count()
@@ -89,7 +90,7 @@ class WebhookEndpointAdmin(ServiceErrorsAsMessagesMixin, admin.ModelAdmin):
             self.message_user(
                 request,
                 f"{disabled} endpoint(s) disabled after repeated failure: see the reason, "
-                "then Re-enable and Retry failed.",
+                "then Re-enable and Retry failed events.",
                 messages.WARNING,
             )
         return super().changelist_view(request, extra_context)
@@ -145,6 +146,16 @@ class WebhookEndpointAdmin(ServiceErrorsAsMessagesMixin, admin.ModelAdmin):
             actor=request.user,  # type: ignore[arg-type]
         )
         self.message_user(request, f"{count} abandoned event(s) queued again", messages.SUCCESS)
+
+    @admin.action(description="Rotate secret (the new one shown once)")
+    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        for endpoint in queryset:
+            secret = webhook_endpoint_rotate_secret(endpoint=endpoint, actor=request.user)  # type: ignore[arg-type]
+            self.message_user(
+                request,
+                f"{endpoint.url}: the new secret, shown this once: {secret}",
+                messages.WARNING,
+            )
 
 
 @admin.register(WebhookEvent)

@@ -121,3 +121,16 @@ def test_the_delivery_log_lists_failures_first(superuser_client, receiver):
     rows = list(response.context["cl"].result_list)
     assert [d.ok for d in rows] == [False, True]
     assert WebhookDelivery.objects.count() == 2
+
+
+def test_rotate_secret_shows_the_new_secret_once(superuser_client):
+    endpoint = WebhookEndpointFactory()
+    before = endpoint.secret
+    response = superuser_client.post(
+        reverse(CHANGELIST),
+        {"action": "rotate_secret", "_selected_action": [endpoint.pk]},
+        follow=True,
+    )
+    endpoint.refresh_from_db()
+    assert endpoint.secret != before
+    assert any(endpoint.secret in m for m in messages_of(response))
