@@ -110,3 +110,21 @@ def mailbox_ca_file() -> str:
 def mailbox_lease_seconds() -> int:
     """How long a poll holds its mailbox against another poll of it."""
     return settings.CRM_MAILBOX_LEASE_SECONDS
+
+
+def webhooks_allow_private_networks() -> bool:
+    """Whether webhook targets on loopback, private or link-local networks are allowed."""
+    return settings.CRM_WEBHOOKS_ALLOW_PRIVATE_NETWORKS
+
+
+def webhook_retry_schedule() -> list[int]:
+    """Seconds to wait before each try of a webhook event after the first."""
+    return list(settings.CRM_WEBHOOK_RETRY_SCHEDULE)
+
+
+def webhook_timeout_seconds() -> float:
+    return settings.CRM_WEBHOOK_TIMEOUT_SECONDS
+
+
+def webhook_disable_after_failed_events() -> int:
+    return settings.CRM_WEBHOOK_DISABLE_AFTER_FAILED_EVENTS

@@ -36,6 +36,7 @@ DELIVER_EMAIL_CHUNK = "activities.tasks.deliver_email_chunk"
 RUN_BULK_SEND = "activities.tasks.run_bulk_send"
 RELEASE_INBOUND = "activities.tasks.release_inbound"
 READ_INBOUND = "activities.tasks.read_inbound"
+DELIVER_WEBHOOK = "activities.tasks.deliver_webhook"
 
 
 @functools.cache
@@ -150,3 +151,15 @@ def deliver_chunk_later(email_ids: list[int], *, countdown: float) -> bool:
     """Hand the untried rest of a chunk to a later task (a sender's rate or pause, or
     the chunk's time slice spent); beyond the horizon it is left to the sweep."""
     return _publish(DELIVER_EMAIL_CHUNK, (list(email_ids),), countdown=countdown)
+
+
+def deliver_webhooks_after_commit(event_ids: list[int]) -> None:
+    """POST each outbox event once the transaction commits (one task per event, so
+    each is retried on its own); what the broker does not take, the sweep resends."""
+    ids = list(event_ids)
+    transaction.on_commit(lambda: [_publish(DELIVER_WEBHOOK, (pk,)) for pk in ids])
+
+
+def deliver_webhook_now(event_id: int) -> bool:
+    """Publish one outbox event outside any transaction (the sweep, a retry by hand)."""
+    return _publish(DELIVER_WEBHOOK, (event_id,))

@@ -24,6 +24,7 @@ __all__ = [
     "SenderNotApproved",
     "TemplateRenderError",
     "ValidationFailed",
+    "WebhookTargetRefused",
 ]
 
 
@@ -149,3 +150,11 @@ class MailboxRefused(ApplicationError):
 
     code = "mailbox_command_refused"
     http_status = 502
+
+
+class WebhookTargetRefused(ApplicationError):
+    """A webhook URL this server will not call: not http(s), unresolvable, or on a
+    loopback, private, link-local or other non-public network (an SSRF guard)."""
+
+    code = "webhook_target_refused"
+    field = "url"

@@ -24,6 +24,7 @@ from .services.delivery import deliver_chunk, delivery_sweep_and_enqueue
 from .services.inbound import inbound_message_read_by_id
 from .services.inbound_release import inbound_release_for, inbound_sweep
 from .services.mailboxes import mailboxes_poll_all
+from .services.webhooks import webhook_delivery_attempt, webhook_sweep
 
 
 def _owner(task) -> str:
@@ -68,12 +69,14 @@ def sweep_email_delivery() -> dict[str, int]:
     for job_id in jobs:
         dispatch.run_bulk_send_now(job_id)
     inbound = inbound_sweep()
+    webhook_events = webhook_sweep()
     return {
         **{f"inbound_{status}": n for status, n in inbound.statuses.items()},
         "requeued_expired": len(result.requeued_expired),
         "enqueued": len(result.due_pending),
         "published_coming_due": len(result.coming_due),
         "bulk_jobs_resumed": len(jobs),
+        "webhook_events_published": len(webhook_events),
     }
 
 
@@ -115,3 +118,16 @@ def release_inbound(kind: str, pk: int) -> dict[str, int]:
 def read_inbound(message_id: int) -> str:
     """Read a kept inbound message too large to read where it arrived."""
     return inbound_message_read_by_id(message_id=message_id)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def deliver_webhook(self, event_id: int) -> str:
+    """POST one outbox event; after a failure, Celery's retry at the event's next due
+    time (beyond the ETA horizon the sweep publishes it when it is due)."""
+    result = webhook_delivery_attempt(event_id=event_id)
+    if result.retry_in is not None:
+        countdown = dispatch.retry_countdown(result.retry_in)
+        if countdown is not None:
+            raise self.retry(countdown=countdown)
+        return "left to the sweep"
+    return result.outcome

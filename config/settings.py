@@ -535,6 +535,29 @@ CRM_TEMPLATE_MAX_SECONDS = env.float("CRM_TEMPLATE_MAX_SECONDS", default=2.0)
 # Contacts a bulk job writes per transaction (and emails per delivery task).
 CRM_BULK_CHUNK_SIZE = env.int("CRM_BULK_CHUNK_SIZE", default=500)
 
+# --- Notifications to integrators (webhooks; docs/operations.md) -----------------------
+# Targets on loopback, private, link-local and other non-public networks are refused
+# unless this is on (bin/run and the tests turn it on; production leaves it off).
+CRM_WEBHOOKS_ALLOW_PRIVATE_NETWORKS = env.bool("CRM_WEBHOOKS_ALLOW_PRIVATE_NETWORKS", default=False)
+# Seconds to wait before each try after the first; the event is abandoned after the
+# last (the default: 9 tries over about 22 hours).
+CRM_WEBHOOK_RETRY_SCHEDULE = env.list(
+    "CRM_WEBHOOK_RETRY_SCHEDULE", cast=int, default=[30, 120, 600, 3600, 10800, 21600, 43200]
+)
+# Seconds to connect and to read the answer, per try.
+CRM_WEBHOOK_TIMEOUT_SECONDS = env.float("CRM_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+# An endpoint is disabled (with a notice to staff) after this many events in a row
+# were abandoned.
+CRM_WEBHOOK_DISABLE_AFTER_FAILED_EVENTS = env.int(
+    "CRM_WEBHOOK_DISABLE_AFTER_FAILED_EVENTS", default=5
+)
+if any(seconds < 0 for seconds in CRM_WEBHOOK_RETRY_SCHEDULE):
+    raise ImproperlyConfigured("CRM_WEBHOOK_RETRY_SCHEDULE must list seconds of 0 or more")
+if not 0 < CRM_WEBHOOK_TIMEOUT_SECONDS <= 60:
+    raise ImproperlyConfigured("CRM_WEBHOOK_TIMEOUT_SECONDS must be above 0 and at most 60")
+if CRM_WEBHOOK_DISABLE_AFTER_FAILED_EVENTS < 1:
+    raise ImproperlyConfigured("CRM_WEBHOOK_DISABLE_AFTER_FAILED_EVENTS must be 1 or more")
+
 # --- Cache (API throttling counters, sign-in attempts) -----------------------------
 # Shared by every web process, so that a limit is one limit and not one per process:
 # CACHE_URL, else the broker's Redis when the broker is Redis, else (the embedded

@@ -16,8 +16,11 @@ from activities.models import (
     PartyRole,
     PolledMailbox,
     Template,
+    WebhookEndpoint,
+    WebhookEventType,
 )
 from activities.secrets import seal
+from activities.services.webhooks import new_secret
 from crm.models import Account, Contact, EmailApproval, Queue, Tag, User
 
 
@@ -350,3 +353,14 @@ class PolledMailboxFactory(DjangoModelFactory):
     username = "support"
     secret_sealed = factory.LazyFunction(lambda: seal("s3cret-pass"))
     after_store = "mark_seen"
+
+
+class WebhookEndpointFactory(DjangoModelFactory):
+    """An active endpoint for email status changes, with a fresh Standard Webhooks secret."""
+
+    class Meta:
+        model = WebhookEndpoint
+
+    url = factory.Sequence(lambda n: f"http://127.0.0.1:9/hook/{n}")
+    event_types = factory.LazyFunction(lambda: [WebhookEventType.EMAIL_STATUS_CHANGED.value])
+    secret = factory.LazyFunction(lambda: new_secret())

@@ -27,12 +27,24 @@ from .rate import SendRateState
 from .regarding import REGARDING_MODELS
 from .suppression import SuppressedAddress, SuppressionReason
 from .template import RecordType, Template
+from .webhooks import (
+    SUBSCRIBABLE_EVENT_TYPES,
+    UNDELIVERED_STATES,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookEventState,
+    WebhookEventType,
+    WebhookFormat,
+)
 
 __all__ = [
     "DELIVERY_RANK",
     "AFTER_STORE_OF_PROTOCOL",
     "REGARDING_MODELS",
     "STATE_OF_STATUS",
+    "SUBSCRIBABLE_EVENT_TYPES",
+    "UNDELIVERED_STATES",
     "ActivityMimeAttachment",
     "AttachmentBlob",
     "BulkSend",
@@ -62,6 +74,12 @@ __all__ = [
     "SuppressedAddress",
     "SuppressionReason",
     "Template",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
+    "WebhookEventState",
+    "WebhookEventType",
+    "WebhookFormat",
     "blob_path",
     "states_below",
 ]

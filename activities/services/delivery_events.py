@@ -38,6 +38,7 @@ from ..models import (
 )
 from .suppression import suppression_record, unsubscribe_recipient
 from .transitions import record_event
+from .webhooks import webhook_delivery_event
 
 logger = logging.getLogger(__name__)
 
@@ -237,6 +238,17 @@ def delivery_event_record(
                 **({"permanent": permanent} if event_type == "bounced" else {}),
                 **({"suppressed": suppressed} if suppressed else {}),
             },
+        )
+        # Integrators hear of it from the outbox, in this transaction (a soft bounce as
+        # the ``deferred`` it is).
+        webhook_delivery_event(
+            email_id=email.pk,
+            recipient=recipient,
+            event=DeliveryState.DEFERRED if soft else event_type,
+            at=occurred_at,
+            provider=provider,
+            provider_event_id=event_id,
+            description=event.description,
         )
     return RecordedEvent(event, created=True)
 

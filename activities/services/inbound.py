@@ -59,6 +59,7 @@ from .blobs import blob_open_verified, blob_store
 from .bounces import bounce_message_process
 from .emails import SUBJECT_MAX_LENGTH
 from .transitions import record_event
+from .webhooks import webhook_email_received
 
 logger = logging.getLogger(__name__)
 
@@ -263,6 +264,7 @@ def email_record_received(
                 record_event(
                     email_id=email.pk, kind=EventKind.NOTE, actor_label=INBOUND_ACTOR, reason=note
                 )
+            webhook_email_received(email_id=email.pk)
     except IntegrityError as exc:
         # The same Message-ID recorded just now by a concurrent delivery of the webhook,
         # or (a loop) the Message-ID of one of our own outgoing emails.

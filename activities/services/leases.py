@@ -31,6 +31,7 @@ from ..errors import InvalidTransition, LeaseConflict
 from ..eventlog import email_events_logged
 from ..models import Email, EmailEvent, EmailParty, EmailStatus, EventKind, PartyRole
 from .transitions import transition
+from .webhooks import webhook_email_status_changed
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +143,13 @@ def claim_emails(
             to_status=EmailStatus.SENDING,
             reason="claimed for delivery",
             actor_label=owner,
+        )
+        webhook_email_status_changed(
+            email_ids=[email.pk for email in claimed],
+            from_status=EmailStatus.PENDING_SEND,
+            to_status=EmailStatus.SENDING,
+            reason="claimed for delivery",
+            at=now,
         )
     return claimed
 

@@ -14,6 +14,7 @@ from ..errors import InvalidTransition, LeaseConflict
 from ..eventlog import email_events_logged
 from ..models import STATE_OF_STATUS, Email, EmailEvent, EmailStatus, EventKind
 from ..policies import require_status
+from .webhooks import webhook_email_status_changed
 
 TIMESTAMP_OF_STATUS: dict[str, str] = {
     EmailStatus.PENDING_SEND: "queued_at",
@@ -167,6 +168,9 @@ def transition(
             actor_label=actor_label,
             reason=reason,
             data=event_data,
+        )
+        webhook_email_status_changed(
+            email_ids=[email_id], from_status=status, to_status=to, reason=reason, at=now
         )
     if not fetch:
         return None

@@ -115,9 +115,7 @@ def test_imap_messages_are_stored_once_on_the_queue_with_attachments_and_marked_
     assert AttachmentBlob.objects.count() == 3
 
 
-def test_imap_mail_for_an_unapproved_queue_is_kept_blocked_and_taken_once(
-    org, dovecot, team_queue
-):
+def test_imap_mail_for_an_unapproved_queue_is_kept_blocked_and_taken_once(org, dovecot, team_queue):
     """The mailbox's queue lost its approval: the message is taken (kept, blocked, listed
     for approvers with the reason) and marked, not left to be fetched on every poll."""
     team_queue.email_router_access_approval = EmailApproval.PENDING

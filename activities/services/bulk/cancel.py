@@ -11,6 +11,7 @@ from ...errors import InvalidTransition
 from ...eventlog import email_events_logged
 from ...models import BulkSend, BulkSendStatus, Email, EmailEvent, EmailStatus, EventKind
 from ...policies import check_may_send_as
+from ..webhooks import webhook_bulk_send_progress, webhook_email_status_changed
 
 
 def bulk_send_cancel(*, job: BulkSend, actor: User, reason: str = "") -> BulkSend:
@@ -75,4 +76,12 @@ def bulk_send_cancel(*, job: BulkSend, actor: User, reason: str = "") -> BulkSen
             reason=reason or f"bulk job {job.pk} canceled",
             actor_label=actor.get_username() if actor else "",
         )
+        webhook_email_status_changed(
+            email_ids=withdrawn_ids,
+            from_status=EmailStatus.PENDING_SEND,
+            to_status=EmailStatus.CANCELED,
+            reason=reason or f"bulk job {job.pk} canceled",
+            at=now,
+        )
+        webhook_bulk_send_progress(job_id=job.pk)
     return BulkSend.objects.get(pk=job.pk)

@@ -34,6 +34,11 @@ from ...selectors import contacts_matching
 from ..rows import RowWriter, allocate_ids
 from ..suppression import suppressed_among
 from ..templates import CompiledTemplate, merge_context_of, sender_fields
+from ..webhooks import (
+    webhook_bulk_send_progress,
+    webhook_email_status_changed,
+    webhook_endpoints_active,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +75,11 @@ def bulk_send_run(
             if written is None:  # canceled meanwhile
                 break
             if written == 0:
-                BulkSend.objects.filter(pk=job_id, status=BulkSendStatus.RUNNING).update(
-                    status=BulkSendStatus.COMPLETED, finished_at=timezone.now()
-                )
+                with transaction.atomic():
+                    if BulkSend.objects.filter(pk=job_id, status=BulkSendStatus.RUNNING).update(
+                        status=BulkSendStatus.COMPLETED, finished_at=timezone.now()
+                    ):
+                        webhook_bulk_send_progress(job_id=job_id)
                 break
             if time.monotonic() >= deadline:
                 # The slice is spent: the rest in a new run. Should the broker not take
@@ -83,9 +90,11 @@ def bulk_send_run(
         # The template or the sender went bad after the start: stop with the reason;
         # the emails already written stay and are delivered.
         logger.warning("bulk job %s failed: %s", job_id, exc.message)
-        BulkSend.objects.filter(pk=job_id, status=BulkSendStatus.RUNNING).update(
-            status=BulkSendStatus.FAILED, finished_at=timezone.now(), error=exc.message[:2000]
-        )
+        with transaction.atomic():
+            if BulkSend.objects.filter(pk=job_id, status=BulkSendStatus.RUNNING).update(
+                status=BulkSendStatus.FAILED, finished_at=timezone.now(), error=exc.message[:2000]
+            ):
+                webhook_bulk_send_progress(job_id=job_id)
     return BulkSend.objects.get(pk=job_id)
 
 
@@ -159,6 +168,18 @@ class _Run:
                 skipped=models.F("skipped") + sum(skips.values()),
                 skipped_by_reason=by_reason,
             )
+            # The chunk's new emails and the job's counters, to the endpoints read once.
+            hooks = webhook_endpoints_active()
+            if ids:
+                webhook_email_status_changed(
+                    email_ids=ids,
+                    from_status="",
+                    to_status=EmailStatus.PENDING_SEND,
+                    reason=f"written by bulk job {job.pk} and accepted for delivery",
+                    at=now,
+                    endpoints=hooks,
+                )
+            webhook_bulk_send_progress(job_id=job.pk, endpoints=hooks)
             if self.worker_delivery and ids:
                 dispatch.deliver_chunk_after_commit(ids)
         return len(contacts)
