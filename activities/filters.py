@@ -6,7 +6,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Exists, OuterRef, QuerySet
 from django_filters import rest_framework as filters
 
-from common.api.filters import IdFilter, StrictBooleanFilter
+from common.api.filters import IdFilter, StrictBooleanFilter, UtcIsoDateTimeFilter
 
 from .models import DeliveryState, Direction, Email, EmailParty, EmailState, EmailStatus, Priority
 from .records import RECORD_MODELS
@@ -38,10 +38,10 @@ class EmailFilter(filters.FilterSet):
         help_text="emails with a recipient in this delivery state (repeat for several: "
         "?delivery=bounced&delivery=complained)",
     )
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    sent_after = filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="gte")
-    sent_before = filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    sent_after = UtcIsoDateTimeFilter(field_name="sent_at", lookup_expr="gte")
+    sent_before = UtcIsoDateTimeFilter(field_name="sent_at", lookup_expr="lt")
 
     class Meta:
         model = Email

@@ -95,3 +95,32 @@ def test_the_staff_pages_still_read_an_empty_filter_as_none(owner):
     """The mail list's form sends its blank fields: the filter set itself is unchanged."""
     filterset = EmailFilter({"status": "", "sender_queue": ""}, queryset=Email.objects.all())
     assert filterset.is_valid()
+
+
+# --- offsets PostgreSQL cannot take (schemathesis, issue 12) ----------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "parameter"),
+    [
+        ("/api/v1/emails/", "sent_after"),
+        ("/api/v1/emails/", "created_before"),
+        ("/api/v1/contacts/", "created_after"),
+    ],
+)
+def test_a_time_with_an_offset_beyond_postgresqls_range_is_the_same_instant_in_utc(
+    owner, path, parameter
+):
+    """Python reads offsets up to ±23:59, PostgreSQL only ±15:59: ``+21:58`` was a 500
+    (DataError) on PostgreSQL. The filter gives the database the instant in UTC."""
+    answer = client_for(owner).get(path, {parameter: "2026-09-15T19:55:42+21:58"})
+    assert answer.status_code == 200, answer.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("moment", ["0001-01-01T00:30:00+21:58", "9999-12-31T23:30:00-21:00"])
+def test_a_time_outside_the_years_1_to_9999_in_utc_is_a_400_naming_the_filter(owner, moment):
+    answer = client_for(owner).get("/api/v1/emails/", {"sent_after": moment})
+    assert answer.status_code == 400
+    assert "out of range" in str(answer.json()["sent_after"])
