@@ -12,6 +12,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -71,7 +72,7 @@ def _in_utc(moment: datetime) -> datetime:
         ) from None
 
 
-class UtcIsoDateTimeField(filters.IsoDateTimeFilter.field_class):
+class UtcIsoDateTimeField(IsoDateTimeField):
     def to_python(self, value):
         moment = super().to_python(value)
         return None if moment is None else _in_utc(moment)
