@@ -77,10 +77,11 @@ COPY config config
 COPY common common
 COPY crm crm
 COPY activities activities
+COPY compat compat
 COPY demo demo
 COPY templates templates
 COPY static static
-RUN python -m compileall -q config common crm activities demo
+RUN python -m compileall -q config common crm activities compat demo
 # Hashed, compressed static files (whitenoise), made once here and read-only at run time.
 # Importing the settings needs a key: a throwaway one for this command only, never an ENV
 # of the image. The database and broker URLs are never connected to; they keep the

@@ -23,6 +23,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Providers' inbound webhooks (activities/inbound_webhooks.py), at anymail's paths.
     path("anymail/", include("activities.inbound_webhooks")),
+    # The vendors' APIs (compat/), at their own paths; before /api/v1/ (SuperOffice).
+    path("", include("compat.urls")),
     path("api/v1/", include("config.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -1,0 +1,1 @@
+"""Genesys Cloud (``/api/v2/``): conversation emails sent by operation "Send"."""

@@ -1,0 +1,1 @@
+"""SuperOffice (``/api/v1/Agents/EMail/``): the EMail agent's SendEMails."""
