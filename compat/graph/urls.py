@@ -4,22 +4,45 @@ Graph's paths are case-insensitive (``sendMail``, ``sendmail``), and so are thes
 Any other path answers in Graph's shape (``CatchAllView``), never Django's 404 page.
 """
 
+import re
+
 from django.urls import URLPattern, URLResolver, re_path
 
 from . import views
 
-ID = r"(?P<message_id>[^/]+)"
-FOLDER = r"mailFolders/(?P<folder>[^/]+)"
+ID = "{message_id}"
+FOLDER = "mailFolders/{folder}"
+NAMED = {
+    "{message_id}": r"(?P<message_id>[^/]+)",
+    "{folder}": r"(?P<folder>[^/]+)",
+    "{user}": r"(?P<user>[^/]+)",
+    "{attachment_id}": r"(?P<attachment_id>[^/]+)",
+}
+
+
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def _any_case(pattern: str) -> str:
+    # Not the (?i) flag: Django cannot reverse a pattern with one, and then no URL of
+    # the site reverses. Each letter of the path's words becomes a class ([sS]).
+    def letters(match: re.Match[str]) -> str:
+        return "".join(f"[{c.lower()}{c.upper()}]" for c in match.group(0))
+
+    return _WORD.sub(letters, pattern)
 
 
 def graph(pattern: str, view, name: str) -> URLPattern:
-    return re_path(rf"(?i)^{pattern}/?$", view.as_view(), name=f"graph-{name}")
+    regex = _any_case(pattern)
+    for placeholder, group in NAMED.items():
+        regex = regex.replace(_any_case(placeholder), group)
+    return re_path(rf"^{regex}/?$", view.as_view(), name=f"graph-{name}")
 
 
 urlpatterns: list[URLPattern | URLResolver] = [
     graph(r"me", views.MeView, "me"),
     graph(r"me/sendMail", views.SendMailView, "me-send-mail"),
-    graph(r"users/(?P<user>[^/]+)/sendMail", views.SendMailView, "user-send-mail"),
+    graph("users/{user}/sendMail", views.SendMailView, "user-send-mail"),
     graph(r"me/messages", views.MessagesView, "messages"),
     graph(rf"me/{FOLDER}/messages", views.MessagesView, "folder-messages"),
     graph(rf"me/messages/{ID}", views.MessageView, "message"),
@@ -27,12 +50,12 @@ urlpatterns: list[URLPattern | URLResolver] = [
     graph(rf"me/messages/{ID}/send", views.MessageSendView, "message-send"),
     graph(rf"me/messages/{ID}/attachments", views.AttachmentsView, "attachments"),
     graph(
-        rf"me/messages/{ID}/attachments/(?P<attachment_id>[^/]+)",
+        f"me/messages/{ID}/attachments/{{attachment_id}}",
         views.AttachmentView,
         "attachment",
     ),
     graph(
-        rf"me/messages/{ID}/attachments/(?P<attachment_id>[^/]+)/\$value",
+        f"me/messages/{ID}/attachments/{{attachment_id}}/\\$value",
         views.AttachmentValueView,
         "attachment-value",
     ),
