@@ -1,63 +1,59 @@
 """Microsoft Graph (``/graph/v1.0/``): sendMail, messages and their attachments.
 
-Graph's paths are case-insensitive (``sendMail``, ``sendmail``), and so are these.
-Any other path answers in Graph's shape (``CatchAllView``), never Django's 404 page.
+Graph's paths are case-insensitive (``sendMail``, ``sendmail``): the routes below
+match Graph's spelling, and ``any_case`` answers any other casing of them. Any other
+path answers in Graph's shape (``CatchAllView``), never Django's 404 page.
 """
+
+from __future__ import annotations
 
 import re
 
+from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, re_path
 
 from . import views
 
-ID = "{message_id}"
-FOLDER = "mailFolders/{folder}"
-NAMED = {
-    "{message_id}": r"(?P<message_id>[^/]+)",
-    "{folder}": r"(?P<folder>[^/]+)",
-    "{user}": r"(?P<user>[^/]+)",
-    "{attachment_id}": r"(?P<attachment_id>[^/]+)",
-}
+ID = r"(?P<message_id>[^/]+)"
+ATTACHMENT_ID = r"(?P<attachment_id>[^/]+)"
+FOLDER = r"mailFolders/(?P<folder>[^/]+)"
 
-
-_WORD = re.compile(r"[A-Za-z]+")
-
-
-def _any_case(pattern: str) -> str:
-    # Not the (?i) flag: Django cannot reverse a pattern with one, and then no URL of
-    # the site reverses. Each letter of the path's words becomes a class ([sS]).
-    def letters(match: re.Match[str]) -> str:
-        return "".join(f"[{c.lower()}{c.upper()}]" for c in match.group(0))
-
-    return _WORD.sub(letters, pattern)
-
-
-def graph(pattern: str, view, name: str) -> URLPattern:
-    regex = _any_case(pattern)
-    for placeholder, group in NAMED.items():
-        regex = regex.replace(_any_case(placeholder), group)
-    return re_path(rf"^{regex}/?$", view.as_view(), name=f"graph-{name}")
-
-
-urlpatterns: list[URLPattern | URLResolver] = [
-    graph(r"me", views.MeView, "me"),
-    graph(r"me/sendMail", views.SendMailView, "me-send-mail"),
-    graph("users/{user}/sendMail", views.SendMailView, "user-send-mail"),
-    graph(r"me/messages", views.MessagesView, "messages"),
-    graph(rf"me/{FOLDER}/messages", views.MessagesView, "folder-messages"),
-    graph(rf"me/messages/{ID}", views.MessageView, "message"),
-    graph(rf"me/{FOLDER}/messages/{ID}", views.MessageView, "folder-message"),
-    graph(rf"me/messages/{ID}/send", views.MessageSendView, "message-send"),
-    graph(rf"me/messages/{ID}/attachments", views.AttachmentsView, "attachments"),
-    graph(
-        f"me/messages/{ID}/attachments/{{attachment_id}}",
-        views.AttachmentView,
-        "attachment",
-    ),
-    graph(
-        f"me/messages/{ID}/attachments/{{attachment_id}}/\\$value",
+ROUTES: list[tuple[str, type[views.GraphView], str]] = [
+    (r"me", views.MeView, "me"),
+    (r"me/sendMail", views.SendMailView, "me-send-mail"),
+    (r"users/(?P<user>[^/]+)/sendMail", views.UserSendMailView, "user-send-mail"),
+    (r"me/messages", views.MessagesView, "messages"),
+    (rf"me/{FOLDER}/messages", views.FolderMessagesView, "folder-messages"),
+    (rf"me/messages/{ID}", views.MessageView, "message"),
+    (rf"me/{FOLDER}/messages/{ID}", views.FolderMessageView, "folder-message"),
+    (rf"me/messages/{ID}/send", views.MessageSendView, "message-send"),
+    (rf"me/messages/{ID}/attachments", views.AttachmentsView, "attachments"),
+    (rf"me/messages/{ID}/attachments/{ATTACHMENT_ID}", views.AttachmentView, "attachment"),
+    (
+        rf"me/messages/{ID}/attachments/{ATTACHMENT_ID}/\$value",
         views.AttachmentValueView,
         "attachment-value",
     ),
-    re_path(r"^(?P<path>.*)$", views.CatchAllView.as_view(), name="graph-unknown"),
+]
+
+_ANY_CASE = [
+    (re.compile(rf"^{pattern}/?$", re.IGNORECASE), view.as_view()) for pattern, view, _ in ROUTES
+]
+_UNKNOWN = views.CatchAllView.as_view()
+
+
+def any_case(request: HttpRequest, path: str) -> HttpResponse:
+    """A route of Graph's in another casing (``me/sendmail``), else Graph's answer to an
+    unknown segment. (Not the ``(?i)`` flag in the routes: Django cannot reverse a
+    pattern with one, and then no URL of the site reverses.)"""
+    for regex, view in _ANY_CASE:
+        match = regex.match(path)
+        if match:
+            return view(request, **match.groupdict())
+    return _UNKNOWN(request, path=path)
+
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    *(re_path(rf"^{p}/?$", view.as_view(), name=f"graph-{name}") for p, view, name in ROUTES),
+    re_path(r"^(?P<path>.*)$", any_case, name="graph-any-case"),
 ]

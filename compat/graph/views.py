@@ -123,7 +123,9 @@ class CatchAllView(GraphView):
 
 
 class MeView(GraphView):
-    @_graph_schema("The signed-in user (Graph's user resource, a few properties)")
+    @_graph_schema(
+        "The signed-in user (Graph's user resource, a few properties)", operation_id="graph_me_get"
+    )
     def get(self, request: Request) -> Response:
         user = signed_in_user(request)
         return Response(
@@ -141,6 +143,7 @@ class MeView(GraphView):
 class SendMailView(GraphView):
     @_graph_schema(
         "Send a message in one call (sendMail)",
+        operation_id="graph_send_mail",
         description=(
             "`POST /me/sendMail` sends as the token's user; `POST /users/{id | "
             "userPrincipalName}/sendMail` as that user (an id, a username or an address) or "
@@ -164,6 +167,7 @@ class SendMailView(GraphView):
 class MessagesView(GraphView):
     @_graph_schema(
         "List messages ($top, $skip, $select, $orderby, $filter, $count)",
+        operation_id="graph_messages_list",
         parameters=[
             OpenApiParameter("$top", int, description="page size (default 10, at most 1000)"),
             OpenApiParameter("$skip", int),
@@ -205,6 +209,7 @@ class MessagesView(GraphView):
 
     @_graph_schema(
         "Create a draft",
+        operation_id="graph_messages_create",
         request={"application/json": GRAPH_JSON},
         responses={201: OpenApiResponse(GRAPH_JSON)},
     )
@@ -219,12 +224,17 @@ class MessagesView(GraphView):
 
 
 class MessageView(GraphView):
-    @_graph_schema("One message ($select)", parameters=[MESSAGE_ID])
+    @_graph_schema(
+        "One message ($select)", operation_id="graph_message_get", parameters=[MESSAGE_ID]
+    )
     def get(self, request: Request, message_id: str, folder: str | None = None) -> Response:
         return self.message_answer(self.message(message_id).pk)
 
     @_graph_schema(
-        "Update a draft", parameters=[MESSAGE_ID], request={"application/json": GRAPH_JSON}
+        "Update a draft",
+        operation_id="graph_message_update",
+        parameters=[MESSAGE_ID],
+        request={"application/json": GRAPH_JSON},
     )
     def patch(self, request: Request, message_id: str, folder: str | None = None) -> Response:
         email = self.message(message_id)
@@ -232,14 +242,24 @@ class MessageView(GraphView):
         actions.draft_update(email=email, actor=signed_in_user(request), given=given)
         return self.message_answer(email.pk)
 
-    @_graph_schema("Delete a message", parameters=[MESSAGE_ID], responses={204: None})
+    @_graph_schema(
+        "Delete a message",
+        operation_id="graph_message_delete",
+        parameters=[MESSAGE_ID],
+        responses={204: None},
+    )
     def delete(self, request: Request, message_id: str, folder: str | None = None) -> Response:
         email_delete(email=self.message(message_id), actor=signed_in_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class MessageSendView(GraphView):
-    @_graph_schema("Send a draft", parameters=[MESSAGE_ID], responses={202: None})
+    @_graph_schema(
+        "Send a draft",
+        operation_id="graph_message_send",
+        parameters=[MESSAGE_ID],
+        responses={202: None},
+    )
     def post(self, request: Request, message_id: str) -> Response:
         email_send(email=self.message(message_id), actor=signed_in_user(request))
         return Response(status=status.HTTP_202_ACCEPTED)
@@ -249,13 +269,18 @@ class MessageSendView(GraphView):
 
 
 class AttachmentsView(GraphView):
-    @_graph_schema("List a message's attachments (without contentBytes)", parameters=[MESSAGE_ID])
+    @_graph_schema(
+        "List a message's attachments (without contentBytes)",
+        operation_id="graph_attachments_list",
+        parameters=[MESSAGE_ID],
+    )
     def get(self, request: Request, message_id: str) -> Response:
         email = self.message(message_id)
         return Response({"value": [attachment_resource(a) for a in email.attachments.all()]})
 
     @_graph_schema(
         "Add a fileAttachment to a draft",
+        operation_id="graph_attachments_create",
         parameters=[MESSAGE_ID],
         request={"application/json": GRAPH_JSON},
         responses={201: OpenApiResponse(GRAPH_JSON)},
@@ -286,13 +311,20 @@ class AttachmentView(GraphView):
             )
         return found
 
-    @_graph_schema("One attachment, with contentBytes", parameters=[MESSAGE_ID])
+    @_graph_schema(
+        "One attachment, with contentBytes",
+        operation_id="graph_attachment_get",
+        parameters=[MESSAGE_ID],
+    )
     def get(self, request: Request, message_id: str, attachment_id: str) -> Response:
         attachment = self.attachment(message_id, attachment_id)
         return Response(attachment_resource(attachment, with_content=True))
 
     @_graph_schema(
-        "Remove an attachment from a draft", parameters=[MESSAGE_ID], responses={204: None}
+        "Remove an attachment from a draft",
+        operation_id="graph_attachment_delete",
+        parameters=[MESSAGE_ID],
+        responses={204: None},
     )
     def delete(self, request: Request, message_id: str, attachment_id: str) -> Response:
         attachment_delete(
@@ -302,11 +334,14 @@ class AttachmentView(GraphView):
 
 
 class AttachmentValueView(AttachmentView):
+    http_method_names = ["get", "head", "options"]
+
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
         return super().perform_content_negotiation(request, force=True)
 
     @_graph_schema(
         "The raw bytes of an attachment ($value)",
+        operation_id="graph_attachment_value",
         parameters=[MESSAGE_ID],
         responses={(200, "*/*"): OpenApiResponse(OpenApiTypes.BINARY)},
     )
@@ -315,3 +350,77 @@ class AttachmentValueView(AttachmentView):
             return attachment_response(self.attachment(message_id, attachment_id))
         except ContentMissing as exc:
             raise GraphError(str(exc), code="ErrorItemNotFound", status=404) from exc
+
+
+# --- the same, under other paths (their own operation ids in the schema) -----------------
+
+FOLDER = OpenApiParameter(
+    "folder",
+    str,
+    OpenApiParameter.PATH,
+    description="drafts, sentitems, inbox, archive, deleteditems",
+)
+
+
+class UserSendMailView(SendMailView):
+    @_graph_schema(
+        "Send a message as a user or a queue (sendMail)",
+        operation_id="graph_user_send_mail",
+        parameters=[
+            OpenApiParameter(
+                "user", str, OpenApiParameter.PATH, description="an id, username or address"
+            )
+        ],
+        request={"application/json": GRAPH_JSON},
+        responses={202: None},
+    )
+    def post(self, request: Request, user: str | None = None) -> Response:
+        return super().post(request, user)
+
+
+class FolderMessagesView(MessagesView):
+    @_graph_schema(
+        "List the messages of a folder",
+        operation_id="graph_folder_messages_list",
+        parameters=[FOLDER],
+    )
+    def get(self, request: Request, folder: str | None = None) -> Response:
+        return super().get(request, folder)
+
+    @_graph_schema(
+        "Create a draft in the drafts folder",
+        operation_id="graph_folder_messages_create",
+        parameters=[FOLDER],
+        request={"application/json": GRAPH_JSON},
+        responses={201: OpenApiResponse(GRAPH_JSON)},
+    )
+    def post(self, request: Request, folder: str | None = None) -> Response:
+        return super().post(request, folder)
+
+
+class FolderMessageView(MessageView):
+    @_graph_schema(
+        "One message of a folder",
+        operation_id="graph_folder_message_get",
+        parameters=[FOLDER, MESSAGE_ID],
+    )
+    def get(self, request: Request, message_id: str, folder: str | None = None) -> Response:
+        return super().get(request, message_id, folder)
+
+    @_graph_schema(
+        "Update a draft of a folder",
+        operation_id="graph_folder_message_update",
+        parameters=[FOLDER, MESSAGE_ID],
+        request={"application/json": GRAPH_JSON},
+    )
+    def patch(self, request: Request, message_id: str, folder: str | None = None) -> Response:
+        return super().patch(request, message_id, folder)
+
+    @_graph_schema(
+        "Delete a message of a folder",
+        operation_id="graph_folder_message_delete",
+        parameters=[FOLDER, MESSAGE_ID],
+        responses={204: None},
+    )
+    def delete(self, request: Request, message_id: str, folder: str | None = None) -> Response:
+        return super().delete(request, message_id, folder)

@@ -24,7 +24,7 @@ from activities.services.blobs import blob_open_verified
 
 from . import ids
 
-IMPORTANCE = {Priority.LOW: "low", Priority.NORMAL: "normal", Priority.HIGH: "high"}
+IMPORTANCE: dict[str, str] = {Priority.LOW: "low", Priority.NORMAL: "normal", Priority.HIGH: "high"}
 
 # Graph's well-known folders, as statuses of ours (docs/compat/graph.md).
 FOLDERS: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -311,3 +311,9 @@ def test_the_queue_of_another_team_is_refused_even_by_address(owner):
     )
 
     assert graph_error(response)[:2] == (403, "ErrorSendAsDenied")
+
+
+@pytest.mark.parametrize("path", ["me/sendmail", "ME/SENDMAIL", "Users/alice/SendMail"])
+def test_paths_are_case_insensitive_as_in_graph(owner, path):
+    assert _post(graph_client(owner), sample(DOCS_SEND_MAIL), path).status_code == 202
+    assert Email.objects.get().sender_user == owner
