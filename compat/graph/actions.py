@@ -21,7 +21,6 @@ from .errors import GraphError
 from .mailboxes import Mailbox, mailbox_with_address
 from .reading import AttachmentInput, MessageInput
 
-
 # Until the email activity has Reply-To, custom headers and receipt requests (issue 13's
 # foundation), these are refused rather than dropped.
 NOT_YET = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -13,7 +14,7 @@ from django.utils.dateparse import parse_datetime
 from activities.models import ActivityMimeAttachment, Email, EmailStatus
 
 from .errors import GraphError
-from .reading import IMPORTANCE, boolean
+from .reading import IMPORTANCE, boolean, string
 from .writing import MESSAGE_PROPERTIES
 
 DEFAULT_TOP = 10
@@ -86,7 +87,7 @@ def _value(prop: str, text: str) -> Any:
     if prop in ("isDraft", "hasAttachments"):
         return boolean(text, f"$filter: {prop}")
     if text.startswith("'"):
-        value = text[1:-1].replace("''", "'")
+        value = string(text[1:-1].replace("''", "'"), f"$filter: {prop}")
         if prop == "importance":
             if value.lower() not in IMPORTANCE:
                 raise GraphError(f"$filter: importance is low, normal or high, not {value!r}.")
@@ -94,10 +95,14 @@ def _value(prop: str, text: str) -> Any:
         if prop != "subject":
             raise GraphError(f"$filter: {prop} takes a date and time, not a string.")
         return value
-    moment = parse_datetime(text) if prop.endswith("DateTime") else None
-    if moment is None or moment.utcoffset() is None:
-        raise GraphError(f"$filter: {text!r} is not a value for {prop}.")
-    return moment
+    try:
+        moment = parse_datetime(text) if prop.endswith("DateTime") else None
+        if moment is not None and moment.utcoffset() is not None:
+            # In UTC: PostgreSQL takes offsets up to ±15:59 only, Python up to ±23:59.
+            return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        pass
+    raise GraphError(f"$filter: {text!r} is not a value for {prop}.")
 
 
 def _clause(prop: str, op: str, value: Any) -> Q:

@@ -127,11 +127,13 @@ def _json_type(value: Any) -> str:
     )
 
 
-def _string(value: Any, where: str, *, allow_null: bool = True) -> str:
+def string(value: Any, where: str, *, allow_null: bool = True) -> str:
     if value is None and allow_null:
         return ""
     if not isinstance(value, str):
         raise GraphError(f"{where} must be a string, not {_json_type(value)}.")
+    if "\x00" in value:  # no database keeps it (PostgreSQL refuses NUL in text)
+        raise GraphError(f"{where} must not contain NUL characters.")
     return value
 
 
@@ -165,25 +167,25 @@ def email_address(data: Any, where: str) -> dict[str, str]:
         known=["address", "name"],
         where=f"{where}.emailAddress",
     )
-    text = _string(address.get("address"), f"{where}.emailAddress.address").strip()
+    text = string(address.get("address"), f"{where}.emailAddress.address").strip()
     if not text:
         raise GraphError(
             f"At least one recipient is not valid: {where} has no emailAddress.address. "
             "All recipients must have an address before a message can be submitted.",
             code="ErrorInvalidRecipients",
         )
-    return {"address": text, "name": _string(address.get("name"), f"{where}.emailAddress.name")}
+    return {"address": text, "name": string(address.get("name"), f"{where}.emailAddress.name")}
 
 
 def _header(data: Any, where: str) -> dict[str, str]:
     header = properties(data, known=["name", "value"], where=where)
-    name = _string(header.get("name"), f"{where}.name").strip()
+    name = string(header.get("name"), f"{where}.name").strip()
     if not name.lower().startswith("x-"):
         raise GraphError(
             f"The internet message header name '{name}' should start with 'x-' or 'X-'.",
             code="InvalidInternetMessageHeader",
         )
-    return {"name": name, "value": _string(header.get("value"), f"{where}.value")}
+    return {"name": name, "value": string(header.get("value"), f"{where}.value")}
 
 
 def attachment(data: Any, where: str) -> AttachmentInput:
@@ -210,9 +212,9 @@ def attachment(data: Any, where: str) -> AttachmentInput:
     if content is None:
         raise GraphError(f"{where}.contentBytes is required: the file's bytes in base64.")
     return AttachmentInput(
-        name=_string(props.get("name"), f"{where}.name") or "attachment",
-        content_type=_string(props.get("contentType"), f"{where}.contentType") or None,
-        content_bytes=_string(content, f"{where}.contentBytes"),
+        name=string(props.get("name"), f"{where}.name") or "attachment",
+        content_type=string(props.get("contentType"), f"{where}.contentType") or None,
+        content_bytes=string(content, f"{where}.contentBytes"),
     )
 
 
@@ -228,13 +230,13 @@ def message(
         if props.get(name):
             raise GraphError(f"{name}: {reason} by this server.")
     if "subject" in props:
-        changes["subject"] = _string(props["subject"], "subject")
+        changes["subject"] = string(props["subject"], "subject")
     if "body" in props:
         body = properties(props["body"] or {}, known=["contentType", "content"], where="body")
-        kind = _string(body.get("contentType"), "body.contentType").strip().lower() or "text"
+        kind = string(body.get("contentType"), "body.contentType").strip().lower() or "text"
         if kind not in ("text", "html"):
             raise GraphError(f"body.contentType must be Text or HTML, not {kind!r}.")
-        content = _string(body.get("content"), "body.content")
+        content = string(body.get("content"), "body.content")
         changes["body_html"] = content if kind == "html" else ""
         changes["body_text"] = content if kind == "text" else ""
     for graph_name, role in RECIPIENT_LISTS.items():
@@ -244,7 +246,7 @@ def message(
                 for i, item in enumerate(_list(props[graph_name], graph_name))
             ]
     if "importance" in props:
-        importance = _string(props["importance"], "importance").strip().lower()
+        importance = string(props["importance"], "importance").strip().lower()
         if importance not in IMPORTANCE:
             raise GraphError(f"importance must be Low, Normal or High, not {importance!r}.")
         changes["priority"] = IMPORTANCE[importance]

@@ -108,6 +108,9 @@ def test_listing_filters_orders_and_counts(owner):
         {"$filter": "subject eq"},
         {"$filter": "createdDateTime ge 'yesterday'"},
         {"$filter": "isDraft gt true"},
+        {"$filter": "sentDateTime ge 0001-01-01T00:00:00+23:59"},
+        {"$filter": "sentDateTime ge 2026-13-01T00:00:00Z"},
+        {"$filter": "subject eq 'a\x00b'"},
         {"$expand": "attachments"},
     ],
 )
@@ -116,6 +119,16 @@ def test_bad_query_options_are_bad_requests(owner, params):
         400,
         "BadRequest",
     )
+
+
+def test_a_date_filter_with_a_far_offset_compares_in_utc(owner):
+    EmailFactory(sender_user=owner, subject="now")
+
+    response = graph_client(owner).get(
+        f"{BASE}/me/messages", {"$filter": "createdDateTime ge 2000-01-01T00:00:00+21:58"}
+    )
+
+    assert [m["subject"] for m in response.json()["value"]] == ["now"]
 
 
 def test_folders_list_drafts_and_sent_items(owner):

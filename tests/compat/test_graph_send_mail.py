@@ -243,6 +243,7 @@ def test_bad_base64_writes_nothing(owner):
         (b'{"message": {"subjekt": "typo"}}', "The property 'subjekt' does not exist"),
         (b'{"message": {}, "saveToSentItems": "maybe"}', "saveToSentItems must be a boolean"),
         (b"{}", "needs a message"),
+        (b'{"message": {"body": {"content": "a\\u0000b"}}}', "NUL"),
         (b'{"message": {"mentions": [{}]}}', "mentions"),
         (b"[" * 5000 + b"]" * 5000, "nested deeper"),
     ],
