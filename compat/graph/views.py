@@ -113,7 +113,10 @@ class CatchAllView(GraphView):
     schema = None  # not an endpoint: left out of the OpenAPI schema
 
     def _refuse(self, request: Request, path: str = "", **kwargs: Any) -> Response:
-        segment = path.strip("/").split("/")[0] if path.strip("/") else ""
+        segments = path.strip("/").split("/")
+        # The first segment this server does not know: after me, or after users/{id}.
+        skip = 1 if segments[0].lower() == "me" else 2 if segments[0].lower() == "users" else 0
+        segment = segments[skip] if len(segments) > skip else segments[-1]
         raise GraphError(f"Resource not found for the segment '{segment}'.")
 
     get = post = patch = put = delete = _refuse

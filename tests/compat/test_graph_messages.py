@@ -6,7 +6,8 @@ import pytest
 
 from activities.models import Direction, Email, EmailStatus
 from compat.graph import ids
-from tests.factories import EmailFactory
+from tests.api import count_queries
+from tests.factories import EmailFactory, EmailPartyFactory
 
 from .graph_support import BASE, graph_client, graph_error
 
@@ -358,12 +359,33 @@ def test_me_answers_the_signed_in_user(owner):
     }
 
 
-@pytest.mark.parametrize("path", ["me/calendar", "groups/1/threads", ""])
-def test_other_paths_answer_in_graphs_shape(owner, path):
+@pytest.mark.parametrize(
+    ("path", "segment"),
+    [
+        ("me/calendar", "calendar"),
+        ("groups/1/threads", "groups"),
+        ("users/1/events", "events"),
+        ("", ""),
+    ],
+)
+def test_other_paths_answer_in_graphs_shape(owner, path, segment):
     status, code, message = graph_error(graph_client(owner).get(f"{BASE}/{path}"))
     assert (status, code) == (400, "BadRequest")
-    assert message.startswith("Resource not found for the segment")
+    assert message == f"Resource not found for the segment '{segment}'."
 
 
 def test_a_method_a_resource_does_not_take_is_405_in_graphs_shape(owner):
     assert graph_error(graph_client(owner).put(f"{BASE}/me/messages", {}, format="json"))[0] == 405
+
+
+def test_a_page_of_messages_costs_the_same_queries_whatever_its_size(owner):
+    client = graph_client(owner)
+    client.get(f"{BASE}/me/messages")  # the token and the organisation, once
+
+    def page_after(n):
+        for _ in range(n):
+            email = EmailFactory(sender_user=owner)
+            EmailPartyFactory(email=email)
+        return count_queries(lambda: client.get(f"{BASE}/me/messages", {"$top": 50}))[1]
+
+    assert page_after(1) == page_after(5)

@@ -175,13 +175,15 @@ def test_an_unapproved_sender_address_is_refused_in_our_words(org):
     org.save()
     pending = UserFactory(username="pat", email_router_access_approval=EmailApproval.PENDING)
 
-    response = _post(graph_client(pending), sample(DOCS_SEND_MAIL))
+    response = _post(graph_client(pending), sample(DOCS_SEND_MAIL_WITH_ATTACHMENT))
 
     status, code, message = graph_error(response)
     assert (status, code) == (400, "ErrorSendAsDenied")
     assert "sender address is not approved" in message
     assert response.json()["error"]["innerError"]["code"] == "sender_not_approved"
+    # Refused at send, after the attachment was stored: all of it rolled back.
     assert not Email.objects.exists()
+    assert not ActivityMimeAttachment.objects.exists() and not AttachmentBlob.objects.exists()
 
 
 def test_a_header_not_starting_with_x_is_refused_as_graph_does(owner):
