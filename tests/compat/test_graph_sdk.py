@@ -150,3 +150,30 @@ def test_the_documented_sample_with_its_placeholder_recipient_is_refused_naming_
     assert error["code"] == "ErrorInvalidRecipients"
     assert "toRecipients[1] has no emailAddress.address" in error["message"]
     assert not Email.objects.exists() and smtp_settings.messages == []
+
+
+def test_the_graph_sdk_creates_lists_reads_and_sends_a_draft(
+    live_server, smtp_settings, eager_celery, owner
+):
+    token = Token.objects.create(user=owner).key
+    client = _client(f"{live_server.url}/graph/v1.0", token)
+    to = Recipient(email_address=EmailAddress(address="ann@example.com"))
+
+    async def steps():
+        draft = await client.me.messages.post(_message(to))
+        listed = await client.me.messages.get()
+        attachments = await client.me.messages.by_message_id(draft.id).attachments.get()
+        await client.me.messages.by_message_id(draft.id).send.post()
+        sent = await client.me.messages.by_message_id(draft.id).get()
+        return draft, listed, attachments, sent
+
+    draft, listed, attachments, sent = asyncio.run(steps())
+
+    assert draft.is_draft is True and draft.subject == "Quarterly figures"
+    assert draft.from_.email_address.address == "alice@staff.example.com"
+    assert draft.created_date_time is not None
+    assert [m.id for m in listed.value] == [draft.id]
+    assert [a.name for a in attachments.value] == ["figures.bin"]
+    assert sent.is_draft is False and sent.internet_message_id
+    [received] = smtp_settings.messages
+    assert received.message["Message-ID"] == sent.internet_message_id
