@@ -17,25 +17,8 @@ from activities.services.emails import email_create, email_send, email_update
 from activities.uploads import base64_chunks
 from crm.models import User
 
-from .errors import GraphError
 from .mailboxes import Mailbox, mailbox_with_address
 from .reading import AttachmentInput, MessageInput
-
-# Until the email activity has Reply-To, custom headers and receipt requests (issue 13's
-# foundation), these are refused rather than dropped.
-NOT_YET = {
-    "reply_to": "replyTo",
-    "headers": "internetMessageHeaders",
-    "request_delivery_receipt": "isDeliveryReceiptRequested",
-    "request_read_receipt": "isReadReceiptRequested",
-}
-
-
-def _check_supported(given: MessageInput) -> None:
-    for ours, graph_name in NOT_YET.items():
-        if given.changes.get(ours):
-            raise GraphError(f"{graph_name} is not supported by this server yet.")
-        given.changes.pop(ours, None)
 
 
 def _attach(email: Email, attachments: list[AttachmentInput], actor: User) -> None:
@@ -54,7 +37,6 @@ def draft_create(*, actor: User, mailbox: Mailbox, given: MessageInput) -> Email
     sender = (
         mailbox_with_address(given.from_address, default=mailbox) if given.from_address else mailbox
     )
-    _check_supported(given)
     with transaction.atomic():
         email = email_create(actor=actor, sender=sender, **given.changes)
         _attach(email, given.attachments, actor)
@@ -71,7 +53,6 @@ def mail_send(*, actor: User, mailbox: Mailbox, given: MessageInput) -> Email:
 def draft_update(*, email: Email, actor: User, given: MessageInput) -> Email:
     """PATCH of a message: ``email_update`` with what the body changes (nothing when it
     only sets properties that mean nothing here, such as ``isRead``)."""
-    _check_supported(given)
     changes = dict(given.changes)
     if given.from_address:
         current = email.sender or actor

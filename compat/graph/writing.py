@@ -140,8 +140,8 @@ def message_resource(
         "importance": IMPORTANCE.get(email.priority, "normal"),
         "parentFolderId": folder_of(email),
         "conversationId": None,
-        "isDeliveryReceiptRequested": False,
-        "isReadReceiptRequested": False,
+        "isDeliveryReceiptRequested": email.request_delivery_receipt,
+        "isReadReceiptRequested": email.request_read_receipt,
         "isRead": True,
         "isDraft": email.status in (EmailStatus.DRAFT, EmailStatus.FAILED),
         "webLink": request.build_absolute_uri(reverse("email", args=[email.pk])),
@@ -152,9 +152,11 @@ def message_resource(
         "toRecipients": listed(PartyRole.TO),
         "ccRecipients": listed(PartyRole.CC),
         "bccRecipients": listed(PartyRole.BCC),
-        "replyTo": [],
+        "replyTo": listed(PartyRole.REPLY_TO),
         "flag": {"flagStatus": "notFlagged"},
-        "internetMessageHeaders": [],
+        "internetMessageHeaders": [
+            {"name": header["name"], "value": header["value"]} for header in email.headers or []
+        ],
     }
     if select is None:
         return {k: v for k, v in values.items() if k not in ONLY_SELECTED}

@@ -19,6 +19,7 @@ from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.generated.models.body_type import BodyType
 from msgraph.generated.models.email_address import EmailAddress
 from msgraph.generated.models.file_attachment import FileAttachment
+from msgraph.generated.models.internet_message_header import InternetMessageHeader
 from msgraph.generated.models.item_body import ItemBody
 from msgraph.generated.models.message import Message
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
@@ -80,15 +81,23 @@ def test_the_graph_sdk_sends_mail_with_an_attachment_that_arrives_byte_identical
     client = _client(f"{live_server.url}/graph/v1.0", token)
     to = Recipient(email_address=EmailAddress(address="ann@example.com", name="Ann Lee"))
 
-    asyncio.run(client.me.send_mail.post(SendMailPostRequestBody(message=_message(to))))
+    message = _message(to)
+    message.reply_to = [Recipient(email_address=EmailAddress(address="sales@example.com"))]
+    message.internet_message_headers = [InternetMessageHeader(name="X-CRM-Case", value="42")]
+    message.is_read_receipt_requested = True
+
+    asyncio.run(client.me.send_mail.post(SendMailPostRequestBody(message=message)))
 
     [received] = smtp_settings.messages
     assert received.rcpt_tos == ["ann@example.com"]
-    message = received.message
-    assert message["To"] == "Ann Lee <ann@example.com>"
-    assert message["From"] == "Alice Archer <alice@staff.example.com>"
-    assert message["Subject"].startswith("Quarterly figures")
-    [part] = [p for p in message.iter_attachments()]
+    arrived = received.message
+    assert arrived["To"] == "Ann Lee <ann@example.com>"
+    assert arrived["From"] == "Alice Archer <alice@staff.example.com>"
+    assert arrived["Subject"].startswith("Quarterly figures")
+    assert arrived["Reply-To"] == "sales@example.com"
+    assert arrived["X-CRM-Case"] == "42"
+    assert arrived["Disposition-Notification-To"] == "alice@staff.example.com"
+    [part] = [p for p in arrived.iter_attachments()]
     assert part.get_filename() == "figures.bin"
     assert part.get_payload(decode=True) == ATTACHMENT
     email = Email.objects.get()
