@@ -107,3 +107,15 @@ def test_an_attachment_over_the_limit_is_too_large(owner, org):
     response = graph_client(owner).post(_url(email), FILE, format="json")
 
     assert graph_error(response)[:2] == (413, "ErrorMessageSizeExceeded")
+
+
+def test_an_outsider_sees_no_attachment_of_the_owners(owner, outsider):
+    email = EmailFactory(sender_user=owner)
+    attachment_id = graph_client(owner).post(_url(email), FILE, format="json").json()["id"]
+    client = graph_client(outsider)
+
+    assert graph_error(client.get(_url(email)))[:2] == (404, "ErrorItemNotFound")
+    assert graph_error(client.get(_url(email, attachment_id)))[:2] == (404, "ErrorItemNotFound")
+    assert client.get(_url(email, attachment_id, "$value")).status_code == 404
+    assert client.delete(_url(email, attachment_id)).status_code == 404
+    assert ActivityMimeAttachment.objects.count() == 1
