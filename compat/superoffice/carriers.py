@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from common.api.serializers import StrictSerializer
@@ -52,6 +53,7 @@ def _text(max_length: int | None = None, help_text: str = "") -> serializers.Cha
 _CARRIER_EXTRAS = ("TableRight", "FieldProperties")
 
 
+@extend_schema_serializer(component_name="SuperOfficeEMailAddress")
 class EMailAddressIn(StrictSerializer):
     Address = _text(320, "the e-mail address; required for a recipient")
     Name = _text(200, "the display name")
@@ -66,6 +68,7 @@ class EMailAddressIn(StrictSerializer):
     FieldProperties = _ignored()
 
 
+@extend_schema_serializer(component_name="SuperOfficeEMailAttachment")
 class EMailAttachmentIn(StrictSerializer):
     Filename = _text(1000, "the file name")
     Type = _text(255, "the Content-Type; guessed from the file name when left out")
@@ -80,6 +83,7 @@ class EMailAttachmentIn(StrictSerializer):
     FieldProperties = _ignored()
 
 
+@extend_schema_serializer(component_name="SuperOfficeEMailCustomHeader")
 class EMailCustomHeaderIn(StrictSerializer):
     Name = _text(200, "the header's name")
     Values = serializers.ListField(
@@ -93,8 +97,32 @@ class EMailCustomHeaderIn(StrictSerializer):
     FieldProperties = _ignored()
 
 
+# Lists and objects are read one item at a time (``validated``), so that a refusal names
+# the item's path; the schema still shows each item's carrier.
+
+
+@extend_schema_field(EMailAddressIn(many=True, allow_null=True))
+class _AddressList(serializers.ListField):
+    pass
+
+
+@extend_schema_field(EMailAddressIn(allow_null=True))
+class _AddressObject(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(EMailAttachmentIn(many=True, allow_null=True))
+class _AttachmentList(serializers.ListField):
+    pass
+
+
+@extend_schema_field(EMailCustomHeaderIn(many=True, allow_null=True))
+class _CustomHeaderList(serializers.ListField):
+    pass
+
+
 def _addresses() -> serializers.ListField:
-    return serializers.ListField(
+    return _AddressList(
         child=serializers.JSONField(),
         required=False,
         allow_null=True,
@@ -103,6 +131,7 @@ def _addresses() -> serializers.ListField:
     )
 
 
+@extend_schema_serializer(component_name="SuperOfficeEMailEntity")
 class EMailEntityIn(StrictSerializer):
     To = _addresses()
     Cc = _addresses()
@@ -110,7 +139,7 @@ class EMailEntityIn(StrictSerializer):
     Subject = _text(None, "the subject")
     HTMLBody = _text(None, "the body in HTML")
     PlainBody = _text(None, "the body in plain text")
-    From = serializers.JSONField(
+    From = _AddressObject(
         required=False,
         allow_null=True,
         help_text="EMailAddress: who sends it; left out, the caller. An address of a queue "
@@ -121,14 +150,14 @@ class EMailEntityIn(StrictSerializer):
         allow_null=True,
         help_text="EMailPriority: NoPriority, Highest, High, Normal, Low, Lowest (or 0 to 5)",
     )
-    Attachments = serializers.ListField(
+    Attachments = _AttachmentList(
         child=serializers.JSONField(),
         required=False,
         allow_null=True,
         max_length=MAX_ATTACHMENTS_PER_EMAIL,
         help_text="EMailAttachment objects with Stream",
     )
-    CustomHeaderList = serializers.ListField(
+    CustomHeaderList = _CustomHeaderList(
         child=serializers.JSONField(),
         required=False,
         allow_null=True,
@@ -155,6 +184,7 @@ class EMailEntityIn(StrictSerializer):
     FieldProperties = _ignored()
 
 
+@extend_schema_serializer(component_name="SuperOfficeEMailConnectionInfo")
 class EMailConnectionInfoIn(StrictSerializer):
     ServerName = _text(300, "host, or host:port, of the mail server")
     UserName = _text(300, "the user to log in as")
@@ -165,21 +195,32 @@ class EMailConnectionInfoIn(StrictSerializer):
     FieldProperties = _ignored()
 
 
+@extend_schema_field(EMailConnectionInfoIn(allow_null=True))
+class _ConnectionObject(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(EMailEntityIn(many=True))
+class _EntityList(serializers.ListField):
+    pass
+
+
+@extend_schema_serializer(component_name="SuperOfficeSendEMails")
 class SendEMailsIn(StrictSerializer):
     """The body of ``SendEMails``: ``OutgoingConnectionInfo``, ``Emails``,
     ``SentItemsConnectionInfo``."""
 
-    OutgoingConnectionInfo = serializers.JSONField(
+    OutgoingConnectionInfo = _ConnectionObject(
         required=False,
         allow_null=True,
         help_text="EMailConnectionInfo; null, or one that names this server's own delivery",
     )
-    Emails = serializers.ListField(
+    Emails = _EntityList(
         child=serializers.JSONField(),
         max_length=MAX_EMAILS_PER_CALL,
         help_text="EMailEntity objects, each sent on its own",
     )
-    SentItemsConnectionInfo = serializers.JSONField(
+    SentItemsConnectionInfo = _ConnectionObject(
         required=False,
         allow_null=True,
         help_text="EMailConnectionInfo; null, or one that names this server's own delivery: "

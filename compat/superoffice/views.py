@@ -22,6 +22,7 @@ from activities.selectors import email_list_queryset
 from activities.services.batch import emails_send_batch
 from common.api.idempotency import idempotent
 from common.api.parsers import JSONParser
+from common.api.schema import IDEMPOTENCY_KEY
 from common.errors import ApplicationError
 from compat.base import VendorAPIView
 from crm.api import signed_in_user
@@ -85,7 +86,7 @@ class SendEMailsView(VendorAPIView):
             "is the refusal itself (4xx). A connection info must be null or name this "
             "server's own delivery. See docs/compat/superoffice.md."
         ),
-        parameters=[SELECT],
+        parameters=[SELECT, IDEMPOTENCY_KEY],
         request={"application/json": SendEMailsIn},
         responses={
             200: OpenApiResponse(

@@ -113,15 +113,6 @@ def test_property_names_are_read_in_any_letter_case(owner):
     assert email.parties.get(role=PartyRole.TO).name == "Ann"
 
 
-def test_the_route_is_read_in_any_letter_case(owner):
-    response = client_for(owner).post(
-        "/api/v1/Agents/EMail/SendEmails", {"Emails": [entity()]}, format="json"
-    )
-
-    assert response.status_code == 200
-    assert Email.objects.count() == 1
-
-
 def test_attachments_reach_the_mail_server_byte_identical(
     org, owner, smtp_settings, eager_celery, django_capture_on_commit_callbacks
 ):
