@@ -13,6 +13,8 @@ from typing import Any
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -154,6 +156,21 @@ class SendEMailsView(VendorAPIView):
                 entity = entity_of(sent[result.pk], actor=actor)
             answer.append(apply_select(entity, selected))
         return Response(answer, status=status.HTTP_200_OK)
+
+
+@extend_schema(exclude=True)
+class UnknownMethodView(VendorAPIView):
+    """Any other path under ``Agents/EMail/``: a 404 in SuperOffice's shape that says
+    which method is offered."""
+
+    error_shape = staticmethod(error_shape)
+    renderer_classes = [JSONRenderer]
+    permission_classes = [AllowAny]  # a 404 tells nothing a caller may not know
+
+    def handle(self, request: Request, method: str = "") -> Response:
+        raise NotFound(f"the EMail agent here offers SendEMails only, not {method[:100]!r}")
+
+    get = post = put = patch = delete = handle
 
 
 def _named(index: int, error: ApplicationError) -> ApplicationError:

@@ -225,3 +225,19 @@ def test_the_ignored_properties_superoffice_sends_back_are_taken(owner):
     email = Email.objects.get()
     assert email.message_id != "<theirs@example.com>"  # ours, fixed at send
     assert email.parties.get(role=PartyRole.TO).contact is None
+
+
+def test_an_accept_header_without_json_is_a_406(owner):
+    response = post(owner, {"Emails": [entity()]}, HTTP_ACCEPT="application/xml")
+
+    assert_refused(response, 406, "not_acceptable")
+
+
+def test_only_post_is_taken(owner):
+    assert_refused(client_for(owner).get(URL), 405, "method_not_allowed")
+
+
+def test_another_method_of_the_email_agent_is_a_404_in_superoffice_shape(owner):
+    response = client_for(owner).post("/api/v1/Agents/EMail/Send", {}, format="json")
+
+    assert_refused(response, 404, "not_found", names="offers SendEMails only, not 'Send'")
