@@ -76,6 +76,8 @@ _DISPOSITIONS = {"attachment", "inline"}
 def _priority(value: Any, *, label: str) -> str:
     if value is None:
         return Priority.NORMAL
+    if isinstance(value, str) and value.strip().isdigit():  # XML has only text
+        value = int(value.strip())
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 6:
         value = _PRIORITY_NUMBERS[value]
     if isinstance(value, str) and value.strip().lower() in _PRIORITY_IN:

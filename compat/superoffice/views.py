@@ -41,6 +41,12 @@ from .entities import (
     read_entity,
     refused_entity,
 )
+from .xml import (
+    SuperOfficeTextXMLParser,
+    SuperOfficeTextXMLRenderer,
+    SuperOfficeXMLParser,
+    SuperOfficeXMLRenderer,
+)
 
 TAG = "SuperOffice EMail agent"
 
@@ -73,8 +79,8 @@ SELECT = OpenApiParameter(
 
 class SendEMailsView(VendorAPIView):
     error_shape = staticmethod(error_shape)
-    parser_classes = [JSONParser, TextJSONParser]
-    renderer_classes = [JSONRenderer]
+    parser_classes = [JSONParser, TextJSONParser, SuperOfficeXMLParser, SuperOfficeTextXMLParser]
+    renderer_classes = [JSONRenderer, SuperOfficeXMLRenderer, SuperOfficeTextXMLRenderer]
 
     @extend_schema(
         tags=[TAG],

@@ -227,8 +227,8 @@ def test_the_ignored_properties_superoffice_sends_back_are_taken(owner):
     assert email.parties.get(role=PartyRole.TO).contact is None
 
 
-def test_an_accept_header_without_json_is_a_406(owner):
-    response = post(owner, {"Emails": [entity()]}, HTTP_ACCEPT="application/xml")
+def test_an_accept_header_without_json_or_xml_is_a_406(owner):
+    response = post(owner, {"Emails": [entity()]}, HTTP_ACCEPT="text/html")
 
     assert_refused(response, 406, "not_acceptable")
 
