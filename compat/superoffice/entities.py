@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping, Sequence
+from email import errors as email_errors
+from email.headerregistry import AddressHeader, HeaderRegistry
 from http import HTTPStatus
 from typing import Any
 
@@ -19,6 +21,7 @@ from django.db.models import Q
 from rest_framework import serializers
 from rest_framework.fields import DateTimeField
 
+from activities.addresses import party_text
 from activities.models import Email, EmailParty, PartyRole, Priority
 from activities.services.batch import AttachmentInput
 from common.errors import ApplicationError, PermissionDeniedError, ValidationFailed
@@ -132,17 +135,65 @@ def _attachments(values: Sequence[Any] | None, *, label: str) -> list[Attachment
     return attachments
 
 
-def _custom_headers(values: Sequence[Any] | None, *, label: str) -> list[dict[str, str]]:
-    headers = []
+# Headers that SuperOffice's entity has no property for, and that we keep as fields of
+# the email rather than as custom headers: Reply-To (parties) and the receipt requests.
+REPLY_TO = "reply-to"
+RECEIPTS = {
+    "return-receipt-to": "request_delivery_receipt",
+    "disposition-notification-to": "request_read_receipt",
+}
+
+
+_HEADERS = HeaderRegistry()
+
+
+def _reply_to(text: str, *, label: str) -> list[dict[str, str]]:
+    """The addresses of a Reply-To value, read by the standard library's RFC 5322 parser;
+    each is checked again by the services."""
+    try:
+        parsed = _HEADERS("Reply-To", text)
+    except (email_errors.HeaderParseError, IndexError, ValueError):
+        parsed = None
+    if (
+        not isinstance(parsed, AddressHeader)
+        or not parsed.addresses
+        or any(isinstance(d, email_errors.InvalidHeaderDefect) for d in parsed.defects)
+    ):
+        raise SuperOfficeInputError(f"{label}: Reply-To {text!r} is not a list of addresses")
+    return [{"address": a.addr_spec, "name": a.display_name} for a in parsed.addresses]
+
+
+def _custom_headers(values: Sequence[Any] | None, *, label: str) -> dict[str, Any]:
+    """``CustomHeaderList`` as the ``headers``, ``reply_to`` and receipt flags of
+    ``email_create``. Each value of a header is one line; the services refuse a name
+    given twice, so a header takes one value here. The headers themselves are checked
+    by the services (``check_custom_headers``: no header the application writes)."""
+    headers: list[dict[str, str]] = []
+    options: dict[str, Any] = {}
     for position, value in enumerate(values or ()):
         where = f"{label}[{position}]"
         header = validated(value, EMailCustomHeaderIn, label=where)
         name = (header.get("Name") or "").strip()
         if not name:
             raise SuperOfficeInputError(f"{where}.Name: the header has no name")
-        for text in header.get("Values") or [""]:
+        lines = header.get("Values") or [""]
+        if len(lines) > 1:
+            raise SuperOfficeInputError(
+                f"{where}: the header {name} has {len(lines)} Values; give it one value "
+                "(several are one comma-separated value)"
+            )
+        text = lines[0]
+        lowered = name.lower()
+        if lowered == REPLY_TO:
+            options.setdefault("reply_to", []).extend(_reply_to(text, label=where))
+        elif lowered in RECEIPTS:
+            # The receipt goes to the sender's address, whatever the value names.
+            options[RECEIPTS[lowered]] = True
+        else:
             headers.append({"name": name, "value": text})
-    return headers
+    if headers:
+        options["headers"] = headers
+    return options
 
 
 def sender_named(address: str, *, actor: User) -> User | Queue:
@@ -183,12 +234,9 @@ def read_entity(data: Any, *, index: int, actor: User) -> dict[str, Any]:
         address = validated(sender, EMailAddressIn, label=f"{label}.From")
         if (address.get("Address") or "").strip():
             fields["sender"] = sender_named(address["Address"], actor=actor)
-    headers = _custom_headers(entity.get("CustomHeaderList"), label=f"{label}.CustomHeaderList")
-    if headers:
-        # Custom headers wait for the email's own headers (issue 13's foundation).
-        raise SuperOfficeInputError(
-            f"{label}.CustomHeaderList: custom headers are not supported yet"
-        )
+    fields.update(
+        _custom_headers(entity.get("CustomHeaderList"), label=f"{label}.CustomHeaderList")
+    )
     return fields
 
 
@@ -235,6 +283,25 @@ def _attachment(attachment) -> dict[str, Any]:
     }
 
 
+def _header(name: str, value: str) -> dict[str, Any]:
+    return {"Name": name, "Values": [value], "TableRight": None, "FieldProperties": {}}
+
+
+def _header_list(email: Email, parties: list[EmailParty]) -> list[dict[str, Any]]:
+    """The custom headers, and the headers we keep as fields that SuperOffice's entity
+    has no property for (Reply-To, the receipt requests), as sent."""
+    headers = [_header(h["name"], h["value"]) for h in email.headers or []]
+    reply_to = [p for p in parties if p.role == PartyRole.REPLY_TO]
+    if reply_to:
+        headers.append(_header("Reply-To", ", ".join(map(party_text, reply_to))))
+    receipt_to = email.from_address
+    if email.request_delivery_receipt:
+        headers.append(_header("Return-Receipt-To", receipt_to))
+    if email.request_read_receipt:
+        headers.append(_header("Disposition-Notification-To", receipt_to))
+    return headers
+
+
 def _size(email: Email) -> int:
     text = (email.subject + email.body_html + email.body_text).encode()
     return len(text) + sum(a.blob.size for a in email.attachments.all())
@@ -276,7 +343,7 @@ def entity_of(email: Email, *, actor: User) -> dict[str, Any]:
         },
         "ServerId": email.pk,
         "Attachments": [_attachment(a) for a in email.attachments.all()],
-        "CustomHeaderList": [],
+        "CustomHeaderList": _header_list(email, parties),
         "FolderName": "Sent",
         "EmailItemId": email.pk,
         "AccountId": 0,
