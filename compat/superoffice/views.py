@@ -109,7 +109,7 @@ class SendEMailsView(VendorAPIView):
             403: _error("the caller may not send as From"),
             406: _error("the Accept header asks for a type we do not answer"),
             413: _error("an attachment over the organisation's limit"),
-            415: _error("a body that is not JSON"),
+            415: _error("a body that is neither JSON nor XML"),
             422: _error("this Idempotency-Key was already used for a different request"),
             429: _error("too many requests (throttled)"),
         },
@@ -144,7 +144,9 @@ class SendEMailsView(VendorAPIView):
                 results.append(item)
                 continue
             outcome = next(outcomes)
-            results.append(outcome.email if outcome.email is not None else outcome.error)  # type: ignore[arg-type]
+            result = outcome.email or outcome.error
+            assert result is not None  # a batch outcome is an email or its refusal
+            results.append(result)
 
         refusals = [(i, r) for i, r in enumerate(results) if isinstance(r, ApplicationError)]
         if entities and len(refusals) == len(entities):
