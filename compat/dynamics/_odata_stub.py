@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import Http404
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
@@ -32,10 +33,20 @@ class PayloadError(ODataError):
     code = "odata_payload"
 
 
+class RecordNotFound(ApplicationError):
+    code = "not_found"
+    http_status = 404
+
+
 class DynamicsView(VendorAPIView):
     error_shape = staticmethod(odata_error)
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]
+
+    def handle_exception(self, exc):
+        if isinstance(exc, Http404):
+            exc = RecordNotFound(str(exc) or "the record does not exist")
+        return super().handle_exception(exc)
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
