@@ -20,9 +20,10 @@ import base64
 import binascii
 import re
 from datetime import datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, getaddresses
+from email.utils import format_datetime
 from typing import Any
 
 from django.utils import timezone
@@ -69,23 +70,39 @@ def _text(data: dict[str, Any], name: str) -> str:
     return value.strip()
 
 
+def _split(text: str) -> list[str]:
+    """The parts of an address list, split at ``;`` and ``,`` outside quotes and ``<>``."""
+    parts, current, quoted, angled = [], [], False, False
+    for char in text:
+        if char == '"' and not angled:
+            quoted = not quoted
+        elif char == "<" and not quoted:
+            angled = True
+        elif char == ">" and not quoted:
+            angled = False
+        elif char in ";," and not quoted and not angled:
+            parts.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current).strip())
+    return [part for part in parts if part]
+
+
 def _addresses(data: dict[str, Any], name: str, *, required: bool = False) -> list[str]:
     """Each address of a ``;``- or ``,``-separated list, checked on its own: one
     without an address (a placeholder such as ``Ann Lee``) is refused naming it."""
-    text = _text(data, name)
-    if not text:
-        if required:
-            raise PayloadError(f"{name}: at least one address is required")
-        return []
+    parts = _split(_text(data, name))
+    if not parts and required:
+        raise PayloadError(f"{name}: at least one address is required")
     addresses = []
-    for position, (display, address) in enumerate(getaddresses([text.replace(";", ",")]), 1):
-        given = f"{display} <{address}>" if display and address else (address or display)
-        if not address or "@" not in address:
+    for position, part in enumerate(parts, 1):
+        if "@" not in part:
             raise InvalidAddress(
-                f"{name} recipient {position} ({given!r}) has no email address", field=name
+                f"{name} recipient {position} ({part!r}) has no email address", field=name
             )
-        parsed = parse_address(given, label=f"{name} recipient {position}", field=name)
-        addresses.append(f"{parsed.name} <{parsed.address}>" if parsed.name else parsed.address)
+        parsed = parse_address(part, label=f"{name} recipient {position}", field=name)
+        addresses.append(str(Address(display_name=parsed.name, addr_spec=parsed.address)))
     return addresses
 
 
@@ -174,7 +191,7 @@ def incoming_message(data: dict[str, Any]) -> tuple[bytes, list[str]]:
         maintype, subtype = mime_type.split("/", 1)
         message.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
     try:
-        return message.as_bytes(policy=SMTP), [a for a in bcc]
+        return message.as_bytes(policy=SMTP), bcc
     except (ValueError, TypeError) as exc:  # the email package refusing a header it was given
         raise PayloadError(f"the message cannot be written: {exc}") from None
 
