@@ -13,11 +13,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from activities.errors import AttachmentTooLarge
 from common.api.parsers import JSONParser
 from common.errors import ApplicationError
 from compat.base import VendorAPIView
@@ -105,12 +107,29 @@ class PreconditionFailed(ApplicationError):
     http_status = 412
 
 
+class RecordNotFound(ApplicationError):
+    """A record that is not there or that the caller may not see (as ``/api/v1/``, 404)."""
+
+    code = "not_found"
+    http_status = 404
+
+
 class DynamicsView(VendorAPIView):
     """The base of every ``/api/data/v9.2/`` view: OData errors and headers, JSON only."""
 
     error_shape = staticmethod(odata_error)
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]
+
+    def handle_exception(self, exc):
+        # Our 404s keep their message (which GUID, which set); Django's handler drops it.
+        if isinstance(exc, Http404):
+            exc = RecordNotFound(str(exc) or "the record does not exist")
+        elif isinstance(exc, RequestDataTooBig):
+            exc = AttachmentTooLarge(
+                "the request body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE allows"
+            )
+        return super().handle_exception(exc)
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
