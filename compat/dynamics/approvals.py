@@ -24,9 +24,9 @@ from crm import services
 from crm.api import signed_in_user
 from crm.models import EmailApproval, Organization, Queue, User
 
-from ._odata_stub import DynamicsView, ODataError, PayloadError, context_url
 from .ids import guid_of, pk_of
 from .metadata import TAG
+from .odata import DynamicsView, ODataError, PayloadError, context_url
 
 # Dataverse's emailrouteraccessapproval options.
 APPROVAL_CODES = {

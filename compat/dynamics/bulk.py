@@ -27,9 +27,9 @@ from activities.services.bulk import bulk_send_start
 from crm.api import signed_in_user
 from crm.models import Queue, User
 
-from ._odata_stub import DynamicsView, PayloadError
 from .ids import pk_of
 from .metadata import TAG
+from .odata import DynamicsView, PayloadError
 from .queries import bulk_query_of
 
 # Dataverse's entity names of the records we have, and ours.

@@ -36,13 +36,15 @@ from activities.addresses import has_forbidden_chars, parse_address
 from activities.errors import InvalidAddress, MessageHeld
 from activities.html import text_of_html
 from activities.models import Email
+from activities.selectors import email_list_queryset
 from activities.services.inbound import inbound_message_store_or_hold
 from common.errors import PermissionDeniedError
 from crm.api import signed_in_user
 
-from ._odata_stub import DynamicsView, PayloadError, context_url
+from .entities import email_entity
 from .ids import guid_of
 from .metadata import TAG
+from .odata import DynamicsView, PayloadError, context_url
 
 ROUTE = "dynamics:DeliverIncomingEmail"
 TEXT_PARAMETERS = ("MessageId", "Subject", "From", "To", "Cc", "Bcc", "SubmittedBy", "Importance")
@@ -196,19 +198,14 @@ def incoming_message(data: dict[str, Any]) -> tuple[bytes, list[str]]:
         raise PayloadError(f"the message cannot be written: {exc}") from None
 
 
-def email_entity(request: Request, email: Email) -> dict[str, Any]:
-    """The received email as Dataverse answers an email entity (and ``EmailId``, the
-    organization service's DeliverIncomingEmailResponse, for clients ported from it)."""
+def _answer(request: Request, email: Email) -> dict[str, Any]:
+    """The received email as the emails entity set shows it, with ``EmailId`` (the
+    organization service's DeliverIncomingEmailResponse) for clients ported from it."""
+    loaded = email_list_queryset(Email.objects.filter(pk=email.pk)).get()
     return {
         "@odata.context": context_url(request, "emails/$entity"),
-        "activityid": guid_of(email.pk),
+        **email_entity(loaded),
         "EmailId": guid_of(email.pk),
-        "subject": email.subject,
-        "messageid": email.message_id,
-        "directioncode": False,
-        "statecode": 1,  # Completed
-        "statuscode": 4,  # Received
-        "createdon": email.created_at.isoformat().replace("+00:00", "Z"),
     }
 
 
@@ -249,4 +246,4 @@ class DeliverIncomingEmailView(DynamicsView):
                 f"recorded as an email: {kept.reason or 'not read yet'}",
                 code=kept.code or MessageHeld.code,
             )
-        return Response(email_entity(request, kept.email))
+        return Response(_answer(request, kept.email))

@@ -19,7 +19,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ._odata_stub import DynamicsView, context_url
+from .odata import DynamicsView, context_url
 
 NAMESPACE = "Microsoft.Dynamics.CRM"
 ALIAS = "mscrm"
@@ -42,13 +42,17 @@ ENTITY_TYPES: dict[str, Props] = {
         ("prioritycode", "Edm.Int32", True),
         ("trackingtoken", "Edm.String", True),
         ("messageid", "Edm.String", True),
+        ("inreplyto", "Edm.String", True),
         ("sender", "Edm.String", True),
         ("torecipients", "Edm.String", True),
         ("createdon", "Edm.DateTimeOffset", True),
         ("modifiedon", "Edm.DateTimeOffset", True),
         ("senton", "Edm.DateTimeOffset", True),
+        ("scheduledstart", "Edm.DateTimeOffset", True),
+        ("attachmentcount", "Edm.Int32", True),
         ("_regardingobjectid_value", "Edm.Guid", True),
         ("_templateid_value", "Edm.Guid", True),
+        ("_sendermailboxid_value", "Edm.Guid", True),
     ],
     "activityparty": [
         ("activitypartyid", "Edm.Guid", False),
@@ -67,6 +71,8 @@ ENTITY_TYPES: dict[str, Props] = {
         ("attachmentnumber", "Edm.Int32", True),
         ("objecttypecode", "Edm.String", True),
         ("_objectid_value", "Edm.Guid", True),
+        ("_attachmentid_value", "Edm.Guid", True),
+        ("attachmentcontentid", "Edm.String", True),
     ],
     # What DeliverIncomingEmail's Attachments are (Collection(mscrm.attachment)).
     "attachment": [

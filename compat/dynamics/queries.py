@@ -21,8 +21,8 @@ from defusedxml.ElementTree import fromstring
 from django.http import Http404
 from django.utils.dateparse import parse_date, parse_datetime
 
-from ._odata_stub import PayloadError
 from .ids import pk_of
+from .odata import PayloadError
 
 MAX_QUERY_CHARS = 20_000
 MAX_FILTER_DEPTH = 8

@@ -9,9 +9,11 @@ import requests
 from odata import ODataService
 from rest_framework.authtoken.models import Token
 
+from compat.dynamics.entities import ATTACHMENT_PROPERTIES, EMAIL_PROPERTIES
 from compat.dynamics.ids import guid_of
 from compat.dynamics.metadata import ACTIONS, ENTITY_SETS
 from tests.api import client_for
+from tests.factories import EmailFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -54,6 +56,20 @@ def test_metadata_is_a_csdl_in_the_dynamics_namespace_with_the_email_entity(owne
     assert {p.get("Name") for p in user.findall(f"{EDM}Property")} >= {
         "systemuserid", "fullname", "internalemailaddress", "emailrouteraccessapproval",
     }  # fmt: skip
+
+
+def test_metadata_declares_every_property_the_entity_sets_answer(owner):
+    schema = _schema(owner)
+
+    def declared(entity):
+        node = schema.find(f"{EDM}EntityType[@Name='{entity}']")
+        return {p.get("Name") for p in node.findall(f"{EDM}Property")}
+
+    assert set(EMAIL_PROPERTIES) <= declared("email")
+    assert set(ATTACHMENT_PROPERTIES) <= declared("activitymimeattachment")
+    assert {"activitypartyid", "participationtypemask", "addressused", "_partyid_value"} <= (
+        declared("activityparty")
+    )
 
 
 def test_metadata_lists_the_entity_sets_and_the_actions_with_their_documented_signatures(owner):
@@ -125,7 +141,11 @@ def test_metadata_and_the_service_document_need_a_token_answered_in_odata_words(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_odata_v4_client_reads_the_metadata_and_lists_systemusers(live_server, owner, approver):
+def test_an_odata_v4_client_reads_the_metadata_and_lists_emails_and_systemusers(
+    live_server, owner, approver, outsider
+):
+    mine = EmailFactory(sender_user=owner, subject="Your renewal", with_to="ann@example.com")
+    EmailFactory(sender_user=outsider, subject="Not for Alice")
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {Token.objects.create(user=owner).key}"
     service = ODataService(
@@ -136,9 +156,13 @@ def test_an_odata_v4_client_reads_the_metadata_and_lists_systemusers(live_server
     )
     assert set(service.entities) == set(ENTITY_SETS)
     assert {"SendBulkMail", "SendEmailFromTemplate"} <= set(service.actions)
+    EmailEntity = service.entities["emails"]
+    emails = list(service.query(EmailEntity))
+    assert [(str(e.activityid), e.subject) for e in emails] == [(guid_of(mine.pk), "Your renewal")]
+    assert emails[0].statuscode == 1 and emails[0].directioncode is True
     SystemUser = service.entities["systemusers"]
     users = {user.domainname: user for user in service.query(SystemUser)}
-    assert set(users) == {"alice", "ada"}
+    assert set(users) == {"alice", "ada", "charlie"}
     assert str(users["alice"].systemuserid) == guid_of(owner.pk)
     assert users["alice"].internalemailaddress == "alice@staff.example.com"
     assert users["alice"].emailrouteraccessapproval == 1
