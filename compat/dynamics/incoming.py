@@ -74,7 +74,9 @@ def _text(data: dict[str, Any], name: str) -> str:
 
 def _split(text: str) -> list[str]:
     """The parts of an address list, split at ``;`` and ``,`` outside quotes and ``<>``."""
-    parts, current, quoted, angled = [], [], False, False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = angled = False
     for char in text:
         if char == '"' and not angled:
             quoted = not quoted
