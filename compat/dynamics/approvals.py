@@ -15,7 +15,8 @@ from typing import Any
 
 from django.db.models import Model, QuerySet
 from django.http import Http404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -25,8 +26,8 @@ from crm.api import signed_in_user
 from crm.models import EmailApproval, Organization, Queue, User
 
 from .ids import guid_of, pk_of
-from .metadata import TAG
 from .odata import DynamicsView, ODataError, PayloadError, context_url
+from .views import TAG, documented
 
 # Dataverse's emailrouteraccessapproval options.
 APPROVAL_CODES = {
@@ -222,31 +223,42 @@ class _Queues:
         return _queue(record)
 
 
-_LIST = OpenApiResponse(description="{'@odata.context', 'value': [...]}")
-_ONE = OpenApiResponse(description="the record, Dataverse's property names")
-_PATCH = OpenApiResponse(
-    description="204 (OData-EntityId), or 200 with Prefer: return=representation"
+KEY = OpenApiParameter(
+    "key", str, OpenApiParameter.PATH, description="the record's GUID in parentheses: (<guid>)"
 )
+_READ = documented()
+_PATCH = {**documented(403, 409, ok=204), 200: OpenApiResponse(OpenApiTypes.OBJECT)}
 
 
 class SystemUserList(_Users, _MailboxList):
     @extend_schema(
-        tags=[TAG], summary="systemusers: users and their address approval", responses={200: _LIST}
+        tags=[TAG],
+        operation_id="dynamics_systemusers_list",
+        summary="systemusers: users and their address approval",
+        responses=_READ,
     )
     def get(self, request: Request) -> Response:
         return super().get(request)
 
 
 class SystemUserDetail(_Users, _MailboxDetail):
-    @extend_schema(tags=[TAG], summary="systemusers(<guid>)", responses={200: _ONE})
+    @extend_schema(
+        tags=[TAG],
+        operation_id="dynamics_systemuser_retrieve",
+        parameters=[KEY],
+        summary="systemusers(<guid>)",
+        responses=_READ,
+    )
     def get(self, request: Request, key: str) -> Response:
         return super().get(request, key)
 
     @extend_schema(
         tags=[TAG],
+        operation_id="dynamics_systemuser_update",
+        parameters=[KEY],
         summary="Approve (1) or reject (3) a user's address: emailrouteraccessapproval",
-        request=None,
-        responses={200: _ONE, 204: _PATCH},
+        request=OpenApiTypes.OBJECT,
+        responses=_PATCH,
     )
     def patch(self, request: Request, key: str) -> Response:
         return super().patch(request, key)
@@ -254,22 +266,33 @@ class SystemUserDetail(_Users, _MailboxDetail):
 
 class QueueList(_Queues, _MailboxList):
     @extend_schema(
-        tags=[TAG], summary="queues: queues and their address approval", responses={200: _LIST}
+        tags=[TAG],
+        operation_id="dynamics_queues_list",
+        summary="queues: queues and their address approval",
+        responses=_READ,
     )
     def get(self, request: Request) -> Response:
         return super().get(request)
 
 
 class QueueDetail(_Queues, _MailboxDetail):
-    @extend_schema(tags=[TAG], summary="queues(<guid>)", responses={200: _ONE})
+    @extend_schema(
+        tags=[TAG],
+        operation_id="dynamics_queue_retrieve",
+        parameters=[KEY],
+        summary="queues(<guid>)",
+        responses=_READ,
+    )
     def get(self, request: Request, key: str) -> Response:
         return super().get(request, key)
 
     @extend_schema(
         tags=[TAG],
+        operation_id="dynamics_queue_update",
+        parameters=[KEY],
         summary="Approve (1) or reject (3) a queue's address: emailrouteraccessapproval",
-        request=None,
-        responses={200: _ONE, 204: _PATCH},
+        request=OpenApiTypes.OBJECT,
+        responses=_PATCH,
     )
     def patch(self, request: Request, key: str) -> Response:
         return super().patch(request, key)
@@ -284,7 +307,10 @@ ORGANIZATION_WRITABLE = {
 
 class OrganizationList(DynamicsView):
     @extend_schema(
-        tags=[TAG], summary="organizations: the one organisation", responses={200: _LIST}
+        tags=[TAG],
+        operation_id="dynamics_organizations_list",
+        summary="organizations: the one organisation",
+        responses=_READ,
     )
     def get(self, request: Request) -> Response:
         _check_options(request, ("$select", "$top"))
@@ -311,16 +337,24 @@ class OrganizationDetail(DynamicsView):
             }
         )
 
-    @extend_schema(tags=[TAG], summary="organizations(<guid>)", responses={200: _ONE})
+    @extend_schema(
+        tags=[TAG],
+        operation_id="dynamics_organization_retrieve",
+        parameters=[KEY],
+        summary="organizations(<guid>)",
+        responses=_READ,
+    )
     def get(self, request: Request, key: str) -> Response:
         _check_options(request, ("$select",))
         return self._answer(request, self._org(key))
 
     @extend_schema(
         tags=[TAG],
+        operation_id="dynamics_organization_update",
+        parameters=[KEY],
         summary="Change requireapprovalforuseremail / requireapprovalforqueueemail (staff)",
-        request=None,
-        responses={200: _ONE, 204: _PATCH},
+        request=OpenApiTypes.OBJECT,
+        responses=_PATCH,
     )
     def patch(self, request: Request, key: str) -> Response:
         self._org(key)

@@ -17,7 +17,8 @@ from typing import Any
 
 from django.db.models import Model
 from django.http import Http404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -28,9 +29,9 @@ from crm.api import signed_in_user
 from crm.models import Queue, User
 
 from .ids import pk_of
-from .metadata import TAG
 from .odata import DynamicsView, PayloadError
 from .queries import bulk_query_of
+from .views import TAG, documented
 
 # Dataverse's entity names of the records we have, and ours.
 RECORD_TYPES = {"contact": "contact", "account": "account", "systemuser": "user", "queue": "queue"}
@@ -113,8 +114,9 @@ class SendBulkMailView(DynamicsView):
             "parentcustomerid eq, address1_city eq, createdon ge/lt, statecode eq 0, joined "
             "by and. Anything else is a 400 naming the part."
         ),
-        request=None,
-        responses={204: OpenApiResponse(description="started; Location: the job in /api/v1/")},
+        operation_id="dynamics_send_bulk_mail",
+        request=OpenApiTypes.OBJECT,
+        responses=documented(403, 409, ok=204),
     )
     def post(self, request: Request) -> Response:
         data = request.data

@@ -28,6 +28,7 @@ from typing import Any
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -43,8 +44,8 @@ from crm.api import signed_in_user
 
 from .entities import email_entity
 from .ids import guid_of
-from .metadata import TAG
 from .odata import DynamicsView, PayloadError, context_url
+from .views import TAG, documented
 
 ROUTE = "dynamics:DeliverIncomingEmail"
 TEXT_PARAMETERS = ("MessageId", "Subject", "From", "To", "Cc", "Bcc", "SubmittedBy", "Importance")
@@ -214,6 +215,7 @@ def _answer(request: Request, email: Email) -> dict[str, Any]:
 class DeliverIncomingEmailView(DynamicsView):
     @extend_schema(
         tags=[TAG],
+        operation_id="dynamics_deliver_incoming_email",
         summary="DeliverIncomingEmail: record a received message (staff)",
         description=(
             "Builds the message from the parameters and receives it as every inbound route "
@@ -222,8 +224,11 @@ class DeliverIncomingEmailView(DynamicsView):
             "Mail for a mailbox whose address is not approved is kept, not routed: 202 with "
             "the reason."
         ),
-        request=None,
-        responses={200: OpenApiResponse(description="the received email entity")},
+        request=OpenApiTypes.OBJECT,
+        responses={
+            **documented(403, 409, 413),
+            202: OpenApiResponse(OpenApiTypes.OBJECT, description="kept, not recorded: why"),
+        },
     )
     def post(self, request: Request) -> Response:
         if not signed_in_user(request).is_staff:
@@ -249,3 +254,20 @@ class DeliverIncomingEmailView(DynamicsView):
                 code=kept.code or MessageHeld.code,
             )
         return Response(_answer(request, kept.email))
+
+
+class UnboundDeliverIncomingEmailView(DeliverIncomingEmailView):
+    """The same action called unbound (``POST DeliverIncomingEmail``), as some clients do."""
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="dynamics_deliver_incoming_email_unbound",
+        summary="DeliverIncomingEmail, called unbound: as emails/...DeliverIncomingEmail",
+        request=OpenApiTypes.OBJECT,
+        responses={
+            **documented(403, 409, 413),
+            202: OpenApiResponse(OpenApiTypes.OBJECT, description="kept, not recorded: why"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        return super().post(request)

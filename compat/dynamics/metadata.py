@@ -15,18 +15,19 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .odata import DynamicsView, context_url
+from .views import TAG, documented
 
 NAMESPACE = "Microsoft.Dynamics.CRM"
 ALIAS = "mscrm"
 CONTAINER = "System"
 EDMX = "http://docs.oasis-open.org/odata/ns/edmx"
 EDM = "http://docs.oasis-open.org/odata/ns/edm"
-TAG = "Dynamics 365 Web API"
 
 # (name, type, nullable); the key property of each entity type comes first.
 Props = list[tuple[str, str, bool]]
@@ -309,13 +310,20 @@ def metadata_document() -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
+_XML: dict[Any, Any] = {
+    (200, "application/xml"): OpenApiTypes.STR,
+    **{status: answer for status, answer in documented().items() if status != 200},
+}
+
+
 class MetadataView(DynamicsView):
     """``$metadata``: the CSDL, as ``application/xml``."""
 
     @extend_schema(
         tags=[TAG],
+        operation_id="dynamics_metadata",
         summary="The CSDL (OData v4 $metadata) of the Dynamics 365 adapter",
-        responses={200: OpenApiResponse(description="application/xml: the EDMX document")},
+        responses=_XML,
     )
     def get(self, request: Request) -> HttpResponse:
         return HttpResponse(metadata_document(), content_type="application/xml; charset=utf-8")
@@ -326,8 +334,9 @@ class ServiceDocumentView(DynamicsView):
 
     @extend_schema(
         tags=[TAG],
+        operation_id="dynamics_service_document",
         summary="The OData service document: the adapter's entity sets",
-        responses={200: OpenApiResponse(description="{'@odata.context', 'value': [...]}")},
+        responses=documented(),
     )
     def get(self, request: Request) -> Response:
         body: dict[str, Any] = {

@@ -5,10 +5,13 @@ to ``urlpatterns``' list below them; the catch-all (any other segment is Dataver
 "Resource not found for the segment" 404) is added after the list and stays last.
 """
 
-from django.urls import URLPattern, URLResolver, path, re_path
+from django.urls import URLPattern, URLResolver, path, re_path, register_converter
 
 from . import actions, approvals, bulk, incoming, metadata, views
+from .converters import ODataKeyConverter
 from .odata import resource_not_found
+
+register_converter(ODataKeyConverter, "odatakey")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("emails", views.EmailsView.as_view(), name="dynamics-emails"),
@@ -51,20 +54,20 @@ urlpatterns: list[URLPattern | URLResolver] = [
     # dynamics-more: the service document, $metadata, approvals, SendBulkMail and
     # DeliverIncomingEmail.
     path("", metadata.ServiceDocumentView.as_view(), name="dynamics-service"),
-    path("$metadata", metadata.MetadataView.as_view(), name="dynamics-metadata"),
+    re_path(r"^\$metadata$", metadata.MetadataView.as_view(), name="dynamics-metadata"),
     path("systemusers", approvals.SystemUserList.as_view(), name="dynamics-systemusers"),
-    re_path(r"^systemusers\((?P<key>[^()/]*)\)$", approvals.SystemUserDetail.as_view()),
+    path("systemusers<odatakey:key>", approvals.SystemUserDetail.as_view()),
     path("queues", approvals.QueueList.as_view(), name="dynamics-queues"),
-    re_path(r"^queues\((?P<key>[^()/]*)\)$", approvals.QueueDetail.as_view()),
+    path("queues<odatakey:key>", approvals.QueueDetail.as_view()),
     path("organizations", approvals.OrganizationList.as_view(), name="dynamics-organizations"),
-    re_path(r"^organizations\((?P<key>[^()/]*)\)$", approvals.OrganizationDetail.as_view()),
+    path("organizations<odatakey:key>", approvals.OrganizationDetail.as_view()),
     path("SendBulkMail", bulk.SendBulkMailView.as_view(), name="dynamics-send-bulk-mail"),
     path(
         "emails/Microsoft.Dynamics.CRM.DeliverIncomingEmail",
         incoming.DeliverIncomingEmailView.as_view(),
         name="dynamics-deliver-incoming-email",
     ),
-    path("DeliverIncomingEmail", incoming.DeliverIncomingEmailView.as_view()),
+    path("DeliverIncomingEmail", incoming.UnboundDeliverIncomingEmailView.as_view()),
 ]
 
 # Keep last: whatever no route above names.
