@@ -129,7 +129,10 @@ def _filter(element: Element, query: _Query, depth: int) -> None:
         )
     for child in element:
         if child.tag == "condition":
-            _refuse_attributes(child, {"attribute", "operator", "value"}, "<condition>")
+            # uiname/uitype: the lookup's display name and type that Advanced Find writes.
+            _refuse_attributes(
+                child, {"attribute", "operator", "value", "uiname", "uitype"}, "<condition>"
+            )
             attribute, operator = child.get("attribute"), child.get("operator")
             if not attribute or not operator:
                 raise QueryRefused("<condition> needs attribute and operator")

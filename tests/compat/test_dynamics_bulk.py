@@ -71,7 +71,8 @@ def test_a_fetchxml_query_starts_a_bulk_job_over_the_contacts_it_selects(
     owner, team_queue, northwind, welcome
 ):
     query = fetch(
-        condition("parentcustomerid", "eq", "{" + guid_of(northwind.pk).upper() + "}"),
+        condition("parentcustomerid", "eq", "{" + guid_of(northwind.pk).upper() + "}")[:-2]
+        + ' uiname="Northwind Traders" uitype="account"/>',
         condition("address1_city", "eq", "oslo"),
         condition("statecode", "eq", "0"),
         condition("createdon", "on-or-after", "2020-01-01"),
@@ -250,3 +251,18 @@ def test_sendbulkmail_over_http_ends_as_mail_at_the_smtp_server(
     assert subjects["ann@northwind.example"].startswith("Welcome, Ann")
     assert set(Email.objects.values_list("status", flat=True)) == {EmailStatus.SENT}
     assert Email.objects.count() == 3 and Contact.objects.count() == 4
+
+
+def test_a_huge_or_deeply_nested_fetchxml_is_refused(owner, team_queue, welcome):
+    client = client_for(owner)
+    huge = fetch(condition("address1_city", "eq", "x" * 30_000))
+    deep = {
+        "@odata.type": "Microsoft.Dynamics.CRM.FetchExpression",
+        "Query": '<fetch><entity name="contact">' + "<filter>" * 50 + "</filter>" * 50
+        + "</entity></fetch>",
+    }  # fmt: skip
+    for query, named in ((huge, "longer than"), (deep, "nested deeper")):
+        response = client.post(URL, params(welcome, team_queue, query), format="json")
+        assert response.status_code == 400
+        assert named in response.json()["error"]["message"]
+    assert not BulkSend.objects.exists()

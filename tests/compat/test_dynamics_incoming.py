@@ -173,3 +173,20 @@ def test_a_body_that_is_not_an_object_is_a_400(staff):
         response = client_for(staff).post(URL, body, format="json")
         assert response.status_code == 400
         assert set(response.json()) == {"error"}
+
+
+def test_a_message_over_the_inbound_size_limit_is_refused_and_nothing_kept(staff, settings):
+    settings.CRM_INBOUND_MAX_BYTES = 2_000
+    response = client_for(staff).post(URL, params(Body="x" * 5_000), format="json")
+    assert response.status_code == 400
+    assert "CRM_INBOUND_MAX_BYTES" in response.json()["error"]["message"]
+    assert not InboundMessage.objects.exists()
+
+
+def test_deeply_nested_json_is_a_400_not_a_500(staff):
+    nested: list = []
+    for _ in range(500):
+        nested = [nested]
+    response = client_for(staff).post(URL, params(ExtraProperties=nested), format="json")
+    assert response.status_code == 400
+    assert set(response.json()) == {"error"}

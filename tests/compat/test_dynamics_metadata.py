@@ -166,3 +166,9 @@ def test_an_odata_v4_client_reads_the_metadata_and_lists_emails_and_systemusers(
     assert str(users["alice"].systemuserid) == guid_of(owner.pk)
     assert users["alice"].internalemailaddress == "alice@staff.example.com"
     assert users["alice"].emailrouteraccessapproval == 1
+
+
+def test_metadata_is_read_only(owner):
+    response = client_for(owner).post("/api/data/v9.2/$metadata", {}, format="json")
+    assert response.status_code == 405
+    assert set(response.json()) == {"error"}
