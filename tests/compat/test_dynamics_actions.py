@@ -105,7 +105,11 @@ def test_an_attachment_of_someone_elses_email_cannot_be_reused_or_seen(owner, ou
         ({"filename": "a.txt", "body": "not base64!"}, 400, "base64"),
         ({"filename": "a.txt"}, 400, "needs filename and body"),
         ({"filename": 3, "body": "aGk="}, 400, "filename must be a string"),
-        ({"filename": "a.txt", "body": "aGk=", "objecttypecode": "template"}, 400, "does not match"),
+        (
+            {"filename": "a.txt", "body": "aGk=", "objecttypecode": "template"},
+            400,
+            "does not match",
+        ),
         ({"filename": "a.txt", "body": "aGk=", "documentbody": "x"}, 400, "documentbody"),
     ],
 )
@@ -135,7 +139,10 @@ def test_attaching_to_a_sent_email_is_a_409_and_deleting_an_attachment_works(own
     assert "this email is sent" in odata_error(response, 409)["message"]
     draft = EmailFactory(sender_user=owner)
     attachment, _ = attachment_store(owner=draft, source=b"hi", filename="a.txt")
-    assert client.delete(f"{ROOT}/activitymimeattachments({guid_of(attachment.pk)})").status_code == 204
+    assert (
+        client.delete(f"{ROOT}/activitymimeattachments({guid_of(attachment.pk)})").status_code
+        == 204
+    )
     assert not ActivityMimeAttachment.objects.exists()
 
 
@@ -148,7 +155,10 @@ def test_a_template_takes_an_attachment_from_staff_only(owner, staff):
         "body": "aGk=",
     }
     odata_error(client_for(owner).post(f"{ROOT}/activitymimeattachments", body, format="json"), 403)
-    assert client_for(staff).post(f"{ROOT}/activitymimeattachments", body, format="json").status_code == 204
+    assert (
+        client_for(staff).post(f"{ROOT}/activitymimeattachments", body, format="json").status_code
+        == 204
+    )
     assert template.attachments.count() == 1
 
 
@@ -208,7 +218,10 @@ def test_send_email_from_template_creates_and_sends(owner):
         f"{ROOT}/SendEmailFromTemplate",
         {
             "TemplateId": guid_of(template.pk),
-            "Regarding": {"@odata.type": "Microsoft.Dynamics.CRM.contact", "contactid": guid_of(contact.pk)},
+            "Regarding": {
+                "@odata.type": "Microsoft.Dynamics.CRM.contact",
+                "contactid": guid_of(contact.pk),
+            },
             "Target": {
                 "@odata.type": "Microsoft.Dynamics.CRM.email",
                 "email_activity_parties": [
@@ -234,7 +247,11 @@ def test_instantiate_template_renders_without_saving(owner):
     template = TemplateFactory(subject="Hello {{ contact.first_name }}")
     response = client_for(owner).post(
         f"{ROOT}/InstantiateTemplate",
-        {"TemplateId": guid_of(template.pk), "ObjectType": "contact", "ObjectId": guid_of(contact.pk)},
+        {
+            "TemplateId": guid_of(template.pk),
+            "ObjectType": "contact",
+            "ObjectId": guid_of(contact.pk),
+        },
         format="json",
     )
     assert response.status_code == 200, response.content
@@ -293,7 +310,13 @@ def test_background_send_email_claims_and_statuscode_reports_with_the_lease(owne
 
     response = client.post(
         f"{ROOT}/BackgroundSendEmail",
-        {"Query": {"@odata.type": "Microsoft.Dynamics.CRM.QueryExpression", "EntityName": "email", "PageInfo": {"Count": 10}}},
+        {
+            "Query": {
+                "@odata.type": "Microsoft.Dynamics.CRM.QueryExpression",
+                "EntityName": "email",
+                "PageInfo": {"Count": 10},
+            }
+        },
         format="json",
     )
     assert response.status_code == 200, response.content
@@ -301,7 +324,10 @@ def test_background_send_email_claims_and_statuscode_reports_with_the_lease(owne
     [claimed] = body["EntityCollection"]
     assert body["HasAttachments"] == [True]
     assert (claimed["activityid"], claimed["statuscode"]) == (guid_of(email.pk), 7)
-    assert client.post(f"{ROOT}/BackgroundSendEmail", {}, format="json").json()["EntityCollection"] == []
+    assert (
+        client.post(f"{ROOT}/BackgroundSendEmail", {}, format="json").json()["EntityCollection"]
+        == []
+    )
 
     url = f"{ROOT}/emails({guid_of(email.pk)})"
     no_lease = client.patch(url, {"statuscode": 3}, format="json")
@@ -317,7 +343,9 @@ def test_background_send_email_claims_and_statuscode_reports_with_the_lease(owne
     assert done.status_code == 204, done.content
     email.refresh_from_db()
     assert email.status == EmailStatus.SENT
-    again = client.patch(url, {"statuscode": 8}, format="json", HTTP_IF_MATCH=claimed["@odata.etag"])
+    again = client.patch(
+        url, {"statuscode": 8}, format="json", HTTP_IF_MATCH=claimed["@odata.etag"]
+    )
     odata_error(again, 400)
     email.refresh_from_db()
     assert email.status == EmailStatus.SENT
