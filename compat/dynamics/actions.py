@@ -111,6 +111,8 @@ def _response_context(request: Request, name: str) -> str:
 
 @extend_schema(tags=[TAG], parameters=[GUID])
 class SendEmailView(DynamicsView):
+    """``emails(<guid>)/Microsoft.Dynamics.CRM.SendEmail``: ``IssueSend``, ``TrackingToken`` -> ``{"Subject"}``."""
+
     @extend_schema(
         operation_id="dynamics_send_email",
         summary="SendEmail: send (IssueSend true) or mark as sent (IssueSend false)",
@@ -136,6 +138,8 @@ class SendEmailView(DynamicsView):
 
 @extend_schema(tags=[TAG])
 class SendEmailFromTemplateView(DynamicsView):
+    """``SendEmailFromTemplate``: ``TemplateId``, ``Regarding``, ``Target`` (an email with its parties) -> the email."""
+
     @extend_schema(
         operation_id="dynamics_send_email_from_template",
         summary="SendEmailFromTemplate: create from a template and send",
@@ -176,6 +180,8 @@ class SendEmailFromTemplateView(DynamicsView):
 
 @extend_schema(tags=[TAG])
 class InstantiateTemplateView(DynamicsView):
+    """``InstantiateTemplate``: ``TemplateId``, ``ObjectType``, ``ObjectId`` -> a collection of one unsaved email."""
+
     @extend_schema(
         operation_id="dynamics_instantiate_template",
         summary="InstantiateTemplate: an email rendered from a template, not saved",
@@ -205,6 +211,10 @@ class InstantiateTemplateView(DynamicsView):
 
 @extend_schema(tags=[TAG])
 class BackgroundSendEmailView(DynamicsView):
+    """``BackgroundSendEmail``: ``Query`` (``PageInfo.Count``) -> ``EntityCollection`` and ``HasAttachments``:
+    the claim of ``/api/v1/emails/claim/``. Each email's ``@odata.etag`` carries its lease:
+    the outcome is reported by updating ``statuscode`` with ``If-Match`` set to it."""
+
     @extend_schema(
         operation_id="dynamics_background_send_email",
         summary="BackgroundSendEmail: claim pending emails for an external send component",
@@ -248,6 +258,9 @@ class BackgroundSendEmailView(DynamicsView):
 
 @extend_schema(tags=[TAG])
 class GetTrackingTokenEmailView(DynamicsView):
+    """``GetTrackingTokenEmail``: ``Subject`` -> ``TrackingToken``: the token the subject carries, or
+    ``""`` (SendEmail then gives the email its own)."""
+
     @extend_schema(
         operation_id="dynamics_get_tracking_token_email",
         summary="GetTrackingTokenEmail: the tracking token a subject carries",

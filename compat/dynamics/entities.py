@@ -375,7 +375,10 @@ def _datetime(value: Any, *, prop: str) -> datetime | None:
         raise PayloadError(f"{prop}: {value!r} is not a date and time") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+    try:
+        return parsed.astimezone(UTC)  # as the database stores it
+    except (OverflowError, ValueError):
+        raise PayloadError(f"{prop}: {value!r} is outside the years 1-9999 in UTC") from None
 
 
 # --- attachments ----------------------------------------------------------------------

@@ -121,6 +121,19 @@ class DynamicsView(VendorAPIView):
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self.check_input(request)
+
+    def check_input(self, request: Request) -> None:
+        """Checks of every request once it is authenticated, before the body is used."""
+        # NUL is refused in every text, as DRF's fields do for /api/v1/: PostgreSQL
+        # cannot store it.
+        if any("\x00" in key or "\x00" in value for key, value in request.query_params.items()):
+            raise PayloadError("the query string holds a NUL character (U+0000)")
+        if request.method in ("POST", "PATCH", "PUT") and _holds_nul(request.data):
+            raise PayloadError("the body holds a NUL character (U+0000) in a text")
+
     def handle_exception(self, exc):
         # Our 404s keep their message (which GUID, which set); Django's handler drops it.
         if isinstance(exc, Http404):
@@ -135,6 +148,21 @@ class DynamicsView(VendorAPIView):
         response = super().finalize_response(request, response, *args, **kwargs)
         response["OData-Version"] = ODATA_VERSION
         return response
+
+
+def _holds_nul(data: Any) -> bool:
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return True
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
 
 
 def resource_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:

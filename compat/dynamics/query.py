@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
+from django.http import Http404
 from django.utils.dateparse import parse_date, parse_datetime
 from odata_query import ast
 from odata_query.exceptions import ODataException
@@ -75,7 +76,13 @@ def guid_value(node: ast._Node, prop: str) -> int | None:
     if isinstance(node, ast.Null):
         return None
     if isinstance(node, ast.GUID | ast.String):
-        return pk_of(node.val)
+        try:
+            return pk_of(node.val)
+        except Http404:
+            # A GUID of no record of ours matches nothing (a text that is not one is refused).
+            if isinstance(node, ast.GUID):
+                return -1
+            raise ODataError(f"$filter: {prop} compares with a GUID, not {node.val!r}") from None
     raise _literal_error(node, prop, "a GUID")
 
 

@@ -418,10 +418,11 @@ ATTACHMENT_ORDERING = {
 class AttachmentsView(DynamicsView):
     """``/activitymimeattachments``: list and create (bytes, or an existing file)."""
 
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
+    def check_input(self, request: Request) -> None:
+        # Before the body is read: a body too large for any attachment is refused unread.
         if request.method == "POST":
             check_request_size(request, limit=Organization.get().max_attachment_bytes)
+        super().check_input(request)
 
     @extend_schema(
         operation_id="dynamics_attachments_list",

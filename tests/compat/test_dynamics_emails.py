@@ -381,3 +381,25 @@ def test_an_unapproved_queue_sender_is_stored_but_not_sendable(owner):
     email.refresh_from_db()
     assert email.status == EmailStatus.DRAFT
     assert not EmailParty.objects.filter(role=PartyRole.TO).exclude(address="ann@example.org")
+
+
+def test_nul_characters_out_of_range_times_and_bad_guids_in_filter_are_400s(owner):
+    client = client_for(owner)
+    body = {"description": "a\x00b"}
+    assert "NUL" in odata_error(client.post(f"{ROOT}/emails", body, format="json"), 400)["message"]
+    body = {"scheduledstart": "9999-12-31T23:59:59-15:00"}
+    error = odata_error(client.post(f"{ROOT}/emails", body, format="json"), 400)
+    assert "outside the years" in error["message"]
+    assert not Email.objects.exists()
+    odata_error(client.get(f"{ROOT}/emails?$filter=subject eq 'a\x00'"), 400)
+    odata_error(client.get(f"{ROOT}/emails?$filter=activityid eq 'nope'"), 400)
+    unknown = "ffffffff-ffff-ffff-ffff-ffffffffffff"
+    assert client.get(f"{ROOT}/emails?$filter=activityid eq {unknown}").json()["value"] == []
+
+
+def test_a_body_over_the_upload_limit_is_a_413(owner, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = {"subject": "x" * 2000}
+    error = odata_error(client_for(owner).post(f"{ROOT}/emails", body, format="json"), 413)
+    assert "DATA_UPLOAD_MAX_MEMORY_SIZE" in error["message"]
+    assert not Email.objects.exists()
