@@ -16,7 +16,7 @@ from typing import Any
 from django.db.models import Model, QuerySet
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -27,7 +27,7 @@ from crm.models import EmailApproval, Organization, Queue, User
 
 from .ids import guid_of, pk_of
 from .odata import DynamicsView, ODataError, PayloadError, context_url
-from .views import TAG, documented
+from .views import GUID, TAG, documented
 
 # Dataverse's emailrouteraccessapproval options.
 APPROVAL_CODES = {
@@ -123,10 +123,10 @@ def _prefers_representation(request: Request) -> bool:
     )
 
 
-def _one(queryset: QuerySet[Any], key: str) -> Any:
-    row = queryset.filter(pk=pk_of(key)).first()
+def _one(queryset: QuerySet[Any], guid: str) -> Any:
+    row = queryset.filter(pk=pk_of(guid)).first()
     if row is None:
-        raise Http404(f"{queryset.model._meta.model_name} With Id = {key} Does Not Exist")
+        raise Http404(f"{queryset.model._meta.model_name} With Id = {guid} Does Not Exist")
     return row
 
 
@@ -161,12 +161,12 @@ class _MailboxList(_MailboxView):
 
 
 class _MailboxDetail(_MailboxView):
-    def get(self, request: Request, key: str) -> Response:
+    def get(self, request: Request, guid: str) -> Response:
         _check_options(request, ("$select",))
-        return self.answer(request, _one(self.queryset(), key))
+        return self.answer(request, _one(self.queryset(), guid))
 
-    def patch(self, request: Request, key: str) -> Response:
-        target = _one(self.queryset(), key)
+    def patch(self, request: Request, guid: str) -> Response:
+        target = _one(self.queryset(), guid)
         data = _body(request)
         other = sorted(set(data) - {"emailrouteraccessapproval"})
         if other:
@@ -223,9 +223,6 @@ class _Queues:
         return _queue(record)
 
 
-KEY = OpenApiParameter(
-    "key", str, OpenApiParameter.PATH, description="the record's GUID in parentheses: (<guid>)"
-)
 _READ = documented()
 _PATCH = {**documented(403, 409, ok=204), 200: OpenApiResponse(OpenApiTypes.OBJECT)}
 
@@ -245,23 +242,23 @@ class SystemUserDetail(_Users, _MailboxDetail):
     @extend_schema(
         tags=[TAG],
         operation_id="dynamics_systemuser_retrieve",
-        parameters=[KEY],
+        parameters=[GUID],
         summary="systemusers(<guid>)",
         responses=_READ,
     )
-    def get(self, request: Request, key: str) -> Response:
-        return super().get(request, key)
+    def get(self, request: Request, guid: str) -> Response:
+        return super().get(request, guid)
 
     @extend_schema(
         tags=[TAG],
         operation_id="dynamics_systemuser_update",
-        parameters=[KEY],
+        parameters=[GUID],
         summary="Approve (1) or reject (3) a user's address: emailrouteraccessapproval",
         request=OpenApiTypes.OBJECT,
         responses=_PATCH,
     )
-    def patch(self, request: Request, key: str) -> Response:
-        return super().patch(request, key)
+    def patch(self, request: Request, guid: str) -> Response:
+        return super().patch(request, guid)
 
 
 class QueueList(_Queues, _MailboxList):
@@ -279,23 +276,23 @@ class QueueDetail(_Queues, _MailboxDetail):
     @extend_schema(
         tags=[TAG],
         operation_id="dynamics_queue_retrieve",
-        parameters=[KEY],
+        parameters=[GUID],
         summary="queues(<guid>)",
         responses=_READ,
     )
-    def get(self, request: Request, key: str) -> Response:
-        return super().get(request, key)
+    def get(self, request: Request, guid: str) -> Response:
+        return super().get(request, guid)
 
     @extend_schema(
         tags=[TAG],
         operation_id="dynamics_queue_update",
-        parameters=[KEY],
+        parameters=[GUID],
         summary="Approve (1) or reject (3) a queue's address: emailrouteraccessapproval",
         request=OpenApiTypes.OBJECT,
         responses=_PATCH,
     )
-    def patch(self, request: Request, key: str) -> Response:
-        return super().patch(request, key)
+    def patch(self, request: Request, guid: str) -> Response:
+        return super().patch(request, guid)
 
 
 # organizations' writable properties -> crm.services.ORGANIZATION_FIELDS
@@ -324,9 +321,9 @@ class OrganizationList(DynamicsView):
 
 
 class OrganizationDetail(DynamicsView):
-    def _org(self, key: str) -> Organization:
-        if pk_of(key) != Organization.SINGLETON_ID:
-            raise Http404(f"organization With Id = {key} Does Not Exist")
+    def _org(self, guid: str) -> Organization:
+        if pk_of(guid) != Organization.SINGLETON_ID:
+            raise Http404(f"organization With Id = {guid} Does Not Exist")
         return Organization.get()
 
     def _answer(self, request: Request, org: Organization) -> Response:
@@ -340,24 +337,24 @@ class OrganizationDetail(DynamicsView):
     @extend_schema(
         tags=[TAG],
         operation_id="dynamics_organization_retrieve",
-        parameters=[KEY],
+        parameters=[GUID],
         summary="organizations(<guid>)",
         responses=_READ,
     )
-    def get(self, request: Request, key: str) -> Response:
+    def get(self, request: Request, guid: str) -> Response:
         _check_options(request, ("$select",))
-        return self._answer(request, self._org(key))
+        return self._answer(request, self._org(guid))
 
     @extend_schema(
         tags=[TAG],
         operation_id="dynamics_organization_update",
-        parameters=[KEY],
+        parameters=[GUID],
         summary="Change requireapprovalforuseremail / requireapprovalforqueueemail (staff)",
         request=OpenApiTypes.OBJECT,
         responses=_PATCH,
     )
-    def patch(self, request: Request, key: str) -> Response:
-        self._org(key)
+    def patch(self, request: Request, guid: str) -> Response:
+        self._org(guid)
         data = _body(request)
         other = sorted(set(data) - set(ORGANIZATION_WRITABLE))
         if other:

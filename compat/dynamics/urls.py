@@ -5,13 +5,10 @@ to ``urlpatterns``' list below them; the catch-all (any other segment is Dataver
 "Resource not found for the segment" 404) is added after the list and stays last.
 """
 
-from django.urls import URLPattern, URLResolver, path, re_path, register_converter
+from django.urls import URLPattern, URLResolver, path, re_path
 
 from . import actions, approvals, bulk, incoming, metadata, views
-from .converters import ODataKeyConverter
 from .odata import resource_not_found
-
-register_converter(ODataKeyConverter, "odatakey")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("emails", views.EmailsView.as_view(), name="dynamics-emails"),
@@ -56,11 +53,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", metadata.ServiceDocumentView.as_view(), name="dynamics-service"),
     re_path(r"^\$metadata$", metadata.MetadataView.as_view(), name="dynamics-metadata"),
     path("systemusers", approvals.SystemUserList.as_view(), name="dynamics-systemusers"),
-    path("systemusers<odatakey:key>", approvals.SystemUserDetail.as_view()),
+    path("systemusers(<str:guid>)", approvals.SystemUserDetail.as_view()),
     path("queues", approvals.QueueList.as_view(), name="dynamics-queues"),
-    path("queues<odatakey:key>", approvals.QueueDetail.as_view()),
+    path("queues(<str:guid>)", approvals.QueueDetail.as_view()),
     path("organizations", approvals.OrganizationList.as_view(), name="dynamics-organizations"),
-    path("organizations<odatakey:key>", approvals.OrganizationDetail.as_view()),
+    path("organizations(<str:guid>)", approvals.OrganizationDetail.as_view()),
     path("SendBulkMail", bulk.SendBulkMailView.as_view(), name="dynamics-send-bulk-mail"),
     path(
         "emails/Microsoft.Dynamics.CRM.DeliverIncomingEmail",
