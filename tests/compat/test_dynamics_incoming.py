@@ -4,10 +4,12 @@ route every other way in uses."""
 from __future__ import annotations
 
 import base64
+from email import message_from_bytes, policy
 
 import pytest
 
 from activities.models import (
+    DeliveryEvent,
     Direction,
     Email,
     EmailParty,
@@ -18,7 +20,7 @@ from activities.models import (
 )
 from compat.dynamics.ids import guid_of
 from tests.api import client_for
-from tests.factories import ContactFactory, EmailFactory, QueueFactory
+from tests.factories import ContactFactory, EmailFactory, QueueFactory, qmail_bounce, sent_email
 
 pytestmark = pytest.mark.django_db
 
@@ -190,3 +192,30 @@ def test_deeply_nested_json_is_a_400_not_a_500(staff):
     response = client_for(staff).post(URL, params(ExtraProperties=nested), format="json")
     assert response.status_code == 400
     assert set(response.json()) == {"error"}
+
+
+def test_a_bounce_delivered_as_incoming_mail_is_a_delivery_event_not_an_email(staff, org):
+    original = sent_email(to=["ann@customers.example.org"], message_id="<renewal-7@crm.test>")
+    bounce = message_from_bytes(
+        qmail_bounce(message_id="<renewal-7@crm.test>", recipient="ann@customers.example.org"),
+        policy=policy.default,
+    )
+    response = client_for(staff).post(
+        URL,
+        params(
+            MessageId=bounce["Message-ID"],
+            From=bounce["From"],
+            To=bounce["To"],
+            Subject=bounce["Subject"],
+            Body=bounce.get_content(),
+        ),
+        format="json",
+    )
+    assert response.status_code == 202, response.content
+    assert "a bounce" in response.json()["error"]["message"]
+    event = DeliveryEvent.objects.get()
+    assert (event.email, event.recipient, event.event_type) == (
+        original, "ann@customers.example.org", "bounced",
+    )  # fmt: skip
+    assert not Email.objects.filter(direction=Direction.INCOMING).exists()
+    assert InboundMessage.objects.get().status == InboundStatus.BOUNCE
