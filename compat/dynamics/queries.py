@@ -20,6 +20,9 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 from django.http import Http404
 from django.utils.dateparse import parse_date, parse_datetime
+from odata_query import ast
+from odata_query.exceptions import ODataException
+from odata_query.grammar import ODataLexer, ODataParser
 
 from .ids import pk_of
 from .odata import PayloadError
@@ -188,68 +191,59 @@ def fetchxml_query(text: str) -> dict[str, Any]:
     return query.keys
 
 
-# --- OData $filter --------------------------------------------------------------------
+# --- OData $filter (odata-query's grammar, as the emails set reads it) --------------------
 
-_TOKEN = re.compile(
-    r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<paren>[()])|(?P<word>[^\s()']+))",
-)
-_OPERATORS = {"eq", "ne", "gt", "ge", "lt", "le", "has", "in"}
-
-
-def _tokens(text: str) -> list[tuple[str, str]]:
-    tokens: list[tuple[str, str]] = []
-    position = 0
-    text = text.rstrip()
-    while position < len(text):
-        match = _TOKEN.match(text, position)
-        if match is None or match.end() == position:
-            raise QueryRefused(f"$filter: cannot read {text[position : position + 30]!r}")
-        kind = match.lastgroup or "word"
-        tokens.append((kind, match.group(kind)))
-        position = match.end()
-    return tokens
+_OPERATOR_NAMES = {
+    ast.Eq: "eq", ast.NotEq: "ne", ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge",
+    ast.In: "in",
+}  # fmt: skip
+_LITERALS = (ast.String, ast.GUID, ast.Integer, ast.Date, ast.DateTime)
 
 
-def _literal(kind: str, raw: str) -> str:
-    if kind == "string":
-        return raw[1:-1].replace("''", "'")
-    return raw
+def _comparisons(node: ast._Node, query: _Query) -> None:
+    if isinstance(node, ast.BoolOp):
+        if not isinstance(node.op, ast.And):
+            raise QueryRefused("$filter: 'or' is not supported: join comparisons with 'and' only")
+        _comparisons(node.left, query)
+        _comparisons(node.right, query)
+        return
+    if not isinstance(node, ast.Compare):
+        if isinstance(node, ast.Call):
+            kind = f"{node.func.name}()"
+        elif isinstance(node, ast.UnaryOp):
+            kind = "'not'"
+        else:
+            kind = type(node).__name__
+        raise QueryRefused(
+            f"$filter: {kind} is not supported: give comparisons such as "
+            "address1_city eq 'Oslo', joined by 'and'"
+        )
+    if not isinstance(node.left, ast.Identifier) or not isinstance(node.right, _LITERALS):
+        raise QueryRefused("$filter: each comparison is a property, an operator and a value")
+    name = node.left.name
+    operator = _OPERATOR_NAMES.get(type(node.comparator), type(node.comparator).__name__)
+    if operator not in ("eq", "ge", "lt"):
+        raise QueryRefused(
+            f"$filter {name}: the operator {operator!r} is not supported (eq, ge, lt)"
+        )
+    query.condition(name, operator, str(node.right.val), f"$filter {name} {operator}")
 
 
 def filter_query(text: str) -> dict[str, Any]:
     """Our bulk query from an OData ``$filter`` on contacts: comparisons joined by ``and``."""
     if len(text) > MAX_QUERY_CHARS:
         raise QueryRefused(f"the $filter is longer than {MAX_QUERY_CHARS:,} characters")
-    tokens = _tokens(text)
-    if not tokens:
+    if not text.strip():
         return {}
+    try:
+        tree = ODataParser().parse(ODataLexer().tokenize(text))
+    except ODataException as exc:
+        raise QueryRefused(f"$filter could not be read: {exc}") from None
+    except RecursionError:
+        raise QueryRefused("$filter nests too deeply") from None
     query = _Query()
-    index = 0
-    while True:
-        part = tokens[index : index + 3]
-        if len(part) < 3 or any(kind == "paren" for kind, _ in part):
-            shown = " ".join(raw for _, raw in tokens[index : index + 3])
-            raise QueryRefused(
-                f"$filter: {shown!r} is not a comparison such as address1_city eq 'Oslo' "
-                "(functions and parentheses are not supported)"
-            )
-        (_, name), (_, operator), (kind, raw) = part
-        if name in ("not", "or") or operator not in _OPERATORS:
-            raise QueryRefused(f"$filter: {name} {operator}: not a supported comparison")
-        if operator not in ("eq", "ge", "lt"):
-            raise QueryRefused(f"$filter: the operator {operator!r} is not supported (eq, ge, lt)")
-        query.condition(name, operator, _literal(kind, raw), f"$filter {name} {operator}")
-        index += 3
-        if index == len(tokens):
-            return query.keys
-        joiner = tokens[index][1]
-        if joiner != "and":
-            raise QueryRefused(
-                f"$filter: {joiner!r} is not supported: join comparisons with 'and' only"
-            )
-        index += 1
-        if index == len(tokens):
-            raise QueryRefused("$filter: nothing after the last 'and'")
+    _comparisons(tree, query)
+    return query.keys
 
 
 def bulk_query_of(value: Any) -> dict[str, Any]:
