@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -27,6 +27,7 @@ from crm.models import EmailApproval, Organization, Queue, User
 
 from .ids import guid_of, pk_of
 from .odata import DynamicsView, ODataError, PayloadError, context_url
+from .query import Filterable, FilterTranslator, bool_value, guid_value, int_value, text_value
 from .views import GUID, TAG, documented
 
 # Dataverse's emailrouteraccessapproval options.
@@ -37,7 +38,38 @@ APPROVAL_CODES = {
     EmailApproval.REJECTED: 3,
 }
 APPROVAL_NAMES = {0: "Empty", 1: "Approved", 2: "Pending Approval", 3: "Rejected"}
+APPROVAL_OF_CODE = {code: ours for ours, code in APPROVAL_CODES.items()}
 MAX_PAGE = 5000  # Dataverse's default page size
+
+
+def _approval_lookup(code: int) -> Q:
+    if code not in APPROVAL_OF_CODE:
+        raise ODataError(f"$filter: emailrouteraccessapproval is 0, 1, 2 or 3, not {code}")
+    return Q(email_router_access_approval=APPROVAL_OF_CODE[code])
+
+
+_APPROVAL = Filterable("email_router_access_approval", int_value, lookup=_approval_lookup)
+USER_FILTER = FilterTranslator(
+    entity="systemuser",
+    properties={
+        "systemuserid": Filterable("pk", guid_value),
+        "domainname": Filterable("username", text_value),
+        "internalemailaddress": Filterable(
+            "email", text_value, lookup=lambda text: Q(email__iexact=text)
+        ),
+        "emailrouteraccessapproval": _APPROVAL,
+        "isdisabled": Filterable("is_active", bool_value, lookup=lambda v: Q(is_active=not v)),
+    },
+)
+QUEUE_FILTER = FilterTranslator(
+    entity="queue",
+    properties={
+        "queueid": Filterable("pk", guid_value),
+        "name": Filterable("name", text_value),
+        "emailaddress": Filterable("email", text_value, lookup=lambda text: Q(email__iexact=text)),
+        "emailrouteraccessapproval": _APPROVAL,
+    },
+)
 
 
 def _user(user: User) -> dict[str, Any]:
@@ -133,6 +165,7 @@ def _one(queryset: QuerySet[Any], guid: str) -> Any:
 class _MailboxView(DynamicsView):
     entity = ""
     entity_set = ""
+    filter: FilterTranslator | None = None
 
     def queryset(self) -> QuerySet[Any]:
         raise NotImplementedError
@@ -150,8 +183,12 @@ class _MailboxView(DynamicsView):
 
 class _MailboxList(_MailboxView):
     def get(self, request: Request) -> Response:
-        _check_options(request, ("$select", "$top"))
-        rows = self.queryset()[: _top(request)]
+        _check_options(request, ("$select", "$top", "$filter"))
+        rows = self.queryset()
+        text = request.query_params.get("$filter", "").strip()
+        if text and self.filter is not None:
+            rows = rows.filter(self.filter.translate(text))
+        rows = rows[: _top(request)]
         return Response(
             {
                 "@odata.context": context_url(request, self.entity_set),
@@ -204,6 +241,7 @@ class _MailboxDetail(_MailboxView):
 class _Users:
     entity = "systemuser"
     entity_set = "systemusers"
+    filter = USER_FILTER
 
     def queryset(self) -> QuerySet[User]:
         return User.objects.order_by("username")
@@ -215,6 +253,7 @@ class _Users:
 class _Queues:
     entity = "queue"
     entity_set = "queues"
+    filter = QUEUE_FILTER
 
     def queryset(self) -> QuerySet[Queue]:
         return Queue.objects.order_by("name")

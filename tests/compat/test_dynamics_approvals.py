@@ -58,6 +58,26 @@ def test_systemusers_list_takes_select_and_refuses_an_unknown_property(owner, ap
     assert "$orderby" in response.json()["error"]["message"]
 
 
+def test_pending_users_and_queues_are_found_by_filter_as_an_approver_lists_them(
+    approver, pending_user, team_queue
+):
+    client = client_for(approver)
+    body = client.get(f"{ROOT}/systemusers?$filter=emailrouteraccessapproval eq 2").json()
+    assert [row["domainname"] for row in body["value"]] == ["dora"]
+    QueueFactory(
+        name="Sales", email="sales@example.com", email_router_access_approval="pending_approval"
+    )
+    body = client.get(
+        f"{ROOT}/queues?$filter=emailrouteraccessapproval eq 2 or emailaddress eq 'SUPPORT@example.com'"
+        "&$select=name"
+    ).json()
+    assert [row["name"] for row in body["value"]] == ["Sales", "Support"]
+    for bad in ("emailrouteraccessapproval eq 7", "nickname eq 'x'", "contains(name,'S')"):
+        response = client.get(f"{ROOT}/queues?$filter={bad}")
+        assert response.status_code == 400
+        assert set(response.json()) == {"error"}
+
+
 def test_an_approver_approves_a_user_by_patching_emailrouteraccessapproval(
     approver, pending_user, approvals
 ):
