@@ -241,7 +241,7 @@ class _MailboxDetail(_MailboxView):
 class _Users:
     entity = "systemuser"
     entity_set = "systemusers"
-    filter = USER_FILTER
+    filter: FilterTranslator | None = USER_FILTER
 
     def queryset(self) -> QuerySet[User]:
         return User.objects.order_by("username")
@@ -253,7 +253,7 @@ class _Users:
 class _Queues:
     entity = "queue"
     entity_set = "queues"
-    filter = QUEUE_FILTER
+    filter: FilterTranslator | None = QUEUE_FILTER
 
     def queryset(self) -> QuerySet[Queue]:
         return Queue.objects.order_by("name")
