@@ -109,7 +109,7 @@ def _organization(org: Organization) -> dict[str, Any]:
     }
 
 
-def _selected(request: Request, row: dict[str, Any], entity: str) -> dict[str, Any]:
+def select_of(request: Request, row: dict[str, Any], entity: str) -> dict[str, Any]:
     """``row`` cut to ``$select`` (the key always stays, as in Dataverse)."""
     select = request.query_params.get("$select")
     if not select:
@@ -125,7 +125,7 @@ def _selected(request: Request, row: dict[str, Any], entity: str) -> dict[str, A
     return {name: value for name, value in row.items() if name == key or name in names}
 
 
-def _check_options(request: Request, allowed: tuple[str, ...]) -> None:
+def check_query_options(request: Request, allowed: tuple[str, ...]) -> None:
     for name in request.query_params:
         if name.startswith("$") and name not in allowed:
             raise ODataError(
@@ -133,7 +133,7 @@ def _check_options(request: Request, allowed: tuple[str, ...]) -> None:
             )
 
 
-def _top(request: Request) -> int:
+def top_of(request: Request) -> int:
     raw = request.query_params.get("$top")
     if raw is None:
         return MAX_PAGE
@@ -155,7 +155,7 @@ def _prefers_representation(request: Request) -> bool:
     )
 
 
-def _one(queryset: QuerySet[Any], guid: str) -> Any:
+def one_of(queryset: QuerySet[Any], guid: str) -> Any:
     row = queryset.filter(pk=pk_of(guid)).first()
     if row is None:
         raise Http404(f"{queryset.model._meta.model_name} With Id = {guid} Does Not Exist")
@@ -176,34 +176,34 @@ class _MailboxView(DynamicsView):
     def answer(self, request: Request, record: Model) -> Response:
         body = {
             "@odata.context": context_url(request, f"{self.entity_set}/$entity"),
-            **_selected(request, self.shape(record), self.entity),
+            **select_of(request, self.shape(record), self.entity),
         }
         return Response(body)
 
 
 class _MailboxList(_MailboxView):
     def get(self, request: Request) -> Response:
-        _check_options(request, ("$select", "$top", "$filter"))
+        check_query_options(request, ("$select", "$top", "$filter"))
         rows = self.queryset()
         text = request.query_params.get("$filter", "").strip()
         if text and self.filter is not None:
             rows = rows.filter(self.filter.translate(text))
-        rows = rows[: _top(request)]
+        rows = rows[: top_of(request)]
         return Response(
             {
                 "@odata.context": context_url(request, self.entity_set),
-                "value": [_selected(request, self.shape(row), self.entity) for row in rows],
+                "value": [select_of(request, self.shape(row), self.entity) for row in rows],
             }
         )
 
 
 class _MailboxDetail(_MailboxView):
     def get(self, request: Request, guid: str) -> Response:
-        _check_options(request, ("$select",))
-        return self.answer(request, _one(self.queryset(), guid))
+        check_query_options(request, ("$select",))
+        return self.answer(request, one_of(self.queryset(), guid))
 
     def patch(self, request: Request, guid: str) -> Response:
-        target = _one(self.queryset(), guid)
+        target = one_of(self.queryset(), guid)
         data = _body(request)
         other = sorted(set(data) - {"emailrouteraccessapproval"})
         if other:
@@ -349,12 +349,12 @@ class OrganizationList(DynamicsView):
         responses=_READ,
     )
     def get(self, request: Request) -> Response:
-        _check_options(request, ("$select", "$top"))
-        _top(request)
+        check_query_options(request, ("$select", "$top"))
+        top_of(request)
         return Response(
             {
                 "@odata.context": context_url(request, "organizations"),
-                "value": [_selected(request, _organization(Organization.get()), "organization")],
+                "value": [select_of(request, _organization(Organization.get()), "organization")],
             }
         )
 
@@ -369,7 +369,7 @@ class OrganizationDetail(DynamicsView):
         return Response(
             {
                 "@odata.context": context_url(request, "organizations/$entity"),
-                **_selected(request, _organization(org), "organization"),
+                **select_of(request, _organization(org), "organization"),
             }
         )
 
@@ -381,7 +381,7 @@ class OrganizationDetail(DynamicsView):
         responses=_READ,
     )
     def get(self, request: Request, guid: str) -> Response:
-        _check_options(request, ("$select",))
+        check_query_options(request, ("$select",))
         return self._answer(request, self._org(guid))
 
     @extend_schema(

@@ -7,7 +7,7 @@ to ``urlpatterns``' list below them; the catch-all (any other segment is Dataver
 
 from django.urls import URLPattern, URLResolver, path, re_path
 
-from . import actions, approvals, bulk, incoming, metadata, views
+from . import actions, approvals, bulk, incoming, metadata, template_set, views
 from .odata import resource_not_found
 
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -58,6 +58,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("queues(<str:guid>)", approvals.QueueDetail.as_view()),
     path("organizations", approvals.OrganizationList.as_view(), name="dynamics-organizations"),
     path("organizations(<str:guid>)", approvals.OrganizationDetail.as_view()),
+    path("templates", template_set.TemplateList.as_view(), name="dynamics-templates"),
+    path("templates(<str:guid>)", template_set.TemplateDetail.as_view()),
     path("SendBulkMail", bulk.SendBulkMailView.as_view(), name="dynamics-send-bulk-mail"),
     path(
         "emails/Microsoft.Dynamics.CRM.DeliverIncomingEmail",

@@ -13,7 +13,7 @@ from compat.dynamics.entities import ATTACHMENT_PROPERTIES, EMAIL_PROPERTIES
 from compat.dynamics.ids import guid_of
 from compat.dynamics.metadata import ACTIONS, ENTITY_SETS
 from tests.api import client_for
-from tests.factories import EmailFactory
+from tests.factories import EmailFactory, TemplateFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -172,3 +172,34 @@ def test_metadata_is_read_only(owner):
     response = client_for(owner).post("/api/data/v9.2/$metadata", {}, format="json")
     assert response.status_code == 405
     assert set(response.json()) == {"error"}
+
+
+def test_every_entity_set_of_the_service_document_answers(owner):
+    client = client_for(owner)
+    for name in ENTITY_SETS:
+        response = client.get(f"/api/data/v9.2/{name}")
+        assert response.status_code == 200, name
+        assert response.json()["@odata.context"].endswith(f"/$metadata#{name}")
+
+
+def test_templates_are_listed_read_only_in_dataverse_names(owner):
+    welcome = TemplateFactory(title="Welcome", record_type="contact", language="en")
+    TemplateFactory(title="Global note", record_type="global", language="xx")
+    client = client_for(owner)
+    body = client.get("/api/data/v9.2/templates?$filter=templatetypecode eq 'contact'").json()
+    assert body["value"] == [
+        {
+            "templateid": guid_of(welcome.pk),
+            "title": "Welcome",
+            "subject": welcome.subject,
+            "body": welcome.body_html,
+            "templatetypecode": "contact",
+            "languagecode": 1033,
+        }
+    ]
+    one = client.get(f"/api/data/v9.2/templates({guid_of(welcome.pk)})?$select=title").json()
+    assert {k: v for k, v in one.items() if not k.startswith("@")} == {
+        "templateid": guid_of(welcome.pk), "title": "Welcome",
+    }  # fmt: skip
+    assert client.patch(f"/api/data/v9.2/templates({guid_of(welcome.pk)})", {}).status_code == 405
+    assert client.get("/api/data/v9.2/templates?$filter=subject eq 'x'").status_code == 400
