@@ -141,6 +141,7 @@ def email_record_received(
     received_at: datetime | None = None,
     files: Sequence[ReceivedFile] = (),
     notes: Sequence[str] = (),
+    reply_to: Sequence[str] = (),
 ) -> Email:
     """Record an incoming message as a ``received`` email and return it.
 
@@ -158,6 +159,8 @@ def email_record_received(
     store) become its attachments and ``notes`` its note events (what could not be
     read), in the same transaction. ``bcc`` are the envelope recipients the headers do
     not name (an SMTP listener's RCPT TO), so a blind copy reaches its mailbox too.
+    ``reply_to`` (the Reply-To addresses, where a reply goes) are kept as parties and
+    route nothing.
     """
     sender = parse_address(from_address, label="from address")
     check_display_name(sender.name, label="from name")
@@ -166,6 +169,7 @@ def email_record_received(
         PartyRole.CC: [parse_address(a, label="cc address") for a in cc],
         PartyRole.BCC: [parse_address(a, label="bcc address") for a in bcc],
     }
+    reply_addresses = [parse_address(a, label="reply-to address") for a in reply_to]
     check_header_value(subject, label="subject", max_length=SUBJECT_MAX_LENGTH)
     for value, field in (
         (message_id, "Message-ID"),
@@ -232,6 +236,16 @@ def email_record_received(
                     elif isinstance(owner, User):
                         party.user = owner
                     parties.append(party)
+            parties.extend(
+                EmailParty(
+                    email=email,
+                    role=PartyRole.REPLY_TO,
+                    position=position,
+                    address=address.address,
+                    name=address.name,
+                )
+                for position, address in enumerate(reply_addresses)
+            )
             EmailParty.objects.bulk_create(parties)
             ActivityMimeAttachment.objects.bulk_create(
                 ActivityMimeAttachment(
@@ -454,6 +468,7 @@ class _Read:
     from_address: str
     to: list[str]
     cc: list[str]
+    reply_to: list[str]
     subject: str
     body_text: str
     body_html: str
@@ -502,6 +517,7 @@ def _read(raw: bytes) -> _Read:
         from_address=senders[0],
         to=_addresses(message, "To", notes),
         cc=_addresses(message, "Cc", notes),
+        reply_to=_addresses(message, "Reply-To", notes),
         subject=_header(message, "Subject")[:SUBJECT_MAX_LENGTH],
         body_text=body_text,
         body_html=body_html,
@@ -744,6 +760,7 @@ def inbound_message_read(
             received_at=message.received_at,
             files=files,
             notes=read.notes,
+            reply_to=read.reply_to,
         )
     except ApplicationError as exc:
         return _finish(

@@ -96,7 +96,7 @@ EMAIL_PROPERTIES = (
     "attachmentcount",
     "_regardingobjectid_value",
     "_templateid_value",
-    "_sendermailboxid_value",
+    "_emailsender_value",
 )
 EMAIL_ORDERING = {
     "createdon": "created_at",
@@ -173,7 +173,7 @@ def email_entity(
         "attachmentcount": len(email.attachments.all()),
         **_record_lookup("_regardingobjectid_value", email.regarding),
         **_record_lookup("_templateid_value", email.template),
-        **_record_lookup("_sendermailboxid_value", sender),
+        **_record_lookup("_emailsender_value", sender),
     }
     if values.get(f"_templateid_value{LOOKUP_NAME}"):
         values[f"_templateid_value{LOOKUP_NAME}"] = "template"

@@ -403,3 +403,22 @@ def test_a_body_over_the_upload_limit_is_a_413(owner, settings):
     error = odata_error(client_for(owner).post(f"{ROOT}/emails", body, format="json"), 413)
     assert "DATA_UPLOAD_MAX_MEMORY_SIZE" in error["message"]
     assert not Email.objects.exists()
+
+
+def test_references_may_be_absolute_urls_and_guids_may_have_braces(owner):
+    contact = ContactFactory()
+    client = client_for(owner)
+    body = {
+        "regardingobjectid_contact@odata.bind": (
+            f"https://crm.example.com/api/data/v9.2/contacts({guid_of(contact.pk)})"
+        )
+    }
+    assert client.post(f"{ROOT}/emails", body, format="json").status_code == 204
+    email = Email.objects.get()
+    assert email.regarding == contact
+    response = client.get(f"{ROOT}/emails({{{guid_of(email.pk)}}})")
+    assert response.json()["activityid"] == guid_of(email.pk)
+    odata_error(client.get(f"{ROOT}/emails", HTTP_PREFER="odata.maxpagesize=0"), 400)
+    wrong_set = {"regardingobjectid_contact@odata.bind": f"/accounts({guid_of(contact.pk)})"}
+    error = odata_error(client.post(f"{ROOT}/emails", wrong_set, format="json"), 400)
+    assert "expected a reference to contacts" in error["message"]
