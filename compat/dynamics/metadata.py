@@ -20,6 +20,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from .entities import ATTACHMENT_PROPERTIES, EMAIL_PROPERTIES
 from .odata import DynamicsView, context_url
 from .views import TAG, documented
 
@@ -32,29 +33,42 @@ EDM = "http://docs.oasis-open.org/odata/ns/edm"
 # (name, type, nullable); the key property of each entity type comes first.
 Props = list[tuple[str, str, bool]]
 
+# The types of the properties the emails and activitymimeattachments sets answer (their
+# names come from compat.dynamics.entities, so the document follows what is served);
+# a lookup (``_x_value``) is a GUID, any other name not listed here a string.
+PROPERTY_TYPES = {
+    "statecode": "Edm.Int32",
+    "statuscode": "Edm.Int32",
+    "prioritycode": "Edm.Int32",
+    "attachmentcount": "Edm.Int32",
+    "filesize": "Edm.Int32",
+    "attachmentnumber": "Edm.Int32",
+    "directioncode": "Edm.Boolean",
+    "readreceiptrequested": "Edm.Boolean",
+    "deliveryreceiptrequested": "Edm.Boolean",
+    "createdon": "Edm.DateTimeOffset",
+    "modifiedon": "Edm.DateTimeOffset",
+    "senton": "Edm.DateTimeOffset",
+    "scheduledstart": "Edm.DateTimeOffset",
+}
+
+
+def _typed(names: tuple[str, ...]) -> Props:
+    """``names`` (the key first) with their types; only the key is not nullable."""
+    return [
+        (
+            name,
+            "Edm.Guid"
+            if position == 0 or (name.startswith("_") and name.endswith("_value"))
+            else PROPERTY_TYPES.get(name, "Edm.String"),
+            position != 0,
+        )
+        for position, name in enumerate(names)
+    ]
+
+
 ENTITY_TYPES: dict[str, Props] = {
-    "email": [
-        ("activityid", "Edm.Guid", False),
-        ("subject", "Edm.String", True),
-        ("description", "Edm.String", True),
-        ("statecode", "Edm.Int32", True),
-        ("statuscode", "Edm.Int32", True),
-        ("directioncode", "Edm.Boolean", True),
-        ("prioritycode", "Edm.Int32", True),
-        ("trackingtoken", "Edm.String", True),
-        ("messageid", "Edm.String", True),
-        ("inreplyto", "Edm.String", True),
-        ("sender", "Edm.String", True),
-        ("torecipients", "Edm.String", True),
-        ("createdon", "Edm.DateTimeOffset", True),
-        ("modifiedon", "Edm.DateTimeOffset", True),
-        ("senton", "Edm.DateTimeOffset", True),
-        ("scheduledstart", "Edm.DateTimeOffset", True),
-        ("attachmentcount", "Edm.Int32", True),
-        ("_regardingobjectid_value", "Edm.Guid", True),
-        ("_templateid_value", "Edm.Guid", True),
-        ("_sendermailboxid_value", "Edm.Guid", True),
-    ],
+    "email": _typed(EMAIL_PROPERTIES),
     "activityparty": [
         ("activitypartyid", "Edm.Guid", False),
         ("participationtypemask", "Edm.Int32", True),
@@ -62,19 +76,7 @@ ENTITY_TYPES: dict[str, Props] = {
         ("_activityid_value", "Edm.Guid", True),
         ("_partyid_value", "Edm.Guid", True),
     ],
-    "activitymimeattachment": [
-        ("activitymimeattachmentid", "Edm.Guid", False),
-        ("filename", "Edm.String", True),
-        ("mimetype", "Edm.String", True),
-        ("body", "Edm.String", True),
-        ("filesize", "Edm.Int32", True),
-        ("subject", "Edm.String", True),
-        ("attachmentnumber", "Edm.Int32", True),
-        ("objecttypecode", "Edm.String", True),
-        ("_objectid_value", "Edm.Guid", True),
-        ("_attachmentid_value", "Edm.Guid", True),
-        ("attachmentcontentid", "Edm.String", True),
-    ],
+    "activitymimeattachment": _typed(ATTACHMENT_PROPERTIES),
     # What DeliverIncomingEmail's Attachments are (Collection(mscrm.attachment)).
     "attachment": [
         ("attachmentid", "Edm.Guid", False),
