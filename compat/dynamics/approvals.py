@@ -26,7 +26,7 @@ from crm.api import signed_in_user
 from crm.models import EmailApproval, Organization, Queue, User
 
 from .ids import guid_of, pk_of
-from .odata import DynamicsView, ODataError, PayloadError, context_url
+from .odata import DynamicsView, ODataError, PayloadError, context_url, no_content, prefers
 from .query import Filterable, FilterTranslator, bool_value, guid_value, int_value, text_value
 from .views import GUID, TAG, documented
 
@@ -149,10 +149,7 @@ def _body(request: Request) -> dict[str, Any]:
 
 
 def _prefers_representation(request: Request) -> bool:
-    return any(
-        part.strip().lower().replace(" ", "") == "return=representation"
-        for part in request.headers.get("Prefer", "").split(",")
-    )
+    return (prefers(request, "return") or "").lower() == "representation"
 
 
 def one_of(queryset: QuerySet[Any], guid: str) -> Any:
@@ -231,11 +228,7 @@ class _MailboxDetail(_MailboxView):
         target.refresh_from_db()
         if _prefers_representation(request):
             return self.answer(request, target)
-        response = Response(status=204)
-        response["OData-EntityId"] = request.build_absolute_uri(
-            f"/api/data/v9.2/{self.entity_set}({guid_of(target.pk)})"
-        )
-        return response
+        return no_content(request, self.entity_set, target.pk)
 
 
 class _Users:
@@ -410,8 +403,4 @@ class OrganizationDetail(DynamicsView):
         )
         if _prefers_representation(request):
             return self._answer(request, org)
-        response = Response(status=204)
-        response["OData-EntityId"] = request.build_absolute_uri(
-            f"/api/data/v9.2/organizations({guid_of(org.pk)})"
-        )
-        return response
+        return no_content(request, "organizations", org.pk)
