@@ -219,3 +219,13 @@ def test_a_bounce_delivered_as_incoming_mail_is_a_delivery_event_not_an_email(st
     )  # fmt: skip
     assert not Email.objects.filter(direction=Direction.INCOMING).exists()
     assert InboundMessage.objects.get().status == InboundStatus.BOUNCE
+
+
+def test_a_message_of_many_parts_is_kept_for_a_worker_to_read(staff, team_queue, settings):
+    settings.CRM_INBOUND_INLINE_READ_PARTS = 1
+    attachment = {"filename": "a.txt", "mimetype": "text/plain", "body": "aGk="}
+    response = client_for(staff).post(URL, params(Attachments=[attachment]), format="json")
+    assert response.status_code == 202
+    kept = InboundMessage.objects.get()
+    assert f"inbound message #{kept.pk}" in response.json()["error"]["message"]
+    assert kept.status == InboundStatus.KEPT and not Email.objects.exists()
