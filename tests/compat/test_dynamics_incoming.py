@@ -229,3 +229,19 @@ def test_a_message_of_many_parts_is_kept_for_a_worker_to_read(staff, team_queue,
     kept = InboundMessage.objects.get()
     assert f"inbound message #{kept.pk}" in response.json()["error"]["message"]
     assert kept.status == InboundStatus.KEPT and not Email.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["Body", "Subject", "MessageId"])
+def test_nul_in_any_text_parameter_is_a_400(staff, team_queue, field):
+    response = client_for(staff).post(URL, params(**{field: "Hello\x00there"}), format="json")
+    assert response.status_code == 400
+    assert not InboundMessage.objects.exists() and not Email.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "received_on",
+    ["0001-01-01T00:00:00", "9999-12-31T23:59:59-14:00", "2026-02-30T00:00:00Z", 20260101],
+)
+def test_an_extreme_or_impossible_received_on_is_never_a_500(staff, team_queue, received_on):
+    response = client_for(staff).post(URL, params(ReceivedOn=received_on), format="json")
+    assert response.status_code in (200, 400), response.content
