@@ -97,6 +97,8 @@ EMAIL_PROPERTIES = (
     "_regardingobjectid_value",
     "_templateid_value",
     "_emailsender_value",
+    "readreceiptrequested",
+    "deliveryreceiptrequested",
 )
 EMAIL_ORDERING = {
     "createdon": "created_at",
@@ -148,9 +150,12 @@ def party_entity(party: EmailParty) -> dict[str, Any]:
 def email_entity(
     email: Email, *, select: Iterable[str] | None = None, expand: Iterable[str] = ()
 ) -> dict[str, Any]:
-    """The ``email`` entity of one email (loaded through ``email_list_queryset``)."""
+    """The ``email`` entity of one email (loaded through ``email_list_queryset``).
+
+    Reply-To parties are not shown: Dataverse's activity parties have no such type.
+    """
     state, status = STATE_STATUS[EmailStatus(email.status)]
-    parties = list(email.parties.all())
+    parties = [p for p in email.parties.all() if p.role in MASK_OF_ROLE]
     to = [p.address for p in parties if p.role == PartyRole.TO]
     sender = email.sender
     values: dict[str, Any] = {
@@ -174,6 +179,8 @@ def email_entity(
         **_record_lookup("_regardingobjectid_value", email.regarding),
         **_record_lookup("_templateid_value", email.template),
         **_record_lookup("_emailsender_value", sender),
+        "readreceiptrequested": email.request_read_receipt,
+        "deliveryreceiptrequested": email.request_delivery_receipt,
     }
     if values.get(f"_templateid_value{LOOKUP_NAME}"):
         values[f"_templateid_value{LOOKUP_NAME}"] = "template"
@@ -200,6 +207,8 @@ _WRITABLE = {
     "trackingtoken": "tracking_token",
     "inreplyto": "in_reply_to",
     "scheduledstart": "scheduled_at",
+    "readreceiptrequested": "request_read_receipt",
+    "deliveryreceiptrequested": "request_delivery_receipt",
 }
 # Read-only properties a client may send back unchanged (ignored, as Dataverse does).
 _IGNORED = {
@@ -331,6 +340,10 @@ def email_changes(body: Any, *, creating: bool) -> dict[str, Any]:
             changes[keyword] = PRIORITY_OF_CODE[code]
         elif name == "scheduledstart":
             changes[keyword] = _datetime(body[name], prop=name)
+        elif name in ("readreceiptrequested", "deliveryreceiptrequested"):
+            if not isinstance(body[name], bool):
+                raise PayloadError(f"{name} must be true or false")
+            changes[keyword] = body[name]
         else:
             changes[keyword] = _text(body, name)
     regarding = [key for key in REGARDING_BINDS if key in body]

@@ -138,6 +138,8 @@ EMAIL_FILTER = FilterTranslator(
         "statecode": Filterable("state", int_value, lookup=_state_lookup),
         "directioncode": Filterable("direction", bool_value, lookup=_direction_lookup),
         "prioritycode": Filterable("priority", int_value, lookup=_priority_lookup),
+        "readreceiptrequested": Filterable("request_read_receipt", bool_value),
+        "deliveryreceiptrequested": Filterable("request_delivery_receipt", bool_value),
         "createdon": Filterable("created_at", datetime_value, ordered=True),
         "modifiedon": Filterable("modified_at", datetime_value, ordered=True),
         "senton": Filterable("sent_at", datetime_value, ordered=True),

@@ -422,3 +422,36 @@ def test_references_may_be_absolute_urls_and_guids_may_have_braces(owner):
     wrong_set = {"regardingobjectid_contact@odata.bind": f"/accounts({guid_of(contact.pk)})"}
     error = odata_error(client.post(f"{ROOT}/emails", wrong_set, format="json"), 400)
     assert "expected a reference to contacts" in error["message"]
+
+
+def test_receipt_requests_are_read_written_and_filtered(owner):
+    client = client_for(owner)
+    body = {"subject": "Please confirm", "readreceiptrequested": True}
+    created = client.post(
+        f"{ROOT}/emails", body, format="json", HTTP_PREFER="return=representation"
+    ).json()
+    email = Email.objects.get()
+    assert (email.request_read_receipt, email.request_delivery_receipt) == (True, False)
+    assert (created["readreceiptrequested"], created["deliveryreceiptrequested"]) == (True, False)
+    url = f"{ROOT}/emails({guid_of(email.pk)})"
+    assert client.patch(url, {"deliveryreceiptrequested": True}, format="json").status_code == 204
+    email.refresh_from_db()
+    assert email.request_delivery_receipt is True
+    listed = client.get(f"{ROOT}/emails?$filter=deliveryreceiptrequested eq true").json()
+    assert [e["activityid"] for e in listed["value"]] == [guid_of(email.pk)]
+    odata_error(client.patch(url, {"readreceiptrequested": "yes"}, format="json"), 400)
+
+
+def test_reply_to_parties_are_not_shown_and_survive_a_recipient_update(owner):
+    email = EmailFactory(sender_user=owner, with_to="ann@example.org")
+    EmailParty.objects.create(email=email, role=PartyRole.REPLY_TO, address="replies@example.com")
+    client = client_for(owner)
+    url = f"{ROOT}/emails({guid_of(email.pk)})"
+    body = client.get(f"{url}?$expand=email_activity_parties").json()
+    assert [p["addressused"] for p in body["email_activity_parties"]] == ["ann@example.org"]
+    parties = [{"participationtypemask": 2, "addressused": "bo@example.org"}]
+    assert client.patch(url, {"email_activity_parties": parties}, format="json").status_code == 204
+    assert set(email.parties.values_list("role", "address")) == {
+        (PartyRole.TO, "bo@example.org"),
+        (PartyRole.REPLY_TO, "replies@example.com"),
+    }

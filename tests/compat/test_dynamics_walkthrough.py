@@ -94,7 +94,12 @@ def test_draft_attach_reuse_send_mark_and_template_end_as_mail(
     assert attached.status_code == 201, attached.text
 
     second = dataverse.post(
-        "emails", {"subject": "Terms again", "email_activity_parties": [me, to_ann]}
+        "emails",
+        {
+            "subject": "Terms again",
+            "readreceiptrequested": True,
+            "email_activity_parties": [me, to_ann],
+        },
     )
     assert second.status_code == 204
     second_id = second.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
@@ -115,6 +120,7 @@ def test_draft_attach_reuse_send_mark_and_template_end_as_mail(
     [message] = smtp_settings.messages
     assert message.rcpt_tos == ["ann@customers.example.org"]
     assert message.message["Subject"] == sent.json()["Subject"]
+    assert message.message["Disposition-Notification-To"] == owner.email
     [part] = list(message.message.iter_attachments())
     assert (part.get_filename(), part.get_payload(decode=True)) == ("terms.pdf", PDF)
     assert dataverse.get(f"emails({second_id})?$select=statuscode").json()["statuscode"] == 3
