@@ -1,3 +1,8 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from .views import MyEmailsView, MyEmailView
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("me/emails", MyEmailsView.as_view(), name="genesys-me-emails"),
+    path("me/emails/<str:id>", MyEmailView.as_view(), name="genesys-me-email"),
+]
