@@ -76,8 +76,6 @@ def boolean(data: dict[str, Any], name: str) -> bool:
     value = data.get(name)
     if value is None:
         return False
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"  # their samples' "Possible values are true or false"
     if not isinstance(value, bool):
         raise InvalidParameter(f"{name} must be true or false", field=name)
     return value

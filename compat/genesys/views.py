@@ -7,7 +7,6 @@ from email.utils import getaddresses
 from typing import Any
 
 from django.db import transaction
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -28,6 +27,14 @@ from crm.models import Queue, User
 from . import inputs
 from .errors import InvalidParameter, MissingParameter, UnsupportedOperation, genesys_error
 from .ids import genesys_email_id, genesys_email_uri, pk_of
+from .schema import (
+    GenesysCreatedSerializer,
+    GenesysCreateSerializer,
+    GenesysEmailResourceSerializer,
+    GenesysOperationResultSerializer,
+    GenesysOperationSerializer,
+    genesys_errors,
+)
 
 TAG = "Genesys"
 OK = {"statusCode": 0}
@@ -137,8 +144,8 @@ class MyEmailsView(GenesysView):
         tags=[TAG],
         operation_id="genesys_me_emails_create",
         summary="Create a new outbound email (operation Create): our draft",
-        request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT},
+        request=GenesysCreateSerializer,
+        responses={200: GenesysCreatedSerializer, **genesys_errors(400, 403, 404, 415)},
         examples=[
             OpenApiExample("Create", value={"operationName": "Create", "queueName": "Support"})
         ],
@@ -169,7 +176,7 @@ class MyEmailView(GenesysView):
         operation_id="genesys_me_email_get",
         summary="One email, as Genesys' Email resource",
         parameters=[EMAIL_ID],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: GenesysEmailResourceSerializer, **genesys_errors(404)},
     )
     def get(self, request: Request, id: str) -> Response:
         email = _visible_email(request, id)
@@ -188,8 +195,11 @@ class MyEmailView(GenesysView):
             'pending email. Answers `{"statusCode": 0}`; refusals carry a non-zero '
             "`statusCode`, `statusMessage` and Genesys Cloud's error body."
         ),
-        request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT},
+        request=GenesysOperationSerializer,
+        responses={
+            200: GenesysOperationResultSerializer,
+            **genesys_errors(400, 403, 404, 409, 413, 415),
+        },
         examples=[OpenApiExample("Send", value=SEND_SAMPLE)],
     )
     @idempotent
