@@ -466,3 +466,72 @@ def test_get_answers_the_email_resource(org, owner, team_queue):
         ["ann@example.com"],
         "Hi",
     )
+
+
+def received_from_ann(queue) -> Email:
+    original = Email.objects.create(
+        subject="A question",
+        body_text="Where is my order?",
+        direction="incoming",
+        status=EmailStatus.RECEIVED,
+        state="completed",
+        message_id="<q2@example.com>",
+    )
+    original.parties.create(role=PartyRole.FROM, address="ann@example.com", name="Ann Lee")
+    original.parties.create(role=PartyRole.TO, address=queue.email, queue=queue)
+    original.parties.create(role=PartyRole.CC, address="carl@example.com")
+    return original
+
+
+def test_reply_all_quotes_the_original_with_the_prefix_asked_for(org, owner, team_queue):
+    original = received_from_ann(team_queue)
+    body = {"operationName": "ReplyAll", "subjectPrefix": "AW: ", "quoteOriginal": True}
+    response = post(owner, hex_id(original), body)
+    assert response.status_code == 200, response.content
+    reply = Email.objects.get(pk=int(response.json()["id"], 16))
+    assert reply.subject == "AW: A question"
+    assert reply.sender_queue == team_queue  # the queue it was addressed to
+    assert "> Where is my order?" in reply.body_text
+    parties = {(p.role, p.address) for p in reply.parties.exclude(role=PartyRole.FROM)}
+    assert parties == {("to", "ann@example.com"), ("cc", "carl@example.com")}
+
+
+def test_the_outsider_may_not_reply_to_the_queues_mail(org, outsider, team_queue):
+    original = received_from_ann(team_queue)
+    assert_genesys_error(post(outsider, hex_id(original), {"operationName": "Reply"}), 404, 6)
+    assert Email.objects.count() == 1
+
+
+def test_create_with_a_parent_threads_the_draft(org, owner, team_queue):
+    original = received_from_ann(team_queue)
+    response = client_for(owner).post(
+        "/api/v2/me/emails",
+        {"operationName": "Create", "queueName": "Support", "parentId": hex_id(original)},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    created = Email.objects.get(pk=int(response.json()["id"], 16))
+    assert (created.parent, created.in_reply_to) == (original, "<q2@example.com>")
+
+
+def test_send_is_not_an_operation_of_the_collection(org, owner, team_queue):
+    response = client_for(owner).post("/api/v2/me/emails", send_body(), format="json")
+    assert_genesys_error(response, 400, 3, "Create")
+    assert not Email.objects.exists()
+
+
+def test_the_outsider_cannot_read_the_email_resource(org, owner, outsider):
+    email = draft(owner)
+    response = client_for(outsider).get(f"/api/v2/me/emails/{hex_id(email)}")
+    assert_genesys_error(response, 404, 6)
+
+
+def test_a_repeated_send_with_its_idempotency_key_sends_once(org, owner, team_queue):
+    email = draft(owner)
+    client = client_for(owner)
+    url = f"/api/v2/me/emails/{hex_id(email)}"
+    first = client.post(url, send_body(), format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    again = client.post(url, send_body(), format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.json() == first.json() == {"statusCode": 0}
+    assert EmailEvent.objects.filter(email=email, to_status=EmailStatus.PENDING_SEND).count() == 1
