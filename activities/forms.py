@@ -12,7 +12,7 @@ from django.db import models
 from common.errors import ApplicationError
 from crm.models import Contact, Queue, User
 
-from .addresses import parse_address
+from .addresses import check_custom_header_lines, parse_address
 from .models import Priority, Template
 from .records import record_get
 from .selectors import sender_named, templates_visible_to
@@ -84,6 +84,12 @@ class ComposeForm(forms.Form):
     body_text = forms.CharField(label="Message", required=False, strip=False)
     body_html = forms.CharField(label="HTML version", required=False, strip=False)
     priority = forms.ChoiceField(label="Priority", choices=Priority.choices, required=False)
+    reply_to = forms.CharField(label="Reply-To", required=False)
+    headers = forms.CharField(label="Custom headers", required=False, strip=False)
+    request_delivery_receipt = forms.BooleanField(
+        label="Request a delivery receipt", required=False
+    )
+    request_read_receipt = forms.BooleanField(label="Request a read receipt", required=False)
 
     def __init__(self, *args: Any, user: User, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -116,6 +122,16 @@ class ComposeForm(forms.Form):
 
     def clean_bcc(self) -> list:
         return self._clean_recipients("bcc")
+
+    def clean_reply_to(self) -> list:
+        return self._clean_recipients("reply_to")
+
+    def clean_headers(self) -> list[dict[str, str]]:
+        """One ``Name: value`` a line, checked as the API checks them."""
+        try:
+            return check_custom_header_lines(self.cleaned_data.get("headers") or "")
+        except ApplicationError as err:
+            raise forms.ValidationError(err.message) from err
 
     def clean_template(self) -> Template | None:
         value = self.cleaned_data.get("template") or ""
@@ -157,6 +173,10 @@ class ComposeForm(forms.Form):
             "priority": data["priority"],
             "regarding": data["regarding"],
             "template": data["template"],
+            "reply_to": data["reply_to"],
+            "headers": data["headers"],
+            "request_delivery_receipt": data["request_delivery_receipt"],
+            "request_read_receipt": data["request_read_receipt"],
         }
 
 

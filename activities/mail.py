@@ -143,10 +143,21 @@ def build_message(email: Email, *, connection=None) -> EmailMultiAlternatives:
         headers["In-Reply-To"] = email.in_reply_to
         headers["References"] = (email.references + " " + email.in_reply_to).strip()
     headers.update(PRIORITY_HEADERS.get(email.priority, {}))
+    # Receipts go to the sender's address (RFC 8098 for the read receipt; the delivery
+    # receipt's header is the older convention, with DSN NOTIFY=SUCCESS on SMTP).
+    receipt_to = from_party.address if from_party else parseaddr(from_email)[1]
+    if email.request_read_receipt and receipt_to:
+        headers["Disposition-Notification-To"] = receipt_to
+    if email.request_delivery_receipt and receipt_to:
+        headers["Return-Receipt-To"] = receipt_to
     if email.bulk_send_id:
         # RFC 2369 and RFC 8058: mail clients offer "unsubscribe" and POST to the link.
         headers["List-Unsubscribe"] = f"<{unsubscribe_url(email.pk)}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    # Custom headers were checked when set (addresses.check_custom_headers): none of
+    # them is one the application writes, so they never replace the ones above.
+    for header in email.headers or []:
+        headers.setdefault(header["name"], header["value"])
     text = email.body_text
     if not text and email.body_html:
         from django.utils.html import strip_tags
@@ -159,11 +170,14 @@ def build_message(email: Email, *, connection=None) -> EmailMultiAlternatives:
         to=by_role[PartyRole.TO],
         cc=by_role[PartyRole.CC],
         bcc=by_role[PartyRole.BCC],
+        reply_to=by_role[PartyRole.REPLY_TO],
         headers=headers,
         connection=connection,
     )
     # The SMTP backend sends it from the email's bounce address (VERP), when one is set.
     message.crm_email_id = email.pk  # type: ignore[attr-defined]
+    # The SMTP backend asks for a DSN on success too where the server offers DSN.
+    message.crm_notify_success = email.request_delivery_receipt  # type: ignore[attr-defined]
     if email.body_html:
         message.attach_alternative(email.body_html, "text/html")
     for attachment in email.attachments.all():
@@ -234,7 +248,9 @@ class SMTPBackend(DjangoSMTPBackend):
 
     With ``CRM_BOUNCE_DOMAIN`` set, a message built from an email goes out with its
     bounce address as the envelope sender (VERP, ``links.bounce_address``), so that a
-    bounce names the email; the From header stays the sender's.
+    bounce names the email; the From header stays the sender's. An email that asks for
+    a delivery receipt asks the server for a DSN on success (RFC 3461) where the server
+    offers DSN.
     """
 
     def _send(self, email_message) -> bool:
@@ -246,8 +262,17 @@ class SMTPBackend(DjangoSMTPBackend):
         from_email = sanitize_address(envelope or email_message.from_email, encoding)
         recipients = [sanitize_address(addr, encoding) for addr in email_message.recipients()]
         assert self.connection is not None  # send_messages opened it before calling _send
+        rcpt_options: list[str] = []
         try:
-            refused = self.connection.sendmail(from_email, recipients, message_bytes(email_message))
+            if getattr(email_message, "crm_notify_success", False):
+                # The server's extensions are known after EHLO, which sendmail would say.
+                self.connection.ehlo_or_helo_if_needed()
+                if self.connection.has_extn("dsn"):
+                    # RFC 3461: a delivery receipt on success, and the usual bounce on failure.
+                    rcpt_options = ["NOTIFY=SUCCESS,FAILURE,DELAY"]
+            refused = self.connection.sendmail(
+                from_email, recipients, message_bytes(email_message), rcpt_options=rcpt_options
+            )
         except smtplib.SMTPException:
             if not self.fail_silently:
                 raise

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from crm.models import User
 
-from .addresses import party_text
+from .addresses import custom_header_lines, party_text
 from .html import text_of_html
 from .models import Email, PartyRole, Priority
 from .records import record_type_of
@@ -133,5 +133,9 @@ def draft_fields(email: Email) -> dict[str, Any]:
         "body_html": email.body_html,
         "priority": email.priority,
         "template": email.template_id or "",
+        "reply_to": ", ".join(party_text(p) for p in _parties(email, PartyRole.REPLY_TO)),
+        "headers": custom_header_lines(email.headers),
+        "request_delivery_receipt": email.request_delivery_receipt,
+        "request_read_receipt": email.request_read_receipt,
         **_regarding_initial(email),
     }

@@ -15,7 +15,13 @@ from django.urls import reverse
 from common.admin_actions import run_action
 from common.errors import ApplicationError
 
-from ..addresses import check_address, check_display_name, check_header_value
+from ..addresses import (
+    check_address,
+    check_custom_header_lines,
+    check_display_name,
+    check_header_value,
+    custom_header_lines,
+)
 from ..models import (
     ActivityMimeAttachment,
     Email,
@@ -57,7 +63,10 @@ STATUS_COLOURS: dict[str, str] = {
 
 class PartyForm(forms.ModelForm):
     role = forms.ChoiceField(
-        choices=[(r.value, r.label) for r in (PartyRole.TO, PartyRole.CC, PartyRole.BCC)]
+        choices=[
+            (r.value, r.label)
+            for r in (PartyRole.TO, PartyRole.CC, PartyRole.BCC, PartyRole.REPLY_TO)
+        ]
     )
     address = forms.CharField(
         required=False, max_length=320, help_text="Leave empty to use the contact's address."
@@ -87,8 +96,8 @@ class EmailPartyInline(EditableOnlyInDraftMixin, admin.TabularInline):
     form = PartyForm
     extra = 1
     autocomplete_fields = ("contact",)
-    verbose_name = "recipient"
-    verbose_name_plural = "recipients"
+    verbose_name = "recipient or Reply-To address"
+    verbose_name_plural = "recipients and Reply-To addresses"
 
     def get_queryset(self, request):
         return super().get_queryset(request).exclude(role=PartyRole.FROM).select_related("contact")
@@ -125,6 +134,8 @@ COMPOSE_FIELDS = (
     "body_html",
     "priority",
     "scheduled_at",
+    "request_delivery_receipt",
+    "request_read_receipt",
 )
 
 
@@ -148,10 +159,31 @@ TIME_FIELDS = ("queued_at", "sent_at", "failed_at", "canceled_at", "created_at",
 
 
 class EmailAdminForm(forms.ModelForm):
+    # Typed one "Name: value" a line, as on the compose page; stored as a list.
+    headers_text = forms.CharField(
+        label="Custom headers",
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="One “Name: value” a line, such as “X-Campaign: spring”. The standard "
+        "headers (From, Subject, Content-Type...) are the application's and cannot be set.",
+    )
+
     class Meta:
         model = Email
         fields = (*COMPOSE_FIELDS, "regarding_type", "regarding_id")
         help_texts = {"sender_queue": "Choose a queue to send as the queue instead of a user."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["headers_text"].initial = custom_header_lines(self.instance.headers)
+
+    def clean_headers_text(self):
+        try:
+            return check_custom_header_lines(self.cleaned_data.get("headers_text") or "")
+        except ApplicationError as exc:
+            raise as_form_error(exc) from exc
 
     def clean_subject(self):
         try:
@@ -195,7 +227,7 @@ class EmailAdmin(ServiceErrorsAsMessagesMixin, admin.ModelAdmin):
     inlines = [EmailPartyInline, EmailAttachmentInline, EmailEventInline]
     readonly_fields = (*DELIVERY_FIELDS, *TIME_FIELDS)
     fieldsets = (
-        (None, {"fields": COMPOSE_FIELDS}),
+        (None, {"fields": (*COMPOSE_FIELDS, "headers_text")}),
         ("Regarding", {"fields": ("regarding_type", "regarding_id")}),
         ("Delivery", {"fields": DELIVERY_FIELDS}),
         ("Times", {"fields": TIME_FIELDS}),
@@ -253,6 +285,9 @@ class EmailAdmin(ServiceErrorsAsMessagesMixin, admin.ModelAdmin):
             "priority": data.get("priority"),
             "scheduled_at": data.get("scheduled_at"),
             "regarding": regarding,
+            "headers": data.get("headers_text") or [],
+            "request_delivery_receipt": bool(data.get("request_delivery_receipt")),
+            "request_read_receipt": bool(data.get("request_read_receipt")),
         }
 
     def save_model(self, request, obj, form, change):
@@ -274,6 +309,7 @@ class EmailAdmin(ServiceErrorsAsMessagesMixin, admin.ModelAdmin):
                     PartyRole.TO: [],
                     PartyRole.CC: [],
                     PartyRole.BCC: [],
+                    PartyRole.REPLY_TO: [],
                 }
                 for f in formset.forms:
                     if not f.cleaned_data or formset._should_delete_form(f):

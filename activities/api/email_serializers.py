@@ -17,6 +17,7 @@ from rest_framework.fields import empty
 from common.api.filters import MAX_ID
 from common.api.serializers import StrictModelSerializer, StrictSerializer
 
+from ..addresses import MAX_CUSTOM_HEADERS, MAX_HEADER_LINE_LENGTH, MAX_HEADER_NAME_LENGTH
 from ..models import (
     ActivityMimeAttachment,
     Direction,
@@ -100,6 +101,16 @@ def attachment_representation(attachment: ActivityMimeAttachment) -> dict[str, A
 # --- the email ---------------------------------------------------------------------
 
 
+class CustomHeaderSerializer(StrictSerializer):
+    """A custom header: refused if it is one the application writes (From, Subject,
+    Message-ID, Content-*, ...), or holds CR, LF or NUL."""
+
+    name = serializers.CharField(max_length=MAX_HEADER_NAME_LENGTH)
+    value = serializers.CharField(
+        max_length=MAX_HEADER_LINE_LENGTH, allow_blank=True, trim_whitespace=False
+    )
+
+
 class EmailSerializer(StrictSerializer):
     """An email as API.md shows it, plus ``possible_duplicate`` and ``events_url``."""
 
@@ -115,8 +126,12 @@ class EmailSerializer(StrictSerializer):
     to = serializers.SerializerMethodField()
     cc = serializers.SerializerMethodField()
     bcc = serializers.SerializerMethodField()
+    reply_to = serializers.SerializerMethodField()
     regarding = serializers.SerializerMethodField()
     priority = serializers.ChoiceField(choices=Priority.choices, read_only=True)
+    headers = CustomHeaderSerializer(many=True, read_only=True)
+    request_delivery_receipt = serializers.BooleanField(read_only=True)
+    request_read_receipt = serializers.BooleanField(read_only=True)
     template = serializers.IntegerField(source="template_id", read_only=True, allow_null=True)
     tracking_token = BlankAsNullCharField()
     message_id = BlankAsNullCharField()
@@ -164,6 +179,10 @@ class EmailSerializer(StrictSerializer):
     @extend_schema_field(PartyOutSerializer(many=True))
     def get_bcc(self, email: Email) -> list[dict[str, Any]]:
         return self._parties(email, PartyRole.BCC)
+
+    @extend_schema_field(PartyOutSerializer(many=True))
+    def get_reply_to(self, email: Email) -> list[dict[str, Any]]:
+        return self._parties(email, PartyRole.REPLY_TO)
 
     @extend_schema_field(RecordRefSerializer(allow_null=True))
     def get_regarding(self, email: Email) -> dict[str, Any] | None:
@@ -258,6 +277,16 @@ class _AddressedSerializer(StrictSerializer):
     to = _recipients()
     cc = _recipients()
     bcc = _recipients()
+    reply_to = _recipients()
+    headers = serializers.ListField(
+        child=CustomHeaderSerializer(), required=False, max_length=MAX_CUSTOM_HEADERS
+    )
+    request_delivery_receipt = PresentBooleanField(
+        required=False, help_text="ask for a delivery receipt to the sender's address"
+    )
+    request_read_receipt = PresentBooleanField(
+        required=False, help_text="ask for a read receipt to the sender's address"
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

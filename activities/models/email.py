@@ -82,6 +82,14 @@ class Email(models.Model):
     regarding = GenericForeignKey("regarding_type", "regarding_id")
 
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
+    # Custom headers, as checked by ``addresses.check_custom_headers``: a list of
+    # ``{"name": ..., "value": ...}``, written after the headers the application owns.
+    headers = models.JSONField(default=list, blank=True)
+    # Receipt requests to the sender's address: a delivery receipt (Return-Receipt-To, and
+    # DSN NOTIFY=SUCCESS where the server offers DSN) and a read receipt (RFC 8098
+    # Disposition-Notification-To).
+    request_delivery_receipt = models.BooleanField(default=False)
+    request_read_receipt = models.BooleanField(default=False)
     tracking_token = models.CharField(max_length=40, blank=True, db_index=True)
     message_id = models.CharField(max_length=255, blank=True)
     in_reply_to = models.CharField(max_length=255, blank=True)
@@ -184,13 +192,15 @@ class PartyRole(models.TextChoices):
     TO = "to", "To"
     CC = "cc", "Cc"
     BCC = "bcc", "Bcc"
+    # Where replies go (the Reply-To header); not a recipient.
+    REPLY_TO = "reply_to", "Reply-To"
 
 
 class EmailParty(models.Model):
     """One sender or recipient of an email, with the address as sent."""
 
     email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="parties")
-    role = models.CharField(max_length=4, choices=PartyRole.choices)
+    role = models.CharField(max_length=8, choices=PartyRole.choices)
     position = models.PositiveSmallIntegerField(default=0)
     address = models.CharField(max_length=320)
     name = models.CharField(max_length=200, blank=True)

@@ -18,6 +18,7 @@ from .. import conf, dispatch
 from ..addresses import (
     Address,
     check_address,
+    check_custom_headers,
     check_display_name,
     check_header_value,
     parse_address,
@@ -162,8 +163,17 @@ def email_create(
     tracking_token: str = "",
     scheduled_at: datetime | None = None,
     parent: Email | None = None,
+    reply_to: Sequence[PartyInput] = (),
+    headers: Sequence[Any] = (),
+    request_delivery_receipt: bool = False,
+    request_read_receipt: bool = False,
 ) -> Email:
     """Create an outgoing draft. ``sender`` defaults to the acting user.
+
+    ``reply_to`` are the Reply-To addresses (parties, not recipients); ``headers`` the
+    custom headers (``addresses.check_custom_headers``: a standard header the
+    application writes is refused with ``InvalidHeader``); the two receipt flags ask
+    for a delivery and a read receipt to the sender's address.
 
     The actor must be allowed to send as ``sender`` (``SenderNotAllowed``, as at send).
     Every address and header value is checked first; on any refusal nothing is written.
@@ -178,6 +188,7 @@ def email_create(
         check_header_value(references, label="References", field="in_reply_to")
     _check_content(subject)
     _check_reply_headers(in_reply_to=in_reply_to, tracking_token=tracking_token)
+    checked_headers = check_custom_headers(list(headers))
     if sender is not None:
         check_may_send_as(actor, sender)
     with transaction.atomic():
@@ -194,11 +205,19 @@ def email_create(
             parent=parent,
             tracking_token=tracking_token,
             scheduled_at=scheduled_at,
+            headers=checked_headers,
+            request_delivery_receipt=request_delivery_receipt,
+            request_read_receipt=request_read_receipt,
             created_by=actor,
             **_sender_fields(sender if sender is not None else actor),
             **_regarding_fields(regarding),
         )
-        for role, values in ((PartyRole.TO, to), (PartyRole.CC, cc), (PartyRole.BCC, bcc)):
+        for role, values in (
+            (PartyRole.TO, to),
+            (PartyRole.CC, cc),
+            (PartyRole.BCC, bcc),
+            (PartyRole.REPLY_TO, reply_to),
+        ):
             _replace_parties(email, role, values)
         _sync_from_party(email)
         record_event(
@@ -220,7 +239,12 @@ EDITABLE_FIELDS = {
     "template",
     "in_reply_to",
     "tracking_token",
+    "headers",
+    "request_delivery_receipt",
+    "request_read_receipt",
 }
+# Parties an edit replaces, role by role.
+EDITABLE_ROLES = (*RECIPIENT_ROLES, PartyRole.REPLY_TO)
 
 
 def _check_reply_headers(*, in_reply_to: str = "", tracking_token: str = "") -> None:
@@ -239,7 +263,7 @@ def email_update(*, email: Email, actor: User, **changes: Any) -> Email:
     take records. The actor must be allowed to act for the current sender and, when
     ``sender`` changes, for the new one (``SenderNotAllowed``).
     """
-    unknown = set(changes) - EDITABLE_FIELDS - {"to", "cc", "bcc", "sender", "regarding"}
+    unknown = set(changes) - EDITABLE_FIELDS - {*EDITABLE_ROLES, "sender", "regarding"}
     if unknown:
         raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
     if "subject" in changes:
@@ -248,6 +272,8 @@ def email_update(*, email: Email, actor: User, **changes: Any) -> Email:
         in_reply_to=changes.get("in_reply_to") or "",
         tracking_token=changes.get("tracking_token") or "",
     )
+    if "headers" in changes:
+        changes["headers"] = check_custom_headers(list(changes["headers"] or []))
     with transaction.atomic():
         locked = Email.objects.select_for_update().get(pk=email.pk)
         require_status(locked.status, EDITABLE_STATUSES, action="edit")
@@ -264,7 +290,7 @@ def email_update(*, email: Email, actor: User, **changes: Any) -> Email:
         for name, value in fields.items():
             setattr(locked, name, value)
         locked.save()
-        for role in RECIPIENT_ROLES:
+        for role in EDITABLE_ROLES:
             if role in changes:
                 _replace_parties(locked, role, changes[role])
         if "sender" in changes:
@@ -444,6 +470,10 @@ def email_delete(*, email: Email, actor: User) -> None:
         locked.delete()
 
 
+# What a templated email takes besides its template, regarding record and parties.
+TEMPLATE_OPTIONS = {"reply_to", "headers", "request_delivery_receipt", "request_read_receipt"}
+
+
 def email_create_from_template(
     *,
     template: Template,
@@ -453,12 +483,17 @@ def email_create_from_template(
     to: Sequence[PartyInput] = (),
     cc: Sequence[PartyInput] = (),
     bcc: Sequence[PartyInput] = (),
+    **options: Any,
 ) -> Email:
     """Create a draft rendered from ``template`` for ``regarding``.
 
     The template's attachments are linked to the same blobs: no bytes are copied. With
     no ``to``, a contact (or user) that the email is regarding is the recipient.
+    ``options`` are ``email_create``'s ``reply_to``, ``headers`` and receipt flags.
     """
+    unknown = set(options) - TEMPLATE_OPTIONS
+    if unknown:
+        raise ValueError(f"not an option of a templated email: {', '.join(sorted(unknown))}")
     sender = sender if sender is not None else actor
     rendered = template_render(template=template, regarding=regarding, sender=sender)
     if not to and isinstance(regarding, Contact | User):
@@ -475,6 +510,7 @@ def email_create_from_template(
             bcc=bcc,
             regarding=regarding,
             template=template,
+            **options,
         )
         attachments_copy(source=template, target=email)
     return email
@@ -504,8 +540,11 @@ def email_send_from_template(
     to: Sequence[PartyInput] = (),
     cc: Sequence[PartyInput] = (),
     bcc: Sequence[PartyInput] = (),
+    **options: Any,
 ) -> Email:
-    """Create from a template and send in one step; on any refusal nothing is kept."""
+    """Create from a template and send in one step; on any refusal nothing is kept.
+
+    ``options`` as for ``email_create_from_template``."""
     with transaction.atomic():
         email = email_create_from_template(
             template=template,
@@ -515,5 +554,6 @@ def email_send_from_template(
             to=to,
             cc=cc,
             bcc=bcc,
+            **options,
         )
         return email_send(email=email, actor=actor)

@@ -139,7 +139,16 @@ def _context(
         "recipient_fields": recipient_fields,
         "errors": {
             name: field_errors.get(name, " ".join(map(str, form[name].errors)))
-            for name in ("sender", "subject", "body_text", "body_html", "regarding_id", "template")
+            for name in (
+                "sender",
+                "subject",
+                "body_text",
+                "body_html",
+                "regarding_id",
+                "template",
+                "reply_to",
+                "headers",
+            )
         }
         | {"attachments": field_errors.get("attachments", "")},
         "top_error": top_error,

@@ -11,7 +11,10 @@ for the schema; the bodies themselves are written by ``common.api.exceptions``:
 
 from __future__ import annotations
 
-from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerFieldExtension,
+)
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
@@ -211,3 +214,17 @@ class ListBoundsExtension(OpenApiSerializerFieldExtension):
             if field.min_length is not None:
                 schema["minItems"] = max(schema.get("minItems", 0), field.min_length)
         return schema
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """``Authorization: Bearer <token>``: the same tokens as ``Token <token>``."""
+
+    target_class = "common.api.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The token of auth/token/, as Microsoft's and Genesys' clients send it",
+        }
