@@ -184,9 +184,14 @@ def _body_fields(data: dict[str, Any], *, where: str) -> tuple[dict[str, Any], l
     mime = text(data, "mime", where=where)
     if mime is not None and mime.strip() and not is_mime_type(mime):
         message = read_message(mime)
-        for role in ("to", "cc", "bcc"):
+        for role in ("to", "cc", "bcc", "reply_to"):
             if getattr(message, role):
                 changes[role] = getattr(message, role)
+        if message.headers:
+            changes["headers"] = message.headers
+        for flag in ("request_delivery_receipt", "request_read_receipt"):
+            if getattr(message, flag):
+                changes[flag] = True
         if message.subject is not None:
             changes["subject"] = message.subject
         if message.body_html is not None:

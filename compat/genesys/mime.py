@@ -16,7 +16,7 @@ from email.message import EmailMessage, MIMEPart
 from email.parser import BytesParser
 
 from activities import conf
-from activities.addresses import Address
+from activities.addresses import OWNED_HEADER_PREFIXES, OWNED_HEADERS, Address
 
 from .errors import InvalidParameter
 
@@ -40,6 +40,10 @@ class Message:
     to: list[Address] = field(default_factory=list)
     cc: list[Address] = field(default_factory=list)
     bcc: list[Address] = field(default_factory=list)
+    reply_to: list[Address] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    request_delivery_receipt: bool = False
+    request_read_receipt: bool = False
     body_text: str | None = None
     body_html: str | None = None
     attachments: list[Attachment] = field(default_factory=list)
@@ -60,6 +64,19 @@ def _addresses(message: EmailMessage, name: str) -> list[Address]:
             if not address.addr_spec or address.addr_spec == "<>":
                 raise _refused(f"the {name} header holds an entry without an address")
             found.append(Address(address=address.addr_spec, name=address.display_name or ""))
+    return found
+
+
+def _custom_headers(message: EmailMessage) -> list[dict[str, str]]:
+    """The message's own headers (``X-Campaign``): those the application writes are read
+    above where they mean something (Subject, addresses, Reply-To, receipts) and else
+    left out (Date, Message-ID, MIME structure, tracing); the service checks the rest."""
+    found = []
+    for name, value in message.items():
+        lowered = name.lower()
+        if lowered in OWNED_HEADERS or lowered.startswith(OWNED_HEADER_PREFIXES):
+            continue
+        found.append({"name": name, "value": str(value)})
     return found
 
 
@@ -98,6 +115,12 @@ def read_message(text: str) -> Message:
             to=_addresses(message, "To"),
             cc=_addresses(message, "Cc"),
             bcc=_addresses(message, "Bcc"),
+            reply_to=_addresses(message, "Reply-To"),
+            headers=_custom_headers(message),
+            # The receipts go to the sender's address (the service's rule), whatever
+            # address the message's own request names.
+            request_delivery_receipt=message["Return-Receipt-To"] is not None,
+            request_read_receipt=message["Disposition-Notification-To"] is not None,
             body_text=_text(message.get_body(("plain",))),
             body_html=_text(message.get_body(("html",))),
         )

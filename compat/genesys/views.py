@@ -269,6 +269,10 @@ class MyEmailView(GenesysView):
                 cc=changes.get("cc", cc),
                 regarding=original.regarding if original.regarding_type_id else None,
                 parent=original,
+                reply_to=changes.get("reply_to", ()),
+                headers=changes.get("headers", ()),
+                request_delivery_receipt=changes.get("request_delivery_receipt", False),
+                request_read_receipt=changes.get("request_read_receipt", False),
             )
             _attach(email, actor, attachments)
         return _created(email)

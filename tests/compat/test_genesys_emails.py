@@ -535,3 +535,57 @@ def test_a_repeated_send_with_its_idempotency_key_sends_once(org, owner, team_qu
     assert (first.status_code, again.status_code) == (200, 200)
     assert again.json() == first.json() == {"statusCode": 0}
     assert EmailEvent.objects.filter(email=email, to_status=EmailStatus.PENDING_SEND).count() == 1
+
+
+# --- what a whole message carries beyond Genesys' parameters --------------------------
+
+OPTIONS_MESSAGE = (
+    "From: support@example.com\r\n"
+    "To: ann@example.com\r\n"
+    "Reply-To: Orders <orders@example.com>\r\n"
+    "Subject: Your order\r\n"
+    "Date: Fri, 04 Dec 2026 12:00:00 +0000\r\n"
+    "Message-ID: <client-made@example.com>\r\n"
+    "X-Campaign: winter\r\n"
+    "Disposition-Notification-To: support@example.com\r\n"
+    "Return-Receipt-To: support@example.com\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "\r\n"
+    "It shipped.\r\n"
+)
+
+
+def test_a_whole_message_carries_reply_to_custom_headers_and_receipts_to_the_mail(
+    org, owner, team_queue, smtp_settings, eager_celery, django_capture_on_commit_callbacks
+):
+    email = draft(owner)
+    body = {"operationName": "Send", "queueName": "Support", "email": {"mime": OPTIONS_MESSAGE}}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(owner, hex_id(email), body)
+    assert response.status_code == 200, response.content
+    email.refresh_from_db()
+    assert email.status == EmailStatus.SENT
+    assert email.headers == [{"name": "X-Campaign", "value": "winter"}]
+    assert (email.request_delivery_receipt, email.request_read_receipt) == (True, True)
+    assert [p.address for p in email.parties.filter(role=PartyRole.REPLY_TO)] == [
+        "orders@example.com"
+    ]
+    (mail,) = smtp_settings.messages
+    assert mail.rcpt_tos == ["ann@example.com"]  # Reply-To is no recipient
+    message = mail.message
+    assert message["Reply-To"].addresses[0].addr_spec == "orders@example.com"
+    assert message["X-Campaign"] == "winter"
+    assert message["Disposition-Notification-To"] == "support@example.com"
+    assert message["Return-Receipt-To"] == "support@example.com"
+    assert message["Message-ID"] == email.message_id != "<client-made@example.com>"
+
+
+def test_a_refused_header_in_the_message_is_named_and_nothing_changes(org, owner, team_queue):
+    email = draft(owner)
+    mime = "From: support@example.com\r\nTo: ann@example.com\r\nX Bad Name: 1\r\n\r\nHi\r\n"
+    mime = mime.replace("X Bad Name: 1", "X-A: 1\r\nX-A: 2")
+    body = {"operationName": "Send", "queueName": "Support", "email": {"mime": mime}}
+    error = assert_genesys_error(post(owner, hex_id(email), body), 400, 10, "X-A", "twice")
+    assert error["code"] == "invalid_header"
+    assert_untouched(email)
+    assert email.headers == []
