@@ -117,7 +117,8 @@ class GenesysErrorSerializer(serializers.Serializer):
     messageParams = serializers.DictField()  # noqa: N815
     contextId = serializers.CharField()  # noqa: N815
     details = serializers.ListField()
-    errors = serializers.ListField()
+    # The metaclass takes declared fields out of the class: Serializer.errors stays.
+    errors = serializers.ListField()  # type: ignore[assignment]
 
 
 def genesys_errors(*statuses: int) -> dict[int, OpenApiResponse]:
