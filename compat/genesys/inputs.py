@@ -67,6 +67,8 @@ def text(data: dict[str, Any], name: str, *, where: str = "", max_length: int | 
         return None
     if not isinstance(value, str):
         raise InvalidParameter(f"{where}{name} must be a string", field=name)
+    if "\x00" in value:  # as in /api/v1/: no text holds NUL (PostgreSQL cannot store it)
+        raise InvalidParameter(f"{where}{name} must not hold NUL characters", field=name)
     if max_length is not None and len(value) > max_length:
         raise InvalidParameter(f"{where}{name} is longer than {max_length} characters", field=name)
     return value
@@ -99,9 +101,8 @@ def queue_of_uri(uri: str) -> Queue:
     """``queueUri`` (``.../api/v2/queues/{id}``): its last segment is our queue's id or
     its name."""
     last = uri.rstrip("/").rsplit("/", 1)[-1]
-    queue = (
-        Queue.objects.filter(pk=int(last)).first() if last.isascii() and last.isdigit() else None
-    )
+    by_id = last.isascii() and last.isdigit() and len(last) <= 18
+    queue = Queue.objects.filter(pk=int(last)).first() if by_id else None
     return queue if queue is not None else queue_named(last, where="queueUri")
 
 

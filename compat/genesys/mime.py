@@ -84,7 +84,11 @@ def _text(part: MIMEPart | None) -> str | None:
     if part is None:
         return None
     content = part.get_content()
-    return content if isinstance(content, str) else None
+    if not isinstance(content, str):
+        return None
+    if "\x00" in content:
+        raise _refused("a text part holds NUL characters")
+    return content
 
 
 def read_message(text: str) -> Message:

@@ -273,6 +273,18 @@ def test_an_id_that_names_no_email_is_not_found(org, owner, id):
         (send_body(to=5), 10, "email.to must be a list"),
         (send_body(to=[["a@example.com"]]), 10, "email.to[0]"),
         (send_body(subject="Hi\r\nBcc: x@example.com"), 10, "line breaks"),
+        (send_body(body="a\x00b"), 10, "NUL"),
+        ({**send_body(), "queueName": "Sup\x00port"}, 10, "NUL"),
+        ({"operationName": "Reply", "queueUri": "/queues/" + "9" * 30}, 6, "no queue"),
+        (send_body(mime="Subject: x\r\n\r\na\x00b"), 10, "NUL"),
+        (
+            send_body(
+                mime="Subject: x\r\nContent-Type: text/plain\r\n"
+                "Content-Transfer-Encoding: base64\r\n\r\nYQBi\r\n"
+            ),
+            10,
+            "NUL",
+        ),
     ],
 )
 def test_malformed_input_is_a_400_in_genesys_shape(
