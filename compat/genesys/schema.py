@@ -103,6 +103,33 @@ class GenesysEmailResourceSerializer(GenesysStatusSerializer):
     email = serializers.JSONField(help_text="Genesys' Email resource")
 
 
+class _EmailAddressSerializer(serializers.Serializer):
+    email = serializers.CharField()
+    name = serializers.CharField(required=False, allow_blank=True)
+
+
+class GenesysEmailMessageSerializer(serializers.Serializer):
+    """Genesys Cloud's EmailMessage."""
+
+    id = serializers.CharField(required=False, help_text="ours, as a UUID (answer only)")
+    to = _EmailAddressSerializer(many=True)
+    cc = _EmailAddressSerializer(many=True, required=False)
+    bcc = _EmailAddressSerializer(many=True, required=False)
+    from_ = _EmailAddressSerializer(help_text="a queue's address, or yours")
+    replyTo = _EmailAddressSerializer(required=False)  # noqa: N815
+    subject = serializers.CharField(required=False, help_text="default: Re: and the original's")
+    textBody = serializers.CharField()  # noqa: N815
+    htmlBody = serializers.CharField(required=False)  # noqa: N815
+    attachments = serializers.ListField(required=False, help_text="must be empty here")
+    time = serializers.CharField(required=False)
+    selfUri = serializers.CharField(required=False)  # noqa: N815
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+
 class GenesysErrorSerializer(serializers.Serializer):
     """A refusal: Web Services' statusCode and statusMessage, and Genesys Cloud's body."""
 
