@@ -601,3 +601,16 @@ def test_a_refused_header_in_the_message_is_named_and_nothing_changes(org, owner
     assert error["code"] == "invalid_header"
     assert_untouched(email)
     assert email.headers == []
+
+
+def test_a_form_encoded_body_is_an_unsupported_media_type(org, owner):
+    email = draft(owner)
+    response = client_for(owner).post(
+        f"/api/v2/me/emails/{hex_id(email)}", {"operationName": "Send"}, format="multipart"
+    )
+    assert_genesys_error(response, 415, 10)
+    assert_untouched(email)
+
+
+def test_the_agents_list_is_not_offered(org, owner):
+    assert_genesys_error(client_for(owner).get("/api/v2/me/emails"), 405, 3)
