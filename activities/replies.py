@@ -58,7 +58,7 @@ def _regarding_initial(email: Email) -> dict[str, Any]:
 
 
 def reply_fields(original: Email, user: User, *, reply_all: bool) -> dict[str, Any]:
-    """A reply to ``original`` by ``user``: to its sender (its recipients too with
+    """A reply to ``original`` by ``user``: to its sender or its Reply-To (its recipients too with
     ``reply_all``, never the user's own addresses), from the queue it was addressed to
     if the user is a member, ``Re:`` once, the original quoted."""
     own_queues = list(user.queues.all())
@@ -74,7 +74,8 @@ def reply_fields(original: Email, user: User, *, reply_all: bool) -> dict[str, A
         seen.add(address)
         target.append(party_text(party))
 
-    for party in _parties(original, PartyRole.FROM):
+    # RFC 5322 3.6.2: a reply goes to the Reply-To addresses when the original has them.
+    for party in _parties(original, PartyRole.REPLY_TO) or _parties(original, PartyRole.FROM):
         add(to, party)
     if reply_all or not to:  # a reply to one's own sent mail goes to its recipients
         for party in _parties(original, PartyRole.TO):

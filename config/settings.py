@@ -628,6 +628,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Dataverse's keys in parentheses, emails({guid}), not read as a regex group.
+    "PREPROCESSING_HOOKS": ["compat.dynamics.schema.odata_key_paths"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "common.api.serializers.no_additional_properties",

@@ -141,6 +141,7 @@ def email_record_received(
     received_at: datetime | None = None,
     files: Sequence[ReceivedFile] = (),
     notes: Sequence[str] = (),
+    reply_to: Sequence[str] = (),
 ) -> Email:
     """Record an incoming message as a ``received`` email and return it.
 
@@ -158,6 +159,8 @@ def email_record_received(
     store) become its attachments and ``notes`` its note events (what could not be
     read), in the same transaction. ``bcc`` are the envelope recipients the headers do
     not name (an SMTP listener's RCPT TO), so a blind copy reaches its mailbox too.
+    ``reply_to`` (the Reply-To addresses, where a reply goes) are kept as parties and
+    route nothing.
     """
     sender = parse_address(from_address, label="from address")
     check_display_name(sender.name, label="from name")
@@ -166,6 +169,7 @@ def email_record_received(
         PartyRole.CC: [parse_address(a, label="cc address") for a in cc],
         PartyRole.BCC: [parse_address(a, label="bcc address") for a in bcc],
     }
+    reply_addresses = [parse_address(a, label="reply-to address") for a in reply_to]
     check_header_value(subject, label="subject", max_length=SUBJECT_MAX_LENGTH)
     for value, field in (
         (message_id, "Message-ID"),
@@ -232,6 +236,16 @@ def email_record_received(
                     elif isinstance(owner, User):
                         party.user = owner
                     parties.append(party)
+            parties.extend(
+                EmailParty(
+                    email=email,
+                    role=PartyRole.REPLY_TO,
+                    position=position,
+                    address=address.address,
+                    name=address.name,
+                )
+                for position, address in enumerate(reply_addresses)
+            )
             EmailParty.objects.bulk_create(parties)
             ActivityMimeAttachment.objects.bulk_create(
                 ActivityMimeAttachment(
@@ -454,6 +468,7 @@ class _Read:
     from_address: str
     to: list[str]
     cc: list[str]
+    reply_to: list[str]
     subject: str
     body_text: str
     body_html: str
@@ -502,6 +517,7 @@ def _read(raw: bytes) -> _Read:
         from_address=senders[0],
         to=_addresses(message, "To", notes),
         cc=_addresses(message, "Cc", notes),
+        reply_to=_addresses(message, "Reply-To", notes),
         subject=_header(message, "Subject")[:SUBJECT_MAX_LENGTH],
         body_text=body_text,
         body_html=body_html,
@@ -648,6 +664,22 @@ def _bounce_of(message: InboundMessage, raw: bytes) -> InboundMessage | None:
     )
 
 
+def _unparsable(
+    message: InboundMessage, exc: Exception, *, message_id: str | None = None
+) -> InboundMessage:
+    """Finished as ``unparsable``, naming what the parser or the reading raised; with
+    the Message-ID read so far, when there is one."""
+    logger.warning("inbound message %s is unreadable: %r", message.pk, exc)
+    fields: dict[str, object] = {"message_id": message_id} if message_id is not None else {}
+    return _finish(
+        message,
+        status=InboundStatus.UNPARSABLE,
+        code="unparsable",
+        reason=f"the message could not be read: {type(exc).__name__}: {exc}"[:2000],
+        **fields,
+    )
+
+
 def inbound_message_read(
     *, message: InboundMessage, release: bool = False, claimed: bool = False
 ) -> InboundMessage:
@@ -698,13 +730,7 @@ def inbound_message_read(
             message, status=InboundStatus.REFUSED, code=refused.code, reason=refused.reason
         )
     except Exception as exc:  # noqa: BLE001  # whatever a hostile message makes the parser do
-        logger.warning("inbound message %s is unreadable: %r", message.pk, exc)
-        return _finish(
-            message,
-            status=InboundStatus.UNPARSABLE,
-            code="unparsable",
-            reason=f"the message could not be read: {type(exc).__name__}: {exc}"[:2000],
-        )
+        return _unparsable(message, exc)
     if read.message_id and not message.message_id:
         message.message_id = read.message_id
     message.from_address = read.from_address[:320]
@@ -744,6 +770,7 @@ def inbound_message_read(
             received_at=message.received_at,
             files=files,
             notes=read.notes,
+            reply_to=read.reply_to,
         )
     except ApplicationError as exc:
         return _finish(
@@ -756,14 +783,7 @@ def inbound_message_read(
     except (DatabaseError, OSError):
         raise  # the database or the storage away: left ``kept``, the sweep reads it again
     except Exception as exc:  # noqa: BLE001  # reading a part failed: the raw stays listed
-        logger.warning("inbound message %s could not be recorded: %r", message.pk, exc)
-        return _finish(
-            message,
-            status=InboundStatus.UNPARSABLE,
-            code="unparsable",
-            reason=f"the message could not be read: {type(exc).__name__}: {exc}"[:2000],
-            message_id=message.message_id,
-        )
+        return _unparsable(message, exc, message_id=message.message_id)
     duplicate = email.created_at < message.received_at
     return _finish(
         message,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from activities.errors import Conflict, InvalidAddress, InvalidHeader
-from activities.models import Direction, Email, EmailEvent, EmailStatus
+from activities.models import Direction, Email, EmailEvent, EmailStatus, PartyRole
+from activities.replies import reply_fields
 from activities.selectors import emails_visible_to
 from activities.services.emails import email_create, email_send
-from activities.services.inbound import email_record_received
+from activities.services.inbound import email_record_received, inbound_message_receive
 from crm.models import EmailApproval
 from tests.factories import ContactFactory, QueueFactory
 
@@ -103,3 +104,23 @@ def test_bad_input_is_refused_and_nothing_is_written(org, owner):
         )
     assert Email.objects.filter(direction=Direction.INCOMING).count() == 0
     assert Email.objects.get().status == EmailStatus.PENDING_SEND
+
+
+def test_a_received_reply_to_is_kept_routes_nothing_and_takes_the_reply(org, owner, team_queue):
+    raw = (
+        b"From: Ann Lee <ann@customers.example.org>\r\n"
+        b"To: Support <support@example.com>\r\n"
+        b"Reply-To: Ann's desk <desk@customers.example.org>, " + team_queue.email.encode() + b"\r\n"
+        b"Subject: Seats\r\nMessage-ID: <rt1@customers.example.org>\r\n\r\nTwo more.\r\n"
+    )
+    inbound = inbound_message_receive(raw=raw, route="smtp")
+    email = inbound.email
+    assert email is not None
+    reply_to = list(email.parties.filter(role=PartyRole.REPLY_TO).order_by("position"))
+    assert [(p.name, p.address, p.queue_id) for p in reply_to] == [
+        ("Ann's desk", "desk@customers.example.org", None),
+        ("", team_queue.email, None),  # a queue's address in Reply-To routes nothing
+    ]
+    # A reply goes to the Reply-To addresses, not to From (the user's queue left out).
+    fields = reply_fields(email, owner, reply_all=False)
+    assert fields["to"] == "Ann's desk <desk@customers.example.org>"
