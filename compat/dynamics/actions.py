@@ -232,10 +232,20 @@ class BackgroundSendEmailView(DynamicsView):
         if query is not None:
             if not isinstance(query, dict):
                 raise PayloadError("Query must be a QueryExpression object")
+            unread = set(query) - {"@odata.type", "EntityName", "PageInfo"}
+            if unread:
+                raise PayloadError(
+                    f"Query: only EntityName and PageInfo.Count are read, not "
+                    f"{', '.join(sorted(map(str, unread)))} (conditions are not applied)"
+                )
+            if not isinstance(query.get("@odata.type", ""), str):
+                raise PayloadError("Query: @odata.type must be a string")
             entity_name = query.get("EntityName", "email")
             if entity_name != "email":
                 raise PayloadError(f"Query: BackgroundSendEmail claims emails, not {entity_name!r}")
             page = query.get("PageInfo") or {}
+            if isinstance(page, dict) and set(page) - {"Count"}:
+                raise PayloadError("Query.PageInfo: only Count is read")
             count = page.get("Count", max_count) if isinstance(page, dict) else None
             if (
                 isinstance(count, bool)

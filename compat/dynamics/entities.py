@@ -334,7 +334,7 @@ def email_changes(body: Any, *, creating: bool) -> dict[str, Any]:
             continue
         if name == "prioritycode":
             code = body[name]
-            if isinstance(code, bool) or code not in PRIORITY_OF_CODE:
+            if not isinstance(code, int) or isinstance(code, bool) or code not in PRIORITY_OF_CODE:
                 raise PayloadError(
                     f"prioritycode must be 0 (low), 1 (normal) or 2 (high), not {code!r}"
                 )

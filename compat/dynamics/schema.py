@@ -36,11 +36,15 @@ def _body(
 
 
 def _text(help_text: str = "") -> serializers.CharField:
-    return serializers.CharField(required=False, allow_blank=True, help_text=help_text)
+    return serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, help_text=help_text
+    )
 
 
-def _bind(entity_set: str) -> serializers.CharField:
-    return serializers.CharField(required=False, help_text=f"a reference, /{entity_set}(<guid>)")
+def _bind(entity_set: str, *, nullable: bool = False) -> serializers.CharField:
+    return serializers.CharField(
+        required=False, allow_null=nullable, help_text=f"a reference, /{entity_set}(<guid>)"
+    )
 
 
 ActivityPartyBody = _body(
@@ -73,15 +77,18 @@ EmailBody = _body(
         "deliveryreceiptrequested": serializers.BooleanField(required=False),
         "statuscode": serializers.IntegerField(
             required=False,
+            allow_null=True,
             help_text="on update only: 3 Sent / 8 Failed report a claimed email (with "
             "If-Match), 5 Canceled cancels",
         ),
-        "statecode": serializers.IntegerField(required=False, min_value=0, max_value=2),
+        "statecode": serializers.IntegerField(
+            required=False, allow_null=True, min_value=0, max_value=2
+        ),
         "messageid": _text("with a statuscode report: the id the sender gave the message"),
-        "regardingobjectid_contact@odata.bind": _bind("contacts"),
-        "regardingobjectid_account@odata.bind": _bind("accounts"),
-        "regardingobjectid_systemuser@odata.bind": _bind("systemusers"),
-        "regardingobjectid_queue@odata.bind": _bind("queues"),
+        "regardingobjectid_contact@odata.bind": _bind("contacts", nullable=True),
+        "regardingobjectid_account@odata.bind": _bind("accounts", nullable=True),
+        "regardingobjectid_systemuser@odata.bind": _bind("systemusers", nullable=True),
+        "regardingobjectid_queue@odata.bind": _bind("queues", nullable=True),
         "email_activity_parties": ActivityPartyBody(many=True, required=False),
     },
     "An email entity (create: a draft; update: a draft or failed email).",
@@ -118,6 +125,7 @@ SendEmailFromTemplateBody = _body(
         "TemplateId": serializers.UUIDField(),
         "Regarding": serializers.DictField(
             required=False,
+            allow_null=True,
             help_text='{"@odata.type": "Microsoft.Dynamics.CRM.contact", "contactid": guid}',
         ),
         "Target": serializers.DictField(
@@ -149,13 +157,13 @@ QueryBody = _body(
     {
         "@odata.type": _text(),
         "EntityName": serializers.ChoiceField(choices=["email"], required=False),
-        "PageInfo": PageInfoBody(required=False),
+        "PageInfo": PageInfoBody(required=False, allow_null=True),
     },
     "The claim's query: only EntityName and PageInfo.Count are read.",
 )
 BackgroundSendEmailBody = _body(
     "DynamicsBackgroundSendEmail",
-    {"Query": QueryBody(required=False)},
+    {"Query": QueryBody(required=False, allow_null=True)},
     "BackgroundSendEmail's parameters.",
 )
 
