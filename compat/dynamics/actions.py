@@ -238,7 +238,8 @@ class BackgroundSendEmailView(DynamicsView):
                     f"Query: only EntityName and PageInfo.Count are read, not "
                     f"{', '.join(sorted(map(str, unread)))} (conditions are not applied)"
                 )
-            if not isinstance(query.get("@odata.type", ""), str):
+            kind = query.get("@odata.type")
+            if kind is not None and not isinstance(kind, str):
                 raise PayloadError("Query: @odata.type must be a string")
             entity_name = query.get("EntityName", "email")
             if entity_name != "email":
