@@ -244,10 +244,14 @@ class BackgroundSendEmailView(DynamicsView):
             entity_name = query.get("EntityName", "email")
             if entity_name != "email":
                 raise PayloadError(f"Query: BackgroundSendEmail claims emails, not {entity_name!r}")
-            page = query.get("PageInfo") or {}
-            if isinstance(page, dict) and set(page) - {"Count"}:
+            page = query.get("PageInfo")
+            if page is None:
+                page = {}
+            if not isinstance(page, dict):
+                raise PayloadError('Query.PageInfo must be an object ({"Count": n})')
+            if set(page) - {"Count"}:
                 raise PayloadError("Query.PageInfo: only Count is read")
-            count = page.get("Count", max_count) if isinstance(page, dict) else None
+            count = page.get("Count", max_count)
             if (
                 isinstance(count, bool)
                 or not isinstance(count, int)
