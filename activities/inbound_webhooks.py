@@ -8,7 +8,8 @@ signal: delivered, bounced, complained, opened, ...) from the same three, each e
 The webhook secret is required: until ``ANYMAIL_WEBHOOK_SECRET`` ("user:password", the
 basic auth the provider's webhook URL carries) is set, and for Mailgun its signing key,
 the endpoints answer 503 naming the missing setting (a provider retries, so nothing is
-lost meanwhile); a request without the right credentials is a 401 and writes nothing.
+lost meanwhile); a request without the right credentials is a 401 and writes nothing:
+its body is not read (the basic auth is checked before the body, not by anymail after).
 Whatever a payload makes go wrong is an answer that names it, never a 500: 400 for a
 payload that is not the provider's inbound shape or a message refused with a reason,
 503 for a failure that may pass (the database away), so the provider tries again.
@@ -36,6 +37,7 @@ from anymail.exceptions import (
     AnymailWebhookValidationFailure,
 )
 from anymail.utils import get_anymail_setting
+from anymail.webhooks.base import AnymailBasicAuthMixin
 from anymail.webhooks.mailgun import MailgunInboundWebhookView, MailgunTrackingWebhookView
 from anymail.webhooks.postmark import PostmarkInboundWebhookView, PostmarkTrackingWebhookView
 from anymail.webhooks.sparkpost import (
@@ -164,6 +166,8 @@ def secured(
                 f"{'is' if len(missing) == 1 else 'are'} set",
             )
         try:
+            # The credentials first: a request without them reads no body at all.
+            AnymailBasicAuthMixin.validate_request(view_class(), request)
             refused = _read_body(request)
             if refused is not None:
                 return refused

@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from common.errors import ApplicationError
 
 from ..models import (
+    ENDPOINT_STATE_FIELDS,
     SUBSCRIBABLE_EVENT_TYPES,
     WebhookDelivery,
     WebhookEndpoint,
@@ -72,16 +73,7 @@ class WebhookEndpointAdmin(ServiceErrorsAsMessagesMixin, admin.ModelAdmin):
     search_fields = ("url", "description")
     # Disabled endpoints first: they are the notice that one needs attention.
     ordering = ("active", "pk")
-    readonly_fields = (
-        "disabled_at",
-        "disabled_reason",
-        "failed_events_in_a_row",
-        "last_success_at",
-        "last_failure_at",
-        "last_failure",
-        "created_by",
-        "created_at",
-    )
+    readonly_fields = ENDPOINT_STATE_FIELDS
     actions = ("send_test_event", "reenable", "retry_failed", "rotate_secret")
 
     def changelist_view(self, request, extra_context=None):

@@ -8,7 +8,13 @@ from rest_framework import serializers
 from common.api.serializers import StrictSerializer
 from crm.models import User
 
-from ..models import SUBSCRIBABLE_EVENT_TYPES, WebhookDelivery, WebhookEndpoint, WebhookFormat
+from ..models import (
+    ENDPOINT_STATE_FIELDS,
+    SUBSCRIBABLE_EVENT_TYPES,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookFormat,
+)
 
 URL_MAX_LENGTH = 2000
 
@@ -31,14 +37,7 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
             "event_types",
             "format",
             "active",
-            "disabled_at",
-            "disabled_reason",
-            "failed_events_in_a_row",
-            "last_success_at",
-            "last_failure_at",
-            "last_failure",
-            "created_by",
-            "created_at",
+            *ENDPOINT_STATE_FIELDS,
             "modified_at",
         ]
         read_only_fields = fields

@@ -28,6 +28,7 @@ from .regarding import REGARDING_MODELS
 from .suppression import SuppressedAddress, SuppressionReason
 from .template import RecordType, Template
 from .webhooks import (
+    ENDPOINT_STATE_FIELDS,
     SUBSCRIBABLE_EVENT_TYPES,
     UNDELIVERED_STATES,
     WebhookDelivery,
@@ -76,6 +77,7 @@ __all__ = [
     "Template",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "ENDPOINT_STATE_FIELDS",
     "WebhookEvent",
     "WebhookEventState",
     "WebhookEventType",

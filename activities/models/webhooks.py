@@ -32,6 +32,19 @@ class WebhookFormat(models.TextChoices):
     GENESYS = "genesys", "Genesys Cloud StatusChange (EmailStateChangeMessage)"
 
 
+# What an endpoint's history sets (never its owner): read-only in the admin and the API.
+ENDPOINT_STATE_FIELDS = (
+    "disabled_at",
+    "disabled_reason",
+    "failed_events_in_a_row",
+    "last_success_at",
+    "last_failure_at",
+    "last_failure",
+    "created_by",
+    "created_at",
+)
+
+
 class WebhookEndpoint(models.Model):
     """An integrator's URL, the events it wants, and the secret its notifications are
     signed with (Standard Webhooks, ``whsec_`` + base64; shown once, on create)."""

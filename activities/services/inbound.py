@@ -664,6 +664,22 @@ def _bounce_of(message: InboundMessage, raw: bytes) -> InboundMessage | None:
     )
 
 
+def _unparsable(
+    message: InboundMessage, exc: Exception, *, message_id: str | None = None
+) -> InboundMessage:
+    """Finished as ``unparsable``, naming what the parser or the reading raised; with
+    the Message-ID read so far, when there is one."""
+    logger.warning("inbound message %s is unreadable: %r", message.pk, exc)
+    fields: dict[str, object] = {"message_id": message_id} if message_id is not None else {}
+    return _finish(
+        message,
+        status=InboundStatus.UNPARSABLE,
+        code="unparsable",
+        reason=f"the message could not be read: {type(exc).__name__}: {exc}"[:2000],
+        **fields,
+    )
+
+
 def inbound_message_read(
     *, message: InboundMessage, release: bool = False, claimed: bool = False
 ) -> InboundMessage:
@@ -714,13 +730,7 @@ def inbound_message_read(
             message, status=InboundStatus.REFUSED, code=refused.code, reason=refused.reason
         )
     except Exception as exc:  # noqa: BLE001  # whatever a hostile message makes the parser do
-        logger.warning("inbound message %s is unreadable: %r", message.pk, exc)
-        return _finish(
-            message,
-            status=InboundStatus.UNPARSABLE,
-            code="unparsable",
-            reason=f"the message could not be read: {type(exc).__name__}: {exc}"[:2000],
-        )
+        return _unparsable(message, exc)
     if read.message_id and not message.message_id:
         message.message_id = read.message_id
     message.from_address = read.from_address[:320]
@@ -773,14 +783,7 @@ def inbound_message_read(
     except (DatabaseError, OSError):
         raise  # the database or the storage away: left ``kept``, the sweep reads it again
     except Exception as exc:  # noqa: BLE001  # reading a part failed: the raw stays listed
-        logger.warning("inbound message %s could not be recorded: %r", message.pk, exc)
-        return _finish(
-            message,
-            status=InboundStatus.UNPARSABLE,
-            code="unparsable",
-            reason=f"the message could not be read: {type(exc).__name__}: {exc}"[:2000],
-            message_id=message.message_id,
-        )
+        return _unparsable(message, exc, message_id=message.message_id)
     duplicate = email.created_at < message.received_at
     return _finish(
         message,

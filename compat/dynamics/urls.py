@@ -7,7 +7,7 @@ to ``urlpatterns``' list below them; the catch-all (any other segment is Dataver
 
 from django.urls import URLPattern, URLResolver, path, re_path
 
-from . import actions, views
+from . import actions, approvals, bulk, incoming, metadata, template_set, views
 from .odata import resource_not_found
 
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -48,6 +48,25 @@ urlpatterns: list[URLPattern | URLResolver] = [
         actions.GetTrackingTokenEmailView.as_view(),
         name="dynamics-get-tracking-token-email",
     ),
+    # dynamics-more: the service document, $metadata, approvals, SendBulkMail and
+    # DeliverIncomingEmail.
+    path("", metadata.ServiceDocumentView.as_view(), name="dynamics-service"),
+    re_path(r"^\$metadata$", metadata.MetadataView.as_view(), name="dynamics-metadata"),
+    path("systemusers", approvals.SystemUserList.as_view(), name="dynamics-systemusers"),
+    path("systemusers(<str:guid>)", approvals.SystemUserDetail.as_view()),
+    path("queues", approvals.QueueList.as_view(), name="dynamics-queues"),
+    path("queues(<str:guid>)", approvals.QueueDetail.as_view()),
+    path("organizations", approvals.OrganizationList.as_view(), name="dynamics-organizations"),
+    path("organizations(<str:guid>)", approvals.OrganizationDetail.as_view()),
+    path("templates", template_set.TemplateList.as_view(), name="dynamics-templates"),
+    path("templates(<str:guid>)", template_set.TemplateDetail.as_view()),
+    path("SendBulkMail", bulk.SendBulkMailView.as_view(), name="dynamics-send-bulk-mail"),
+    path(
+        "emails/Microsoft.Dynamics.CRM.DeliverIncomingEmail",
+        incoming.DeliverIncomingEmailView.as_view(),
+        name="dynamics-deliver-incoming-email",
+    ),
+    path("DeliverIncomingEmail", incoming.UnboundDeliverIncomingEmailView.as_view()),
 ]
 
 # Keep last: whatever no route above names.

@@ -1,3 +1,14 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from .cloud import ConversationMessagesView
+from .views import MyEmailsView, MyEmailView
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("me/emails", MyEmailsView.as_view(), name="genesys-me-emails"),
+    path("me/emails/<str:id>", MyEmailView.as_view(), name="genesys-me-email"),
+    path(
+        "conversations/emails/<str:conversationId>/messages",
+        ConversationMessagesView.as_view(),
+        name="genesys-conversation-messages",
+    ),
+]

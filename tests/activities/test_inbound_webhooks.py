@@ -16,6 +16,7 @@ from email.message import EmailMessage
 
 import pytest
 
+from activities.inbound_webhooks import urlpatterns
 from activities.models import AttachmentBlob, Email, InboundMessage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -300,3 +301,33 @@ def test_a_50_mb_message_is_refused_by_size_in_words(configured, live_server):
     assert status == 413
     assert "CRM_INBOUND_MAX_BYTES = 41,943,040 bytes" in json.loads(answer)["detail"]
     assert not InboundMessage.objects.exists() and not AttachmentBlob.objects.exists()
+
+
+class _CountingStream:
+    """A request body that counts what the view reads of it."""
+
+    def __init__(self, size: int):
+        self.left, self.read_bytes = size, 0
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        self.left -= size
+        self.read_bytes += size
+        return b"x" * size
+
+
+@pytest.mark.parametrize("auth", [None, "hooks:wrong"])
+def test_a_request_without_the_credentials_is_refused_before_its_body_is_read(configured, rf, auth):
+    view = next(p for p in urlpatterns if p.name == "postmark_inbound_webhook").callback
+    size = 40 * 1024 * 1024
+    headers = (
+        {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
+    )
+    request = rf.post("/anymail/postmark/inbound/", b"", content_type="application/json", **headers)
+    request.META["CONTENT_LENGTH"] = str(size)
+    request._stream = stream = _CountingStream(size)
+    response = view(request)
+    assert response.status_code == 401
+    assert json.loads(response.content)["code"] == "webhook_unauthorized"
+    assert stream.read_bytes == 0
+    assert not InboundMessage.objects.exists()

@@ -349,12 +349,18 @@ def test_the_genesys_format_is_the_status_change_notification(
     body = request.verified(endpoint.secret)
     assert body["notificationType"] == "StatusChange"
     assert body["messageType"] == "EmailStateChangeMessage"
-    assert body["email"]["id"] == str(email.pk)
-    assert body["email"]["state"] == "Queued"
-    assert body["email"]["previousState"] == "Draft"
+    assert body["email"]["id"] == f"{email.pk:016x}"
+    assert body["email"]["uri"] == f"/api/v2/me/emails/{email.pk:016x}"
+    assert body["email"]["state"] == "Completed"
+    assert body["email"]["capabilities"] == ["Cancel"]
+    assert (body["email"]["crmStatus"], body["email"]["previousCrmStatus"]) == (
+        "pending_send",
+        "draft",
+    )
     assert body["email"]["subject"].startswith("Genesys")
-    assert body["email"]["from"] == {"email": "alice@staff.example.com"}
-    assert body["email"]["to"] == [{"email": "ann@example.com"}]
+    assert body["email"]["from"] == "alice@staff.example.com"
+    assert body["email"]["to"] == ["ann@example.com"]
+    assert body["email"]["cc"] == []
     assert body["email"]["direction"] == "outbound"
     assert body["email"]["messageId"] == Email.objects.get(pk=email.pk).message_id
 

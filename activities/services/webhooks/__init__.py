@@ -31,13 +31,22 @@ from .endpoints import (
     webhook_events_retry,
     webhook_test_send,
 )
-from .payloads import GENESYS_STATE, webhook_payload
+from .payloads import (
+    GENESYS_CAPABILITIES,
+    GENESYS_STATE,
+    genesys_email_id,
+    genesys_email_uri,
+    webhook_payload,
+)
 from .targets import Target, webhook_target_resolve, webhook_url_check
 
 __all__ = [
+    "GENESYS_CAPABILITIES",
     "GENESYS_STATE",
     "AttemptResult",
     "Target",
+    "genesys_email_id",
+    "genesys_email_uri",
     "new_secret",
     "webhook_body",
     "webhook_bulk_send_progress",

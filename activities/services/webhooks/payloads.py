@@ -2,11 +2,15 @@
 
 ``standard``: the Standard Webhooks shape, ``{"type", "timestamp", "data"}``.
 
-``genesys``: email events as Genesys Cloud's email StatusChange notification,
-``{"notificationType": "StatusChange", "messageType": "EmailStateChangeMessage",
-"timestamp", "email": {"id", "state", "previousState", "subject", "from", "to", ...}}``,
-with our statuses named as the states in ``GENESYS_STATE`` (docs/api.md). Events that
-are not about one email (bulk progress, the test event) keep the standard shape.
+``genesys``: email events as the email StatusChange notification of Genesys' Web
+Services API (``/api/v2/me/emails``, "EmailStateChangeMessage"): ``{"notificationType":
+"StatusChange", "messageType": "EmailStateChangeMessage", "email": {"id", "state",
+"uri", "capabilities", "from", "to", "cc", "subject"}}`` as their samples and Email
+resource show it (``from`` a string, ``to``/``cc`` lists of strings, the id in
+``genesys_email_id``'s form), with the states Genesys documents (``GENESYS_STATE``:
+Composing, Completed, Invited) and, beside them, our exact status (``crmStatus``,
+``previousCrmStatus``), which those few states cannot tell apart (docs/api.md). Events
+that are not about one email (bulk progress, the test event) keep the standard shape.
 """
 
 from __future__ import annotations
@@ -16,16 +20,31 @@ from typing import Any
 
 from ...models import EmailStatus, WebhookEventType, WebhookFormat
 
-# Our statuses as Genesys names the states of an email.
+# Our statuses as the states Genesys documents for an email interaction (Invited and
+# Processing inbound, Composing outbound, Completed): an email that can still be edited
+# and sent is being composed; one that left our hands, or was closed, is completed.
 GENESYS_STATE: dict[str, str] = {
-    EmailStatus.DRAFT: "Draft",
-    EmailStatus.PENDING_SEND: "Queued",
-    EmailStatus.SENDING: "Sending",
-    EmailStatus.SENT: "Sent",
-    EmailStatus.FAILED: "Failed",
-    EmailStatus.RECEIVED: "Received",
+    EmailStatus.DRAFT: "Composing",
+    EmailStatus.FAILED: "Composing",
+    EmailStatus.PENDING_SEND: "Completed",
+    EmailStatus.SENDING: "Completed",
+    EmailStatus.SENT: "Completed",
     EmailStatus.COMPLETED: "Completed",
-    EmailStatus.CANCELED: "Canceled",
+    EmailStatus.CANCELED: "Completed",
+    EmailStatus.RECEIVED: "Invited",
+}
+
+# What the Genesys adapter (compat.genesys) lets a caller do next, per status: the
+# email's "capabilities".
+GENESYS_CAPABILITIES: dict[str, list[str]] = {
+    EmailStatus.DRAFT: ["Send", "Cancel"],
+    EmailStatus.FAILED: ["Send"],
+    EmailStatus.PENDING_SEND: ["Cancel"],
+    EmailStatus.SENDING: [],
+    EmailStatus.SENT: ["Reply", "ReplyAll"],
+    EmailStatus.RECEIVED: ["Reply", "ReplyAll"],
+    EmailStatus.COMPLETED: ["Reply", "ReplyAll"],
+    EmailStatus.CANCELED: [],
 }
 
 _EMAIL_EVENTS = (
@@ -39,28 +58,38 @@ def iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def _genesys_state(value: str) -> str:
-    return GENESYS_STATE.get(value, value.replace("_", " ").title().replace(" ", ""))
+def genesys_email_id(pk: int) -> str:
+    """An email's id as Genesys' clients see it: 16 hex digits, like their interaction
+    ids (``0071023821aec011``); email 17 is ``0000000000000011``."""
+    return f"{pk:016x}"
+
+
+def genesys_email_uri(pk: int) -> str:
+    return f"/api/v2/me/emails/{genesys_email_id(pk)}"
 
 
 def _genesys(event_type: str, data: dict[str, Any], at: datetime) -> dict[str, Any]:
+    status = str(data.get("to") or data.get("status") or "")
+    if event_type == WebhookEventType.EMAIL_DELIVERY_EVENT:
+        status = str(data.get("status", ""))
     email: dict[str, Any] = {
-        "id": str(data["id"]),
+        "id": genesys_email_id(int(data["id"])),
+        "state": GENESYS_STATE.get(status, "Completed"),
+        "uri": genesys_email_uri(int(data["id"])),
+        "capabilities": list(GENESYS_CAPABILITIES.get(status, [])),
+        "from": data.get("from_address", ""),
+        "to": list(data.get("recipients", [])),
+        "cc": list(data.get("cc", [])),
         "subject": data.get("subject", ""),
-        "from": {"email": data.get("from_address", "")},
-        "to": [{"email": address} for address in data.get("recipients", [])],
+        "crmStatus": status,
         "direction": "inbound" if data.get("direction") == "incoming" else "outbound",
         "messageId": data.get("message_id", ""),
     }
     if event_type == WebhookEventType.EMAIL_DELIVERY_EVENT:
-        # A recipient's event: its name as the state, the email's status beside it.
-        email["state"] = _genesys_state(str(data.get("event", "")))
-        email["recipient"] = {"email": data.get("recipient", "")}
-        email["emailState"] = _genesys_state(str(data.get("status", "")))
-    else:
-        email["state"] = _genesys_state(str(data.get("to", data.get("status", ""))))
-        if data.get("from"):
-            email["previousState"] = _genesys_state(str(data["from"]))
+        email["deliveryEvent"] = str(data.get("event", ""))
+        email["recipient"] = data.get("recipient", "")
+    elif data.get("from"):
+        email["previousCrmStatus"] = str(data["from"])
     return {
         "notificationType": "StatusChange",
         "messageType": "EmailStateChangeMessage",
