@@ -302,7 +302,8 @@ class EmailView(DynamicsView):
                     "send If-Match with the @odata.etag that BackgroundSendEmail answered "
                     "for this email: it carries the lease"
                 )
-            message_id = body.get("messageid") or ""
+            message_id = body.get("messageid")
+            message_id = "" if message_id is None else message_id
             if not isinstance(message_id, str):
                 raise PayloadError("messageid must be a string")
             email_report_delivery(
