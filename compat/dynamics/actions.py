@@ -12,7 +12,6 @@ import re
 from typing import Any
 
 from django.db import models
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,6 +27,13 @@ from crm.models import Organization
 from .entities import NS, RECORD_SETS, email_changes, email_entity
 from .ids import guid_of, pk_of
 from .odata import DynamicsView, PayloadError, RecordNotFound, context_url
+from .schema import (
+    BackgroundSendEmailBody,
+    GetTrackingTokenEmailBody,
+    InstantiateTemplateBody,
+    SendEmailBody,
+    SendEmailFromTemplateBody,
+)
 from .views import GUID, TAG, documented, visible_email
 
 LOGICAL_MODELS: dict[str, type[models.Model]] = {
@@ -36,9 +42,7 @@ LOGICAL_MODELS: dict[str, type[models.Model]] = {
 
 
 def _params(request: Request, *, known: set[str]) -> dict[str, Any]:
-    body: Any = request.data
-    if not isinstance(body, dict | list) and not body:
-        body = {}  # no body: every parameter at its default
+    body: Any = request.data  # no body at all: {} (every parameter at its default)
     if not isinstance(body, dict):
         raise PayloadError("the parameters must be a JSON object")
     for name in body:
@@ -116,7 +120,7 @@ class SendEmailView(DynamicsView):
     @extend_schema(
         operation_id="dynamics_send_email",
         summary="SendEmail: send (IssueSend true) or mark as sent (IssueSend false)",
-        request=OpenApiTypes.OBJECT,
+        request=SendEmailBody,
         responses=documented(403, 409),
     )
     def post(self, request: Request, guid: str) -> Response:
@@ -143,7 +147,7 @@ class SendEmailFromTemplateView(DynamicsView):
     @extend_schema(
         operation_id="dynamics_send_email_from_template",
         summary="SendEmailFromTemplate: create from a template and send",
-        request=OpenApiTypes.OBJECT,
+        request=SendEmailFromTemplateBody,
         responses=documented(403, 409),
     )
     def post(self, request: Request) -> Response:
@@ -185,7 +189,7 @@ class InstantiateTemplateView(DynamicsView):
     @extend_schema(
         operation_id="dynamics_instantiate_template",
         summary="InstantiateTemplate: an email rendered from a template, not saved",
-        request=OpenApiTypes.OBJECT,
+        request=InstantiateTemplateBody,
         responses=documented(),
     )
     def post(self, request: Request) -> Response:
@@ -218,7 +222,7 @@ class BackgroundSendEmailView(DynamicsView):
     @extend_schema(
         operation_id="dynamics_background_send_email",
         summary="BackgroundSendEmail: claim pending emails for an external send component",
-        request=OpenApiTypes.OBJECT,
+        request=BackgroundSendEmailBody,
         responses=documented(),
     )
     def post(self, request: Request) -> Response:
@@ -228,11 +232,26 @@ class BackgroundSendEmailView(DynamicsView):
         if query is not None:
             if not isinstance(query, dict):
                 raise PayloadError("Query must be a QueryExpression object")
+            unread = set(query) - {"@odata.type", "EntityName", "PageInfo"}
+            if unread:
+                raise PayloadError(
+                    f"Query: only EntityName and PageInfo.Count are read, not "
+                    f"{', '.join(sorted(map(str, unread)))} (conditions are not applied)"
+                )
+            kind = query.get("@odata.type")
+            if kind is not None and not isinstance(kind, str):
+                raise PayloadError("Query: @odata.type must be a string")
             entity_name = query.get("EntityName", "email")
             if entity_name != "email":
                 raise PayloadError(f"Query: BackgroundSendEmail claims emails, not {entity_name!r}")
-            page = query.get("PageInfo") or {}
-            count = page.get("Count", max_count) if isinstance(page, dict) else None
+            page = query.get("PageInfo")
+            if page is None:
+                page = {}
+            if not isinstance(page, dict):
+                raise PayloadError('Query.PageInfo must be an object ({"Count": n})')
+            if set(page) - {"Count"}:
+                raise PayloadError("Query.PageInfo: only Count is read")
+            count = page.get("Count", max_count)
             if (
                 isinstance(count, bool)
                 or not isinstance(count, int)
@@ -264,13 +283,13 @@ class GetTrackingTokenEmailView(DynamicsView):
     @extend_schema(
         operation_id="dynamics_get_tracking_token_email",
         summary="GetTrackingTokenEmail: the tracking token a subject carries",
-        request=OpenApiTypes.OBJECT,
+        request=GetTrackingTokenEmailBody,
         responses=documented(),
     )
     def post(self, request: Request) -> Response:
         body = _params(
             request,
-            known={"Subject", "Parent", "Sender", "Recipient", "Regarding", "MessageId"},
+            known={"Subject"},
         )
         subject = _text_param(body, "Subject")
         org = Organization.get()

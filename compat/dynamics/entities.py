@@ -49,6 +49,7 @@ STATE_STATUS: dict[str, tuple[int, int]] = {
 }
 STATUSES_OF_CODE: dict[int, list[str]] = {code: [ours] for ours, (_, code) in STATE_STATUS.items()}
 STATE_OF_CODE = {0: "open", 1: "completed", 2: "canceled"}
+STATE_OF_CODE_NAMES = (0, 1, 2)
 PRIORITY_CODE = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2}
 PRIORITY_OF_CODE = {code: ours for ours, code in PRIORITY_CODE.items()}
 
@@ -333,7 +334,7 @@ def email_changes(body: Any, *, creating: bool) -> dict[str, Any]:
             continue
         if name == "prioritycode":
             code = body[name]
-            if isinstance(code, bool) or code not in PRIORITY_OF_CODE:
+            if not isinstance(code, int) or isinstance(code, bool) or code not in PRIORITY_OF_CODE:
                 raise PayloadError(
                     f"prioritycode must be 0 (low), 1 (normal) or 2 (high), not {code!r}"
                 )
@@ -346,6 +347,11 @@ def email_changes(body: Any, *, creating: bool) -> dict[str, Any]:
             changes[keyword] = body[name]
         else:
             changes[keyword] = _text(body, name)
+    state = body.get("statecode")
+    if state is not None and (isinstance(state, bool) or state not in STATE_OF_CODE_NAMES):
+        raise PayloadError(f"statecode must be 0, 1 or 2, not {state!r}")
+    if body.get("messageid") is not None and not isinstance(body["messageid"], str):
+        raise PayloadError("messageid must be a string")
     regarding = [key for key in REGARDING_BINDS if key in body]
     if len(regarding) > 1:
         raise PayloadError("name one regarding record (regardingobjectid_*@odata.bind)")

@@ -80,10 +80,10 @@ from .query import (
     parse_select,
     text_value,
 )
+from .schema import AttachmentBody, EmailBody
 
 TAG = "Dynamics 365 Web API"
 GUID = OpenApiParameter("guid", str, OpenApiParameter.PATH, description="the record's GUID")
-ENTITY_BODY = OpenApiTypes.OBJECT
 
 
 def documented(*statuses: int, ok: int = 200) -> dict[int, Any]:
@@ -210,7 +210,7 @@ class EmailsView(DynamicsView):
     @extend_schema(
         operation_id="dynamics_emails_create",
         summary="Create an email (a draft), with its activity parties",
-        request=ENTITY_BODY,
+        request=EmailBody,
         responses={**documented(403, 409, ok=204), 201: OpenApiResponse(OpenApiTypes.OBJECT)},
     )
     def post(self, request: Request) -> Response:
@@ -254,7 +254,7 @@ class EmailView(DynamicsView):
     @extend_schema(
         operation_id="dynamics_email_update",
         summary="Update a draft or failed email; statuscode 3/8 reports a claimed email",
-        request=ENTITY_BODY,
+        request=EmailBody,
         responses=documented(403, 409, 412, ok=204),
     )
     def patch(self, request: Request, guid: str) -> Response:
@@ -302,7 +302,8 @@ class EmailView(DynamicsView):
                     "send If-Match with the @odata.etag that BackgroundSendEmail answered "
                     "for this email: it carries the lease"
                 )
-            message_id = body.get("messageid") or ""
+            message_id = body.get("messageid")
+            message_id = "" if message_id is None else message_id
             if not isinstance(message_id, str):
                 raise PayloadError("messageid must be a string")
             email_report_delivery(
@@ -455,7 +456,7 @@ class AttachmentsView(DynamicsView):
     @extend_schema(
         operation_id="dynamics_attachments_create",
         summary="Attach a file to a draft email or a template (body, or attachmentid to reuse)",
-        request=ENTITY_BODY,
+        request=AttachmentBody,
         responses={
             **documented(403, 409, 413, ok=204),
             201: OpenApiResponse(OpenApiTypes.OBJECT),

@@ -380,3 +380,15 @@ def test_background_send_email_claims_only_what_the_caller_may_see(owner, outsid
         f"{ROOT}/BackgroundSendEmail", {"Query": {"PageInfo": {"Count": 0}}}, format="json"
     )
     odata_error(bad, 400)
+    criteria = client_for(owner).post(
+        f"{ROOT}/BackgroundSendEmail", {"Query": {"Criteria": {}}}, format="json"
+    )
+    assert "conditions are not applied" in odata_error(criteria, 400)["message"]
+    odata_error(
+        client_for(owner).post(
+            f"{ROOT}/BackgroundSendEmail", "null", content_type="application/json"
+        ),
+        400,
+    )
+    email.refresh_from_db()
+    assert email.status == EmailStatus.PENDING_SEND

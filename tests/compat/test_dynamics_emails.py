@@ -135,6 +135,8 @@ def test_an_invalid_address_is_refused_in_our_words(owner):
         ({"subjet": "typo"}, "Could not find a property named 'subjet'"),
         ({"subject": 5}, "subject must be a string"),
         ({"prioritycode": "high"}, "prioritycode must be 0"),
+        ({"prioritycode": {}}, "prioritycode must be 0"),
+        ({"statecode": "open"}, "statecode must be 0, 1 or 2"),
         ({"email_activity_parties": {"a": 1}}, "must be an array"),
         ({"email_activity_parties": [{"participationtypemask": 9}]}, "participationtypemask"),
         ({"email_activity_parties": [5]}, "must be an object"),
