@@ -404,3 +404,34 @@ class OrganizationDetail(DynamicsView):
         if _prefers_representation(request):
             return self._answer(request, org)
         return no_content(request, "organizations", org.pk)
+
+
+@extend_schema(tags=[TAG])
+class WhoAmIView(DynamicsView):
+    """``WhoAmI()``: the signed-in user, and the organization as its one business unit
+    (we have no business units)."""
+
+    @extend_schema(
+        operation_id="dynamics_who_am_i",
+        summary="WhoAmI: the caller's systemuserid and the organization's id",
+        responses=documented(),
+    )
+    def get(self, request: Request) -> Response:
+        check_query_options(request, ())
+        organization = guid_of(Organization.SINGLETON_ID)
+        return Response(
+            {
+                "@odata.context": context_url(request, "Microsoft.Dynamics.CRM.WhoAmIResponse"),
+                "BusinessUnitId": organization,
+                "UserId": guid_of(signed_in_user(request).pk),
+                "OrganizationId": organization,
+            }
+        )
+
+
+class WhoAmIWithoutParentheses(WhoAmIView):
+    """``WhoAmI`` as some clients call it; the schema shows ``WhoAmI()`` only."""
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> Response:
+        return super().get(request)

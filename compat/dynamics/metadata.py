@@ -162,6 +162,15 @@ COMPLEX_TYPES: dict[str, tuple[str | None, bool, Props]] = {
     "FetchExpression": ("mscrm.QueryBase", False, [("Query", "Edm.String", True)]),
     "SendEmailResponse": (None, False, [("Subject", "Edm.String", True)]),
     "GetTrackingTokenEmailResponse": (None, False, [("TrackingToken", "Edm.String", True)]),
+    "WhoAmIResponse": (
+        None,
+        False,
+        [
+            ("BusinessUnitId", "Edm.Guid", False),
+            ("UserId", "Edm.Guid", False),
+            ("OrganizationId", "Edm.Guid", False),
+        ],
+    ),
     "BackgroundSendEmailResponse": (
         None,
         False,
@@ -240,6 +249,11 @@ ACTIONS: dict[str, tuple[tuple[str, str] | None, Props, str | None]] = {
 }
 
 
+# Functions (GET, no side effects): name -> return type. WhoAmI is what Dataverse's
+# clients (the SDK's ServiceClient, XrmToolBox, PowerShell) call first.
+FUNCTIONS: dict[str, str] = {"WhoAmI": "mscrm.WhoAmIResponse"}
+
+
 def _el(parent: ET.Element, tag: str, **attrib: str) -> ET.Element:
     return ET.SubElement(parent, f"{{{EDM}}}{tag}", attrib)
 
@@ -294,6 +308,10 @@ def metadata_document() -> bytes:
         if returns:
             _el(action, "ReturnType", Type=returns, Nullable="false")
 
+    for name, returns in FUNCTIONS.items():
+        function = _el(schema, "Function", Name=name, IsBound="false")
+        _el(function, "ReturnType", Type=returns, Nullable="false")
+
     container = _el(schema, "EntityContainer", Name=CONTAINER)
     for set_name, type_name in ENTITY_SETS.items():
         entity_set = _el(container, "EntitySet", Name=set_name, EntityType=f"mscrm.{type_name}")
@@ -307,6 +325,8 @@ def metadata_document() -> bytes:
     for name, (binding, _params, _returns) in ACTIONS.items():
         if binding is None:
             _el(container, "ActionImport", Name=name, Action=f"mscrm.{name}")
+    for name in FUNCTIONS:
+        _el(container, "FunctionImport", Name=name, Function=f"mscrm.{name}")
 
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)

@@ -18,7 +18,8 @@ def odata_key_paths(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> list[tup
     fixed = []
     for path, path_regex, method, callback in endpoints:
         if path.startswith(f"/{SERVICE_ROOT.strip('/')}/"):
-            path = path.replace("{var}", "({guid})")
+            # A function's empty parameter list, written as a regex: WhoAmI\(\).
+            path = path.replace("{var}", "({guid})").replace("\\(\\)", "()")
         fixed.append((path, path_regex, method, callback))
     return fixed
 

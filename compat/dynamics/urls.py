@@ -67,6 +67,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="dynamics-deliver-incoming-email",
     ),
     path("DeliverIncomingEmail", incoming.UnboundDeliverIncomingEmailView.as_view()),
+    # A function: called as WhoAmI() (and WhoAmI, as some clients do).
+    re_path(r"^WhoAmI\(\)$", approvals.WhoAmIView.as_view(), name="dynamics-who-am-i"),
+    path("WhoAmI", approvals.WhoAmIWithoutParentheses.as_view()),
 ]
 
 # Keep last: whatever no route above names.
