@@ -26,7 +26,7 @@ from crm.models import Organization
 
 from .entities import NS, RECORD_SETS, email_changes, email_entity
 from .ids import guid_of, pk_of
-from .odata import DynamicsView, PayloadError, RecordNotFound, context_url
+from .odata import DynamicsView, PayloadError, RecordNotFound, action_parameters, context_url
 from .schema import (
     BackgroundSendEmailBody,
     GetTrackingTokenEmailBody,
@@ -39,18 +39,6 @@ from .views import GUID, TAG, documented, visible_email
 LOGICAL_MODELS: dict[str, type[models.Model]] = {
     logical: model for logical, model in RECORD_SETS.values()
 }
-
-
-def _params(request: Request, *, known: set[str]) -> dict[str, Any]:
-    body: Any = request.data  # no body at all: {} (every parameter at its default)
-    if not isinstance(body, dict):
-        raise PayloadError("the parameters must be a JSON object")
-    for name in body:
-        if name not in known and not name.startswith("@odata."):
-            raise PayloadError(
-                f"'{name}' is not a parameter of this action (parameters: {', '.join(sorted(known))})"
-            )
-    return body
 
 
 def _bool_param(body: dict[str, Any], name: str, *, default: bool | None = None) -> bool:
@@ -124,7 +112,7 @@ class SendEmailView(DynamicsView):
         responses=documented(403, 409),
     )
     def post(self, request: Request, guid: str) -> Response:
-        body = _params(request, known={"IssueSend", "TrackingToken"})
+        body = action_parameters(request, known={"IssueSend", "TrackingToken"})
         email = visible_email(request, guid)
         result = email_send(
             email=email,
@@ -151,7 +139,7 @@ class SendEmailFromTemplateView(DynamicsView):
         responses=documented(403, 409),
     )
     def post(self, request: Request) -> Response:
-        body = _params(request, known={"TemplateId", "Regarding", "Target"})
+        body = action_parameters(request, known={"TemplateId", "Regarding", "Target"})
         template = _template(request, body)
         regarding = _entity_record(body.get("Regarding"), param="Regarding")
         target = body.get("Target")
@@ -193,7 +181,7 @@ class InstantiateTemplateView(DynamicsView):
         responses=documented(),
     )
     def post(self, request: Request) -> Response:
-        body = _params(request, known={"TemplateId", "ObjectType", "ObjectId"})
+        body = action_parameters(request, known={"TemplateId", "ObjectType", "ObjectId"})
         template = _template(request, body)
         regarding = _record(
             _text_param(body, "ObjectType", required=True),
@@ -226,7 +214,7 @@ class BackgroundSendEmailView(DynamicsView):
         responses=documented(),
     )
     def post(self, request: Request) -> Response:
-        body = _params(request, known={"Query"})
+        body = action_parameters(request, known={"Query"})
         max_count = 50
         query = body.get("Query")
         if query is not None:
@@ -287,7 +275,7 @@ class GetTrackingTokenEmailView(DynamicsView):
         responses=documented(),
     )
     def post(self, request: Request) -> Response:
-        body = _params(
+        body = action_parameters(
             request,
             known={"Subject"},
         )

@@ -29,7 +29,7 @@ from crm.api import signed_in_user
 from crm.models import Queue, User
 
 from .ids import pk_of
-from .odata import DynamicsView, PayloadError
+from .odata import DynamicsView, PayloadError, action_parameters
 from .queries import bulk_query_of
 from .views import TAG, documented
 
@@ -119,15 +119,7 @@ class SendBulkMailView(DynamicsView):
         responses=documented(403, 409, ok=204),
     )
     def post(self, request: Request) -> Response:
-        data = request.data
-        if not isinstance(data, dict):
-            raise PayloadError("expected a JSON object of the action's parameters")
-        unknown = sorted(set(data) - PARAMETERS - {"@odata.type"})
-        if unknown:
-            raise PayloadError(
-                f"SendBulkMail has no parameter {unknown[0]!r} (parameters: "
-                f"{', '.join(sorted(PARAMETERS))})"
-            )
+        data = action_parameters(request, known=PARAMETERS, action="SendBulkMail")
         if "TemplateId" not in data:
             raise PayloadError("TemplateId: the template to send is required")
         actor = signed_in_user(request)

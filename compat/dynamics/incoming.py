@@ -44,7 +44,7 @@ from crm.api import signed_in_user
 
 from .entities import email_entity
 from .ids import guid_of
-from .odata import DynamicsView, PayloadError, context_url
+from .odata import DynamicsView, PayloadError, action_parameters, context_url
 from .views import TAG, documented
 
 ROUTE = "dynamics:DeliverIncomingEmail"
@@ -236,15 +236,7 @@ class DeliverIncomingEmailView(DynamicsView):
                 "DeliverIncomingEmail needs a staff account (is_staff): it records mail from "
                 "any sender into any mailbox, as the email router does"
             )
-        data = request.data
-        if not isinstance(data, dict):
-            raise PayloadError("expected a JSON object of the action's parameters")
-        unknown = sorted(set(data) - PARAMETERS - {"@odata.type"})
-        if unknown:
-            raise PayloadError(
-                f"DeliverIncomingEmail has no parameter {unknown[0]!r} (parameters: "
-                f"{', '.join(sorted(PARAMETERS))})"
-            )
+        data = action_parameters(request, known=PARAMETERS, action="DeliverIncomingEmail")
         raw, bcc = incoming_message(data)
         kept = inbound_message_store_or_hold(raw=raw, route=ROUTE, recipients=bcc)
         if kept.email is None:

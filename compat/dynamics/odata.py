@@ -217,3 +217,20 @@ def no_content(request: Request, entity_set: str, pk: int) -> Response:
     response = Response(status=204)
     response["OData-EntityId"] = entity_url(request, entity_set, pk)
     return response
+
+
+def action_parameters(
+    request: Request, *, known: set[str] | frozenset[str], action: str = "this action"
+) -> dict[str, Any]:
+    """An action's parameters: a JSON object (none at all: every one at its default)
+    naming only ``known`` ones (``@odata.*`` annotations aside); else a 400 naming the
+    first it does not take."""
+    body: Any = request.data
+    if not isinstance(body, dict):
+        raise PayloadError("the parameters must be a JSON object")
+    for name in body:
+        if name not in known and not name.startswith("@odata."):
+            raise PayloadError(
+                f"'{name}' is not a parameter of {action} (parameters: {', '.join(sorted(known))})"
+            )
+    return body

@@ -158,7 +158,7 @@ def test_only_staff_may_deliver_incoming_email(request, who, team_queue):
         ),
         ({"Attachments": [{"filename": "a.txt", "mimetype": "text/plain"}]}, "body (base64)"),
         ({"Attachments": "x"}, "Attachments"),
-        ({"Regarding": {}}, "no parameter 'Regarding'"),
+        ({"Regarding": {}}, "'Regarding' is not a parameter of DeliverIncomingEmail"),
     ],
 )
 def test_a_parameter_that_cannot_make_a_message_is_a_400_naming_it(
